@@ -1,0 +1,3 @@
+from opreid_bench.cli import main
+
+main()

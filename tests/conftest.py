@@ -1,0 +1,40 @@
+"""Shared test fixtures: where ../shared lives and the skip rule for tests that need its real images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("OPREID_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+def _require(path: Path) -> Path:
+    if path.exists():
+        return path
+    if os.environ.get("OPREID_REQUIRE_SHARED_DATA") == "1":
+        pytest.fail(f"{path} is missing but OPREID_REQUIRE_SHARED_DATA=1 requires it")
+    pytest.skip(f"{path} not available")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (CUHK03-labeled, Partial-REID); skips when absent unless CI requires it."""
+    return _require(SHARED_DIR / "data")
+
+
+@pytest.fixture(scope="session")
+def partial_reid_root(shared_data: Path) -> Path:
+    return _require(shared_data / "partial_reid")
+
+
+@pytest.fixture(scope="session")
+def cuhk03_root(shared_data: Path) -> Path:
+    return _require(shared_data / "cuhk03_labeled")
+
+
+@pytest.fixture(scope="session")
+def mobilenet_weights() -> Path:
+    return _require(SHARED_DIR / "weights" / "mobilenet_v2-b0353104.pth")
