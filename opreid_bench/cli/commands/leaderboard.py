@@ -1,0 +1,62 @@
+"""`opreid-bench leaderboard`: the paper's tables next to your own runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("leaderboard")
+@click.option("--runs", "run_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Run directory of `train`/`evaluate` (or a folder of runs, or a reproduce_cpu --out); repeatable.")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (e.g. occluded_duke); repeatable.")
+@click.option("--metric", type=click.Choice(["rank1", "mAP"]), default=None,
+              help="Keep rows that report this metric.")
+@click.option("--table", "tables", multiple=True, help="Only published rows of this table (e.g. 'Table 5').")
+@click.option("--no-published", is_flag=True, help="Show only measured runs.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "html", "json"]), default="table")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json: one JSON array of rows.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the output to this file instead of stdout.")
+@click.option("--plot-dir", type=click.Path(path_type=Path), help="Write one bar plot (PNG) per dataset here.")
+def leaderboard(run_dirs: tuple[Path, ...], datasets: tuple[str, ...], metric: str | None, tables: tuple[str, ...],
+                no_published: bool, fmt: str, as_json: bool, out: Path | None, plot_dir: Path | None) -> None:
+    """Published results of Yan, Pang et al. (ICCV 2021, Tables 3-5) next to runs measured here.
+
+    \b
+    Examples:
+      opreid-bench leaderboard --dataset occluded_duke
+      opreid-bench leaderboard --runs runs/ours --format html --out leaderboard.html --plot-dir plots/
+      opreid-bench leaderboard --table "Table 5" --json
+    """
+    from opreid_bench.atomic import atomic_write_text
+    from opreid_bench.leaderboard import load_published, load_runs
+    from opreid_bench.leaderboard import render as R
+
+    rows = [] if no_published else load_published()
+    rows += load_runs(list(run_dirs))
+    if datasets:
+        rows = [r for r in rows if r.dataset in datasets]
+    if tables:
+        rows = [r for r in rows if r.source != "published" or r.table in tables]
+    if metric:
+        rows = [r for r in rows if getattr(r, metric) is not None]
+    rows = R.sort_rows(rows)
+    if as_json:
+        fmt = "json"
+    if plot_dir is not None:
+        for p in R.plot_bars(rows, plot_dir):
+            click.echo(f"wrote {p}", err=True)
+    if fmt == "table" and out is None:
+        R.print_rich(rows)
+        return
+    text = {"json": R.to_json, "csv": R.to_csv, "markdown": R.to_markdown, "html": R.to_html,
+            "table": R.to_markdown}[fmt](rows)
+    if out is not None:
+        atomic_write_text(out, text if text.endswith("\n") else text + "\n")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+COMMANDS = [leaderboard]

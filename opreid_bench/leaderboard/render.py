@@ -1,0 +1,149 @@
+"""Leaderboard output formats: rich table, markdown, CSV, self-contained HTML, JSON, and bar plots."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from opreid_bench.atomic import atomic_path
+from opreid_bench.leaderboard.rows import DATASET_TITLES, LeaderboardRow
+
+COLUMNS = ("dataset", "method", "rank1", "mAP", "source", "table")
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def sort_rows(rows: Sequence[LeaderboardRow]) -> list[LeaderboardRow]:
+    """Group by dataset, then table, published before measured, then by mAP descending."""
+    def key(r: LeaderboardRow) -> tuple:
+        return (r.dataset, r.source != "published", r.table, -(r.mAP if r.mAP is not None else -1.0), r.method)
+
+    return sorted(rows, key=key)
+
+
+def _source_label(r: LeaderboardRow) -> str:
+    if r.source == "published":
+        return f"published ({r.table})"
+    extra = ", ".join(f"{k}={v}" for k, v in r.details.items())
+    return f"measured: {r.source}" + (f" [{extra}]" if extra else "")
+
+
+def to_json(rows: Sequence[LeaderboardRow]) -> str:
+    """One JSON array of rows (percent values)."""
+    return json.dumps([r.to_json() for r in rows], indent=None)
+
+
+def to_csv(rows: Sequence[LeaderboardRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["dataset", "method", "rank1", "mAP", "source", "table", "citation"])
+    for r in rows:
+        w.writerow([r.dataset, r.method, "" if r.rank1 is None else r.rank1, "" if r.mAP is None else r.mAP,
+                    r.source, r.table, r.citation])
+    return buf.getvalue()
+
+
+def to_markdown(rows: Sequence[LeaderboardRow]) -> str:
+    lines = ["| dataset | method | R-1 | mAP | source |", "|---|---|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {DATASET_TITLES.get(r.dataset, r.dataset)} | {r.method} | {_fmt(r.rank1)} | "
+                     f"{_fmt(r.mAP)} | {_source_label(r)} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(rows: Sequence[LeaderboardRow], title: str = "opreid-bench leaderboard") -> str:
+    """A single self-contained page (inline CSS, no scripts or external files) with one table per dataset."""
+    parts = [
+        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse;margin-bottom:2em}th,td{border:1px solid #ccc;padding:4px 10px}"
+        "td.num{text-align:right;font-variant-numeric:tabular-nums}tr.measured{background:#eef6ff}"
+        "caption{text-align:left;font-weight:bold;font-size:1.2em;margin-bottom:.3em}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<p>Published numbers are transcribed from Yan, Pang et al., ICCV 2021 (Tables 3-5); measured rows come "
+        "from run directories of this toolkit. R-1 and mAP in percent.</p>",
+    ]
+    by_ds: dict[str, list[LeaderboardRow]] = {}
+    for r in rows:
+        by_ds.setdefault(r.dataset, []).append(r)
+    for ds, ds_rows in by_ds.items():
+        parts.append(f"<table data-dataset='{html.escape(ds)}'><caption>"
+                     f"{html.escape(DATASET_TITLES.get(ds, ds))}</caption>")
+        parts.append("<tr><th>method</th><th>R-1</th><th>mAP</th><th>source</th></tr>")
+        for r in ds_rows:
+            cls = "published" if r.source == "published" else "measured"
+            cite = f" title='{html.escape(r.citation)}'" if r.citation else ""
+            parts.append(f"<tr class='{cls}'><td{cite}>{html.escape(r.method)}</td>"
+                         f"<td class='num rank1'>{_fmt(r.rank1)}</td><td class='num map'>{_fmt(r.mAP)}</td>"
+                         f"<td>{html.escape(_source_label(r))}</td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def print_rich(rows: Sequence[LeaderboardRow]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    by_ds: dict[str, list[LeaderboardRow]] = {}
+    for r in rows:
+        by_ds.setdefault(r.dataset, []).append(r)
+    for ds, ds_rows in by_ds.items():
+        t = Table(title=DATASET_TITLES.get(ds, ds), title_justify="left")
+        t.add_column("method")
+        t.add_column("R-1", justify="right")
+        t.add_column("mAP", justify="right")
+        t.add_column("source")
+        for r in ds_rows:
+            style = None if r.source == "published" else "bold cyan"
+            t.add_row(r.method, _fmt(r.rank1), _fmt(r.mAP), _source_label(r), style=style)
+        console.print(t)
+
+
+def plot_bars(rows: Sequence[LeaderboardRow], out_dir: str | Path) -> list[Path]:
+    """One PNG bar plot per dataset (R-1 and mAP per method; measured runs highlighted). Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = []
+    by_ds: dict[str, list[LeaderboardRow]] = {}
+    for r in rows:
+        by_ds.setdefault(r.dataset, []).append(r)
+    for ds, ds_rows in sorted(by_ds.items()):
+        labels = [r.method if r.source == "published" else f"{r.method} (ours, measured)" for r in ds_rows]
+        labels = [f"{lab} [{r.table}]" if r.table and r.table != "Table 3" and r.table != "Table 4" else lab
+                  for lab, r in zip(labels, ds_rows)]
+        r1 = [r.rank1 or 0.0 for r in ds_rows]
+        mp = [r.mAP or 0.0 for r in ds_rows]
+        fig, ax = plt.subplots(figsize=(8, 0.35 * len(ds_rows) + 1.5))
+        ys = range(len(ds_rows))
+        ax.barh([y - 0.2 for y in ys], r1, height=0.4, label="R-1", color="#4c72b0")
+        ax.barh([y + 0.2 for y in ys], mp, height=0.4, label="mAP", color="#dd8452")
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels(labels, fontsize=8)
+        for y, r in zip(ys, ds_rows):
+            if r.source != "published":
+                ax.get_yticklabels()[y].set_fontweight("bold")
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("%")
+        ax.set_title(DATASET_TITLES.get(ds, ds))
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        target = out_dir / f"leaderboard_{ds}.png"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+        plt.close(fig)
+        paths.append(target)
+    return paths

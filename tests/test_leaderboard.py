@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from opreid_bench.leaderboard import load_published, load_runs
+from opreid_bench.leaderboard import render as R
+from opreid_bench.leaderboard.rows import PUBLISHED_DIR
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "opreid_bench", "leaderboard", *args], capture_output=True, text=True)
+
+
+def test_published_rows_match_the_csv_exactly() -> None:
+    rows = load_published()
+    by_key = {(r.table, r.method, r.dataset): r for r in rows}
+    with (PUBLISHED_DIR / "paper_tables.csv").open() as f:
+        recs = list(csv.DictReader(f))
+    assert len(recs) == 170
+    for rec in recs:
+        assert getattr(by_key[(rec["table"], rec["method"], rec["dataset"])], rec["metric"]) == float(rec["value"])
+    # Spot checks against the paper (Table 3, 4, 5).
+    assert (by_key[("Table 3", "Ours", "occluded_reid")].rank1, by_key[("Table 3", "Ours", "occluded_reid")].mAP) == (
+        78.5, 72.9)
+    assert by_key[("Table 4", "Baseline", "dukemtmc")].mAP == 79.8
+    assert by_key[("Table 5", "+CBE+BED", "opreid")].rank1 == 64.1
+    assert by_key[("Table 3", "FD-GAN", "occluded_duke")].mAP is None
+    assert all(r.citation for r in rows)
+
+
+def test_runs_join_as_measured_rows(tmp_path: Path) -> None:
+    run = tmp_path / "run1"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({
+        "method": "ours", "backbone": "mobilenetv2", "height": 128, "width": 64, "epochs": 3, "hardware": "cpu",
+        "results": {"occluded_duke": {"rank1": 0.5, "mAP": 0.25}}}))
+    rows = load_runs([run])
+    assert len(rows) == 1 and rows[0].rank1 == 50.0 and rows[0].mAP == 25.0 and rows[0].source == str(run)
+    out = _cli("--runs", str(run), "--dataset", "occluded_duke", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {"method", "dataset", "rank1", "mAP", "source"} <= set(data[0])
+    measured = [d for d in data if d["source"] != "published"]
+    assert measured == [pytest.approx(measured[0])] and measured[0]["mAP"] == 25.0
+
+
+def test_missing_run_dir_is_one_line_error(tmp_path: Path) -> None:
+    out = _cli("--runs", str(tmp_path / "nope"))
+    assert out.returncode == 2
+    assert "nope" in out.stderr and "Traceback" not in out.stderr
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[tuple[str, str]] = []
+        self._cls: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        cls = dict(attrs).get("class", "")
+        self._cls = cls.split()[-1] if tag == "td" and "num" in cls else None
+
+    def handle_data(self, data: str) -> None:
+        if self._cls:
+            self.values.append((self._cls, data))
+            self._cls = None
+
+
+def test_html_numbers_equal_the_data(tmp_path: Path) -> None:
+    rows = R.sort_rows(load_published())
+    page = R.to_html(rows)
+    parser = _Cells()
+    parser.feed(page)
+    expected = []
+    by_ds: dict[str, list] = {}
+    for r in rows:
+        by_ds.setdefault(r.dataset, []).append(r)
+    for ds_rows in by_ds.values():
+        for r in ds_rows:
+            expected += [("rank1", R._fmt(r.rank1)), ("map", R._fmt(r.mAP))]
+    assert parser.values == expected
+    assert "<script" not in page and "src=" not in page and "href=" not in page  # self-contained
+
+
+def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium not installed")
+    page = tmp_path / "lb.html"
+    page.write_text(R.to_html(R.sort_rows(load_published())))
+    shot = tmp_path / "shot.png"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-500:]
+    assert "Occluded-Duke" in dom.stdout and "78.5" in dom.stdout
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run",
+                    f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}", "--window-size=900,700",
+                    page.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 5000
+
+
+def test_plots_written(tmp_path: Path) -> None:
+    paths = R.plot_bars([r for r in load_published() if r.dataset == "opreid"], tmp_path)
+    assert [p.name for p in paths] == ["leaderboard_opreid.png"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
