@@ -8,12 +8,16 @@ from dataclasses import dataclass, field, replace
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One person crop: where it is, who it is, which camera took it, and whether it is occluded (if known)."""
+    """One person crop: where it is, who it is, which camera took it, and whether it is occluded (if known).
+
+    ``scene`` is an optional free-text site label (e.g. a shop) that raw pools may carry for scene-aware sampling.
+    """
 
     path: str
     pid: int
     camid: int
     occluded: bool | None = None
+    scene: str | None = None
 
 
 @dataclass
@@ -39,6 +43,10 @@ class DatasetSplits:
     @property
     def num_train_pids(self) -> int:
         return len({r.pid for r in self.train})
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """``split_stats`` of every non-empty split (train is left out for test-only datasets)."""
+        return {s: split_stats(self.split(s)) for s in ("train", "query", "gallery") if self.split(s)}
 
 
 def relabel_pids(records: Sequence[ImageRecord]) -> list[ImageRecord]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from opreid_bench.atomic import atomic_write_bytes, atomic_write_text
+from opreid_bench.splits.keypoints import COCO17_NAMES as COCO17
 from opreid_bench.synth.appearance import sample_camera, sample_identity
 from opreid_bench.synth.occluders import OCCLUDER_KINDS
-from opreid_bench.synth.person import COCO17
 from opreid_bench.synth.render import render_crop
 
 

@@ -8,14 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from opreid_bench.splits.keypoints import COCO17_NAMES as COCO17
 from opreid_bench.synth.appearance import Color, Identity
-
-# COCO-17 order (same as opreid_bench.splits.keypoints): index -> name.
-COCO17 = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
 
 
 @dataclass

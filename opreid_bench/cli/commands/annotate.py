@@ -1,0 +1,160 @@
+"""build-split stages 1-2 on their own: `annotate` (pose keypoints -> keypoints.h5) and `classify` (labels.csv)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _skipped_from_pool(pool) -> list[dict[str, str]]:  # pool: opreid_bench.data.datasets.Pool
+    out = []
+    for s in getattr(pool, "skipped", []):
+        path, _, reason = str(s).rpartition(": ")
+        out.append({"source_path": path or str(s), "reason": reason or "skipped by the pool loader"})
+    return out
+
+
+@click.command("annotate")
+@click.option("--pool", "pool_path", type=click.Path(path_type=Path), required=True,
+              help="Manifest CSV/parquet, image folder, or dataset root.")
+@click.option("--pool-format", default="manifest", show_default=True,
+              help="manifest, folder, or a dataset name (see `opreid-bench datasets list`).")
+@click.option("--pattern", default=None, help="Regex with named groups pid and camid (folder format).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for keypoints.h5 and annotate_report.json (a rerun resumes).")
+@click.option("--pose", default="mediapipe", show_default=True,
+              help="mediapipe[:pad=0.25,conf=0.5] | precomputed:FILE | mmpose:CONFIG,CHECKPOINT")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes (local) or actors (ray), one pose model each.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+              help="Crops per flushed batch (and per Ray batch).")
+@click.option("--limit", type=click.IntRange(0), default=None, help="Stop after N newly annotated crops.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
+def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Path, pose: str, workers: int,
+             engine: str, batch_size: int, limit: int | None, as_json: bool) -> None:
+    """Stage 1 of build-split: COCO-17 pose keypoints for every crop of a pool, cached in OUT/keypoints.h5.
+
+    Keypoints are keyed by path and content hash, flushed in batches: a killed run resumes where it stopped and a
+    rerun only annotates new or changed crops. Unreadable or non-image files are skipped and listed in
+    OUT/annotate_report.json.
+
+    \b
+    Examples:
+      opreid-bench annotate --pool pool/manifest.csv --out ann/
+      opreid-bench annotate --pool crops/ --pool-format folder --pattern '(?P<pid>\\d+)_c(?P<camid>\\d+)' \\
+          --out ann/ --workers 4
+      opreid-bench annotate --pool pool/manifest.csv --out ann/ --pose precomputed:openpose_json/
+      opreid-bench annotate --pool pool/manifest.csv --out ann/ --engine ray --workers 8
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from opreid_bench.atomic import atomic_write_text
+    from opreid_bench.data.datasets import load_pool
+    from opreid_bench.splits.annotate import REPORT_NAME, annotate_pool, read_report
+
+    pool = load_pool(pool_path, pool_format, pattern=pattern)
+    annotate_pool(list(pool), out_dir, backend=pose, workers=workers, engine=engine, batch_size=batch_size,
+                  limit=limit, progress=not as_json)
+    report = read_report(out_dir)
+    loader_skipped = _skipped_from_pool(pool)
+    if loader_skipped:
+        report["skipped"] = sorted(report["skipped"] + loader_skipped, key=lambda s: s["source_path"])
+        atomic_write_text(out_dir / REPORT_NAME, json.dumps(report, indent=2) + "\n")
+    table = Table(title=f"annotate: {out_dir}")
+    for col in ("crops", "annotated", "cached", "no person", "skipped", "crops/s", "complete"):
+        table.add_column(col, justify="right")
+    cps = report["crops_per_s"]
+    table.add_row(str(report["total"]), str(report["annotated"]), str(report["cached"]),
+                  str(report["no_person_detected"]), str(len(report["skipped"])), f"{cps:.1f}" if cps else "-",
+                  "yes" if report["complete"] else "no (run again to resume)")
+    Console(stderr=True).print(table)
+    if as_json:
+        click.echo(json.dumps(report))
+
+
+@click.command("classify")
+@click.option("--keypoints", "keypoints_path", type=click.Path(path_type=Path), required=True,
+              help="An annotate folder or its keypoints.h5.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="labels.csv to write.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Keypoint score below which it is missing [default: 0.93, tuned for mediapipe].")
+@click.option("--min-missing-run", type=click.IntRange(1), default=None,
+              help="Sequential missing keypoints that make a crop occluded [default: 3, the paper's].")
+@click.option("--chains", type=click.Choice(["body", "limbs", "coco_order"]), default="body", show_default=True,
+              help="What 'sequential' follows (see the classify module docs).")
+@click.option("--corrections", type=click.Path(path_type=Path), default=None,
+              help="CSV source_path,occluded of hand-checked labels that override the rule.")
+@click.option("--review", type=click.Path(path_type=Path), default=None,
+              help="Write a self-contained HTML contact sheet (crops + keypoints, grouped by label).")
+@click.option("--review-limit", type=click.IntRange(1), default=None,
+              help="At most N crops per label on the sheet (a seeded random sample).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the review sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")
+def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missing_run: int | None, chains: str,
+             corrections: Path | None, review: Path | None, review_limit: int | None, seed: int,
+             as_json: bool) -> None:
+    """Stage 2 of build-split: occluded or holistic per crop, from its keypoints (the paper's rule).
+
+    A crop is occluded when at least --min-missing-run (3) sequential keypoints along a body chain have a score
+    below --threshold. Writes OUT with columns source_path,occluded,missing_keypoints,longest_missing_run,
+    visible_fraction.
+
+    \b
+    Examples:
+      opreid-bench classify --keypoints ann/ --out labels.csv --review review.html
+      opreid-bench classify --keypoints ann/ --out labels.csv --corrections checked.csv
+      opreid-bench classify --keypoints ann/keypoints.h5 --out labels.csv --threshold 0.5 --json
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from opreid_bench.splits.classify import (
+        DEFAULT_MIN_MISSING_RUN,
+        DEFAULT_SCORE_THRESHOLD,
+        OcclusionRule,
+        classify_store,
+        write_labels,
+    )
+
+    rule = OcclusionRule(
+        score_threshold=DEFAULT_SCORE_THRESHOLD if threshold is None else threshold,
+        min_missing_run=DEFAULT_MIN_MISSING_RUN if min_missing_run is None else min_missing_run,
+        chains=chains,
+    )
+    labels = classify_store(keypoints_path, rule, corrections)
+    write_labels(labels, out)
+    if review is not None:
+        from opreid_bench.splits.cache import read_keypoints
+        from opreid_bench.splits.review import write_review_html
+
+        write_review_html(labels, read_keypoints(keypoints_path), review, rule, limit_per_group=review_limit,
+                          seed=seed)
+    n = len(labels)
+    occ = int(labels["occluded"].sum())
+    summary = {
+        "labels": str(out),
+        "crops": n,
+        "occluded": occ,
+        "holistic": n - occ,
+        "occluded_share": round(occ / n, 4) if n else 0.0,
+        "corrected": int(labels.attrs.get("corrected", 0)),
+        "score_threshold": rule.score_threshold,
+        "min_missing_run": rule.min_missing_run,
+        "chains": chains,
+        "review": str(review) if review is not None else None,
+    }
+    table = Table(title=f"classify: {out}")
+    for col in ("crops", "occluded", "holistic", "occluded share", "corrected", "threshold", "min run"):
+        table.add_column(col, justify="right")
+    table.add_row(str(n), str(occ), str(n - occ), f"{summary['occluded_share']:.1%}", str(summary["corrected"]),
+                  f"{rule.score_threshold:g}", str(rule.min_missing_run))
+    Console(stderr=True).print(table)
+    if as_json:
+        click.echo(json.dumps(summary))
+
+
+COMMANDS = [annotate, classify]

@@ -1,0 +1,155 @@
+"""`opreid-bench datasets list|verify`: what loaders exist, and whether a folder on disk is the dataset it claims."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from opreid_bench.errors import DataError
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"--option {pair!r}: expected KEY=VALUE (e.g. query_folder=partial)")
+        options[key.strip()] = value
+    return options
+
+
+def _counts_text(splits: tuple[str, ...], known: dict[str, tuple[int, int]], split: str) -> str:
+    if split not in splits:
+        return "-"
+    if split not in known:
+        return "?"
+    images, ids = known[split]
+    return f"{images:,}/{ids:,}"
+
+
+@click.group("datasets")
+def datasets() -> None:
+    """List the dataset loaders and verify a dataset folder against its known counts.
+
+    \b
+    Examples:
+      opreid-bench datasets list
+      opreid-bench datasets verify partial_reid --root ~/data/partial_reid --json
+    """
+
+
+@datasets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def list_cmd(as_json: bool) -> None:
+    """Every registered dataset: its splits, known counts (images / ids), options and evaluation protocol.
+
+    \b
+    Example:
+      opreid-bench datasets list
+      opreid-bench datasets list --json
+    """
+    import opreid_bench
+    from opreid_bench.data.datasets import DATASETS
+    from opreid_bench.data.protocols import list_protocols
+
+    protocols = set(list_protocols())
+    cards = Path(opreid_bench.__file__).resolve().parents[1] / "data_cards"
+    rows = []
+    for name in DATASETS.names():
+        cls = DATASETS.get(name)
+        rows.append({
+            "name": name,
+            "splits": list(cls.splits),
+            "known_counts": {s: {"images": i, "ids": n} for s, (i, n) in cls.known_counts.items()},
+            "options": dict(cls.option_defaults),
+            "protocol": cls.protocol if cls.protocol in protocols else None,
+            "layout": cls.layout,
+            "data_card": f"data_cards/{name}.md" if (cards / f"{name}.md").is_file() else None,
+        })
+    if as_json:
+        click.echo(json.dumps({"datasets": rows}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="opreid-bench datasets: known counts (images/ids) per split",
+                  caption="-: no such split; ?: split read from your data, no known counts")
+    table.add_column("name", no_wrap=True)
+    for split in ("train", "query", "gallery"):
+        table.add_column(split, justify="right", no_wrap=True)
+    table.add_column("protocol", no_wrap=True)
+    for row in rows:
+        cls = DATASETS.get(row["name"])
+        table.add_row(row["name"], *(_counts_text(cls.splits, cls.known_counts, s) for s in ("train", "query", "gallery")),
+                      row["protocol"] or "-")
+    console = Console()
+    console.print(table)
+    for row in rows:
+        if row["options"]:
+            opts = " ".join(f"{k}={v}" for k, v in row["options"].items())
+            console.print(f"{row['name']} options (--option KEY=VALUE): {opts}", highlight=False, markup=False)
+
+
+@datasets.command("verify")
+@click.argument("name")
+@click.option("--root", type=click.Path(path_type=Path), required=True,
+              help="Folder holding the dataset folder (or the dataset folder itself; the manifest file for 'manifest').")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Loader option, repeatable (e.g. query_folder=partial for partial_reid; pattern=REGEX for folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (warnings go to stderr).")
+def verify_cmd(name: str, root: Path, options: tuple[str, ...], as_json: bool) -> None:
+    """Count images, ids and cameras per split and compare them with the dataset's known counts.
+
+    A missing folder is an error (exit 2) naming the expected path and layout. Counts that differ from the known ones
+    and file names that do not parse are warnings on stderr (exit 0).
+
+    \b
+    JSON keys: dataset, splits {SPLIT: {images, ids, cameras}}, matches_known_counts (false when the dataset has no
+    known counts), plus known_counts ({SPLIT: {images, ids}} or null), root (the dataset folder found), unparsed
+    (count), unparsed_examples (first 10, relative paths), junk (images dropped by the junk rule, e.g. Market pid -1),
+    ignored (non-image files passed over), notes (other warnings).
+
+    \b
+    Examples:
+      opreid-bench datasets verify market1501 --root ~/data
+      opreid-bench datasets verify partial_reid --root ~/data/partial_reid --option query_folder=partial --json
+      opreid-bench datasets verify folder --root my_crops --option 'pattern=(?P<pid>\\d+)_c(?P<camid>\\d+)'
+    """
+    from opreid_bench.data.datasets import get_dataset
+
+    report = get_dataset(name, root, **_parse_options(options)).verify()
+    for line in report.mismatches():
+        click.echo(f"warning: {report.dataset} at {report.root}: counts differ from the known ones: {line}", err=True)
+    if report.unparsed:
+        examples = ", ".join(report.unparsed[:5])
+        click.echo(f"warning: {len(report.unparsed):,} file name(s) do not parse and were left out: {examples}"
+                   + (" ..." if len(report.unparsed) > 5 else ""), err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report.dataset} at {report.root}")
+    for col in ("split", "images", "ids", "cameras", "expected images", "expected ids", "status"):
+        table.add_column(col, justify="left" if col in ("split", "status") else "right")
+    for split, stats in report.splits.items():
+        known = report.known_counts.get(split)
+        ok = known is not None and (stats["images"], stats["ids"]) == known
+        status = "[green]ok[/]" if ok else ("-" if known is None else "[yellow]differs[/]")
+        table.add_row(split, f"{stats['images']:,}", f"{stats['ids']:,}", f"{stats['cameras']:,}",
+                      f"{known[0]:,}" if known else "-", f"{known[1]:,}" if known else "-", status)
+    console = Console()
+    console.print(table)
+    extras = [f"unparsed: {len(report.unparsed):,}", f"junk dropped: {report.junk:,}",
+              f"non-image files: {report.ignored:,}"]
+    verdict = ("[green]matches the known counts[/]" if report.matches_known_counts
+               else "[yellow]does not match the known counts[/]" if report.known_counts else "no known counts")
+    console.print(f"{verdict}  ({', '.join(extras)})")
+
+
+COMMANDS = [datasets]

@@ -1,0 +1,152 @@
+"""`opreid-bench evaluate`: CMC / mAP / mINP (and occluded breakdown, bootstrap CIs) of query vs gallery features.
+
+Input modes are resolved by :func:`_load_input` (today: ``--features FILE.h5``); evaluation and output are the helper
+functions :func:`run_evaluation` and :func:`print_report`, so that another input mode (a trained model on a dataset)
+or a post-processing step (re-ranking) is a small, local edit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from opreid_bench.errors import OpreidError
+
+if TYPE_CHECKING:
+    from opreid_bench.evaluation.evaluator import EvaluationReport
+    from opreid_bench.evaluation.features import FeatureSet
+
+
+def _load_input(features: Path | None, weights: Path | None = None, method: str | None = None,
+                dataset: str | None = None, root: Path | None = None, device: str | None = None
+                ) -> tuple[FeatureSet, FeatureSet, dict, str]:
+    """Exactly one input mode -> (query, gallery, attrs, source description)."""
+    modes = {"--features": features, "--weights": weights}
+    given = [name for name, value in modes.items() if value is not None]
+    if len(given) != 1:
+        raise OpreidError(f"evaluate needs exactly one input ({' or '.join(modes)}), got "
+                          f"{', '.join(given) if given else 'none'}; see `opreid-bench evaluate --help`")
+    if weights is not None:  # a trained model: extract features (ME applied) with the dataset's protocol
+        if dataset is None or root is None:
+            raise OpreidError("evaluate --weights needs --dataset NAME and --root PATH")
+        from opreid_bench.engine.extract import model_feature_sets
+
+        query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device or "cpu")
+        return query, gallery, attrs, f"{attrs['method']} on {dataset}"
+    from opreid_bench.evaluation.features import read_feature_file
+
+    query, gallery, attrs = read_feature_file(features)
+    return query, gallery, attrs, str(features)
+
+
+def run_evaluation(query: FeatureSet, gallery: FeatureSet, *, metric: str, junk: str, max_rank: int,
+                   bootstrap: int, seed: int, device: str | None = None, progress: bool = True
+                   ) -> EvaluationReport:
+    """Evaluate with the command's options (progress bar on stderr)."""
+    from opreid_bench.evaluation.evaluator import evaluate_features
+
+    return evaluate_features(query, gallery, metric=metric, junk=junk, max_rank=max_rank, device=device,
+                             bootstrap=bootstrap, seed=seed, progress=progress)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100.0 * x:.2f}"
+
+
+def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluation") -> None:
+    """Exactly one JSON object on stdout (``json_out``) or a rich table: overall row plus breakdown rows."""
+    data = report.to_dict()
+    if json_out:
+        click.echo(json.dumps(data))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({report.metric} distance, junk={report.junk}, "
+                        f"{report.num_query} queries x {report.num_gallery} gallery)")
+    table.add_column("subset", no_wrap=True)
+    table.add_column("valid", justify="right")
+    table.add_column("skipped", justify="right")
+    for col in ("R-1 %", "R-5 %", "R-10 %", "mAP %", "mINP %"):
+        table.add_column(col, justify="right")
+    ci = data.get("ci")
+    if ci:
+        table.add_column(f"R-1 {100 * ci['level']:.0f}% CI", justify="right", no_wrap=True)
+        table.add_column(f"mAP {100 * ci['level']:.0f}% CI", justify="right", no_wrap=True)
+    rows = [("overall", data), *data.get("breakdown", {}).items()]
+    for name, m in rows:
+        cells = [name, str(m["num_valid_queries"]), str(m["num_skipped_queries"])]
+        cells += [_pct(m[k]) for k in ("rank1", "rank5", "rank10", "mAP", "mINP")]
+        if ci:
+            cells += ([f"{_pct(ci['rank1'][0])}-{_pct(ci['rank1'][1])}", f"{_pct(ci['mAP'][0])}-{_pct(ci['mAP'][1])}"]
+                      if name == "overall" else ["", ""])
+        table.add_row(*cells)
+    console = Console()
+    if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
+        console = Console(width=max(console.width, 140))
+    console.print(table)
+    if ci:
+        click.echo(f"CIs: {ci['resamples']} bootstrap resamples of the valid queries, seed {ci['seed']}", err=True)
+
+
+@click.command("evaluate")
+@click.option("--features", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HDF5 feature file with /query and /gallery groups (layout: docs/feature_file.md).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A checkpoint of `opreid-bench train` (RUN_DIR/model.pt) instead of --features; needs --dataset "
+                   "and --root.")
+@click.option("--method", default=None, help="With --weights: refuse a checkpoint of another method.")
+@click.option("--dataset", default=None, help="With --weights: dataset loader name; its protocol gives the junk rule.")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="With --weights: the dataset folder.")
+@click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default=None,
+              help="Distance between features. Default: the file's (or method's) 'metric', else euclidean.")
+@click.option("--junk", type=click.Choice(["market", "none"]), default=None,
+              help="Junk rule: 'market' drops same-pid same-camera gallery items, 'none' drops nothing (cross-set "
+                   "protocols). Default: the file's 'junk' attribute, else market.")
+@click.option("--max-rank", type=click.IntRange(min=1), default=50, show_default=True, help="Length of the CMC curve.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Bootstrap resamples of the queries for 95% CIs of rank-1, mAP and mINP (0: off).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--device", default=None, help="Torch device for distances (default: cuda when available, else cpu).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the JSON report to this file (atomically).")
+@click.option("--json", "json_out", is_flag=True, help="Print exactly one JSON object on stdout.")
+def evaluate(features: Path | None, weights: Path | None, method: str | None, dataset: str | None,
+             root: Path | None, metric: str | None, junk: str | None, max_rank: int, bootstrap: int, seed: int,
+             device: str | None, out: Path | None, json_out: bool) -> None:
+    """Rank-1/5/10, mAP and mINP of query vs gallery features (eval_market1501 semantics).
+
+    When query and gallery carry 'occluded' flags, rows for occluded / holistic queries and for the gallery
+    restricted to holistic / occluded items are added. Metrics in --json are fractions in [0, 1].
+
+    \b
+    Examples:
+      opreid-bench evaluate --features feats.h5
+      opreid-bench evaluate --features feats.h5 --metric cosine --junk none --json
+      opreid-bench evaluate --features feats.h5 --bootstrap 1000 --seed 0 --out report.json
+      opreid-bench evaluate --method ours --weights runs/ours/model.pt --dataset partial_reid --root data --json
+    """
+    query, gallery, attrs, source = _load_input(features, weights, method, dataset, root, device)
+    if metric is None:
+        metric = str(attrs.get("metric", "euclidean"))
+        if metric not in ("euclidean", "cosine"):
+            raise OpreidError(f"{source}: attribute metric={metric!r} is not 'euclidean' or 'cosine'; pass --metric")
+    if junk is None:
+        junk = str(attrs.get("junk", "market"))
+        if junk not in ("market", "none"):
+            raise OpreidError(f"{source}: attribute junk={junk!r} is not 'market' or 'none'; pass --junk")
+    report = run_evaluation(query, gallery, metric=metric, junk=junk, max_rank=max_rank, bootstrap=bootstrap,
+                            seed=seed, device=device)
+    if out is not None:
+        from opreid_bench.atomic import atomic_write_text
+
+        atomic_write_text(out, json.dumps(report.to_dict(), indent=2) + "\n")
+        click.echo(f"wrote {out}", err=True)
+    print_report(report, json_out, title=Path(source).name)
+
+
+COMMANDS = [evaluate]

@@ -1,0 +1,40 @@
+"""Partial-iLIDS (Zheng et al., 2011; partial version by He et al., CVPR 2018): 119 people, one probe and one
+gallery image each.
+
+Layout ``Partial_iLIDS/{Probe,Gallery}/N.jpg`` (some copies: ``partial_ilids/{query,gallery}``) with pid ``N`` (``Probe.txt``/``Gallery.txt`` may be present and are
+passed over). The probes are occluded/partial crops, the gallery images whole-body. No camera labels: probe camid 0,
+gallery camid 1. No training split: the literature trains on Market-1501.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from opreid_bench.data.datasets.base import RawSplits, ReIDDataset, parse_folder
+from opreid_bench.data.datasets.occluded_reid import GALLERY_CAMID, QUERY_CAMID, cross_set_parser
+
+_NUMBER = re.compile(r"^(\d+)\.[A-Za-z]+$")
+
+
+class PartialILIDS(ReIDDataset):
+    """Partial-iLIDS: query = 119 probe images, gallery = 119 whole-body images, 119 ids each."""
+
+    name = "partial_ilids"
+    layout = "Partial_iLIDS/{Probe,Gallery}/N.jpg"
+    folder_names = ("Partial_iLIDS", "Partial-iLIDS", "PartialiLIDS", "partial_ilids")
+    known_counts = {"query": (119, 119), "gallery": (119, 119)}
+    splits = ("query", "gallery")
+    protocol = "partial_ilids"
+    folder_aliases = {"Probe": ("query",), "Gallery": ("gallery",)}
+
+    def split_folders(self) -> dict[str, str]:
+        return {"query": "Probe", "gallery": "Gallery"}
+
+    def _read(self, dataset_dir: Path) -> RawSplits:
+        raw = RawSplits()
+        raw.add("query", parse_folder(self.folder("query"), dataset_dir, cross_set_parser(QUERY_CAMID, _NUMBER),
+                                      occluded=True))
+        raw.add("gallery", parse_folder(self.folder("gallery"), dataset_dir,
+                                        cross_set_parser(GALLERY_CAMID, _NUMBER), occluded=False))
+        return raw

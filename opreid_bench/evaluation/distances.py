@@ -1,0 +1,103 @@
+"""Query x gallery distances from features, computed in query chunks with torch matmul (on CUDA when present).
+
+- ``euclidean``: ``sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0))``, the expansion every ReID toolkit uses; the squared
+  distance is clamped at 0 before the square root because float32 cancellation can make it slightly negative.
+- ``cosine``: ``1 - cos(q, g)`` on L2-normalised features (a zero vector stays zero, so its distances are 1).
+
+Memory is bounded by ``chunk_size x gallery`` floats per step, whatever the number of queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from opreid_bench.errors import EvaluationError
+
+if TYPE_CHECKING:
+    import torch
+
+METRICS = ("euclidean", "cosine")
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``None`` -> ``"cuda"`` when a GPU is available, else ``"cpu"``; a named device must exist."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise EvaluationError(f"unknown torch device {device!r} ({exc})") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+    return str(dev)
+
+
+def _check_features(x: object, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise EvaluationError(f"{name} features must be 2-D (N x D), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise EvaluationError(f"{name} features are empty (0 rows)")
+    if arr.dtype.kind not in "fiu":
+        raise EvaluationError(f"{name} features must be real numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise EvaluationError(f"{name} features hold NaN/inf (row {bad})")
+    return arr
+
+
+def _prepare(x: np.ndarray, metric: str, device: str) -> torch.Tensor:
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    if metric == "cosine":
+        t = torch.nn.functional.normalize(t, p=2, dim=1)
+    return t
+
+
+def iter_distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", *, device: str | None = None,
+                         chunk_size: int = 1024) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(start, stop, distances[start:stop])`` (float32 numpy, chunk x gallery) over query chunks."""
+    import torch
+
+    if metric not in METRICS:
+        raise EvaluationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if chunk_size < 1:
+        raise EvaluationError(f"chunk_size must be positive, got {chunk_size}")
+    qf = _check_features(qf, "query")
+    gf = _check_features(gf, "gallery")
+    if qf.shape[1] != gf.shape[1]:
+        raise EvaluationError(f"feature dimensions differ: query has {qf.shape[1]}, gallery has {gf.shape[1]}")
+    dev = resolve_device(device)
+    with torch.no_grad():
+        g = _prepare(gf, metric, dev)
+        g_sq = (g * g).sum(dim=1) if metric == "euclidean" else None
+        for start in range(0, qf.shape[0], chunk_size):
+            stop = min(start + chunk_size, qf.shape[0])
+            q = _prepare(qf[start:stop], metric, dev)
+            dot = q @ g.T
+            if g_sq is not None:
+                # euclidean distance: sqrt(clamp(|q|^2 + |g|^2 - 2 q.g, min=0))
+                sq = (q * q).sum(dim=1, keepdim=True) + g_sq[None, :] - 2.0 * dot
+                dist = sq.clamp_(min=0.0).sqrt_()
+            else:
+                # cosine distance: 1 - <q/|q|, g/|g|>
+                dist = 1.0 - dot
+            yield start, stop, dist.to("cpu").numpy().astype(np.float32, copy=False)
+
+
+def compute_distances(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", *, device: str | None = None,
+                      chunk_size: int = 4096) -> np.ndarray:
+    """The full (queries x gallery) float32 distance matrix, assembled from :func:`iter_distance_chunks`."""
+    out: np.ndarray | None = None
+    for start, stop, chunk in iter_distance_chunks(qf, gf, metric, device=device, chunk_size=chunk_size):
+        if out is None:
+            out = np.empty((np.asarray(qf).shape[0], chunk.shape[1]), dtype=np.float32)
+        out[start:stop] = chunk
+    assert out is not None  # _check_features rejects empty inputs
+    return out

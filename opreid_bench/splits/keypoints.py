@@ -1,0 +1,105 @@
+"""COCO-17 keypoints of one person crop: the common currency of every pose backend, the cache and the classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# The 17 COCO keypoints in COCO order (index = position in the arrays below).
+COCO17_NAMES: list[str] = [
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+]
+COCO17_INDEX: dict[str, int] = {name: i for i, name in enumerate(COCO17_NAMES)}
+NUM_KEYPOINTS = len(COCO17_NAMES)
+
+# COCO's own skeleton (pairs of names), used to draw keypoints on contact sheets.
+COCO17_SKELETON: list[tuple[str, str]] = [
+    ("left_ankle", "left_knee"),
+    ("left_knee", "left_hip"),
+    ("right_ankle", "right_knee"),
+    ("right_knee", "right_hip"),
+    ("left_hip", "right_hip"),
+    ("left_shoulder", "left_hip"),
+    ("right_shoulder", "right_hip"),
+    ("left_shoulder", "right_shoulder"),
+    ("left_shoulder", "left_elbow"),
+    ("right_shoulder", "right_elbow"),
+    ("left_elbow", "left_wrist"),
+    ("right_elbow", "right_wrist"),
+    ("left_eye", "right_eye"),
+    ("nose", "left_eye"),
+    ("nose", "right_eye"),
+    ("left_eye", "left_ear"),
+    ("right_eye", "right_ear"),
+]
+
+
+@dataclass
+class Keypoints:
+    """COCO-17 keypoints of one crop.
+
+    ``xy`` is (17, 2) float32 in the crop's pixel coordinates (x right, y down; may lie outside the crop when a
+    backend extrapolates), ``score`` is (17,) float32 in [0, 1] (what it means depends on the backend; each backend
+    documents it). ``image_size`` is the crop's (width, height) when known, so that a rule can treat keypoints
+    predicted outside the crop as not visible. ``detected`` is False when the backend found no person at all
+    (then every score is 0).
+    """
+
+    xy: np.ndarray
+    score: np.ndarray
+    image_size: tuple[int, int] | None = None
+    detected: bool = field(default=True)
+
+    def __post_init__(self) -> None:
+        self.xy = np.asarray(self.xy, dtype=np.float32).reshape(NUM_KEYPOINTS, 2)
+        score = np.asarray(self.score, dtype=np.float32).reshape(NUM_KEYPOINTS)
+        self.score = np.clip(np.nan_to_num(score, nan=0.0), 0.0, 1.0).astype(np.float32)
+        if self.image_size is not None:
+            self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+
+    @classmethod
+    def empty(cls, image_size: tuple[int, int] | None = None) -> Keypoints:
+        """No person found: zeros everywhere, ``detected=False``."""
+        return cls(np.zeros((NUM_KEYPOINTS, 2)), np.zeros(NUM_KEYPOINTS), image_size=image_size, detected=False)
+
+    @classmethod
+    def from_flat(cls, values: list[float] | np.ndarray, image_size: tuple[int, int] | None = None) -> Keypoints:
+        """Build from COCO's flat ``[x1, y1, s1, ..., x17, y17, s17]`` (51 numbers)."""
+        arr = np.asarray(values, dtype=np.float32)
+        if arr.size != 3 * NUM_KEYPOINTS:
+            raise ValueError(f"expected {3 * NUM_KEYPOINTS} numbers (x, y, score per COCO-17 keypoint), got {arr.size}")
+        arr = arr.reshape(NUM_KEYPOINTS, 3)
+        return cls(arr[:, :2], arr[:, 2], image_size=image_size)
+
+    def inside(self, margin: float = 0.0) -> np.ndarray:
+        """(17,) bool: the keypoint lies inside the crop, grown by ``margin`` (a fraction of width/height).
+
+        All True when the crop size is unknown.
+        """
+        if self.image_size is None:
+            return np.ones(NUM_KEYPOINTS, dtype=bool)
+        w, h = self.image_size
+        mx, my = margin * w, margin * h
+        x, y = self.xy[:, 0], self.xy[:, 1]
+        return (x >= -mx) & (x <= w + mx) & (y >= -my) & (y <= h + my)
+
+    def to_flat(self) -> list[float]:
+        """COCO's flat ``[x, y, score] * 17`` list (what the precomputed backends read back)."""
+        return np.concatenate([self.xy, self.score[:, None]], axis=1).reshape(-1).astype(float).tolist()

@@ -1,0 +1,169 @@
+"""Layers against slow, explicit references: DNL (Eq. 1), non-local, reconstructive pooling (Eq. 2), GeM, BNNeck."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from opreid_bench.modeling.heads import LinearClassifier
+from opreid_bench.modeling.layers import BNNeck, DNLBlock, GeM, NonLocalBlock, ReconstructivePooling, RPBranch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One intra-op thread: with tiny tensors on a shared 2-core machine, 2 spinning OpenMP threads run ~10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _randomise_(module: torch.nn.Module, seed: int = 0) -> None:
+    """Give every parameter (incl. the zero-initialised output BN) non-trivial values so the test can fail."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g, dtype=torch.float64) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64) + 0.5)
+
+
+def _conv1x1(conv: torch.nn.Conv2d, f: torch.Tensor) -> torch.Tensor:
+    """Apply a 1x1 conv to one position's feature vector f (C,)."""
+    out = conv.weight[:, :, 0, 0] @ f
+    return out + conv.bias if conv.bias is not None else out
+
+
+def _bn2d_eval(bn: torch.nn.BatchNorm2d, v: torch.Tensor) -> torch.Tensor:
+    return (v - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+
+
+@torch.no_grad()
+def dnl_reference(block: DNLBlock, x: torch.Tensor) -> torch.Tensor:
+    """Eq. (1) with explicit loops over the positions i and j (one image at a time)."""
+    b, c, h, w = x.shape
+    n = h * w
+    out = torch.empty_like(x)
+    for bi in range(b):
+        feats = [x[bi, :, p // w, p % w] for p in range(n)]
+        q = [_conv1x1(block.query, f) for f in feats]
+        k = [_conv1x1(block.key, f) for f in feats]
+        v = [_conv1x1(block.value, f) for f in feats]
+        m = [_conv1x1(block.mask, f)[0] for f in feats]
+        mu_q = sum(q) / n
+        mu_k = sum(k) / n
+        scale = math.sqrt(block.inter_channels) * block.temperature
+        unary_den = sum(math.exp(mj) for mj in m)
+        for i in range(n):
+            logits = [float((q[i] - mu_q) @ (k[j] - mu_k)) / scale for j in range(n)]
+            mx = max(logits)
+            den = sum(math.exp(s - mx) for s in logits)
+            acc = torch.zeros(block.inter_channels, dtype=x.dtype)
+            for j in range(n):
+                w_ij = math.exp(logits[j] - mx) / den + math.exp(m[j]) / unary_den
+                acc = acc + w_ij * v[j]
+            y = block.out[0].weight[:, :, 0, 0] @ acc
+            out[bi, :, i // w, i % w] = x[bi, :, i // w, i % w] + _bn2d_eval(block.out[1], y)
+    return out
+
+
+def test_dnl_matches_explicit_loops() -> None:
+    torch.manual_seed(0)
+    block = DNLBlock(6, temperature=0.05).double().eval()
+    _randomise_(block)
+    x = torch.randn(2, 6, 3, 2, dtype=torch.float64)
+    assert block.inter_channels == 3
+    torch.testing.assert_close(block(x), dnl_reference(block, x), rtol=1e-9, atol=1e-9)
+
+
+def test_dnl_starts_as_identity_and_weights_are_softmaxes() -> None:
+    torch.manual_seed(0)
+    block = DNLBlock(8).eval()
+    x = torch.randn(2, 8, 4, 3)
+    torch.testing.assert_close(block(x), x)  # zero-initialised output BN
+    pairwise, unary = block.attention(x)
+    assert pairwise.shape == (2, 12, 12) and unary.shape == (2, 1, 12)
+    torch.testing.assert_close(pairwise.sum(dim=2), torch.ones(2, 12))
+    torch.testing.assert_close(unary.sum(dim=2), torch.ones(2, 1))
+    # whitening: adding the same vector to every position does not change the pairwise term
+    shift = torch.randn(1, 8, 1, 1)
+    torch.testing.assert_close(block.attention(x + shift)[0], pairwise, rtol=1e-4, atol=1e-5)
+
+
+@torch.no_grad()
+def non_local_reference(block: NonLocalBlock, x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    n = h * w
+    out = torch.empty_like(x)
+    for bi in range(b):
+        feats = [x[bi, :, p // w, p % w] for p in range(n)]
+        th = [_conv1x1(block.theta, f) for f in feats]
+        ph = [_conv1x1(block.phi, f) for f in feats]
+        g = [_conv1x1(block.g, f) for f in feats]
+        for i in range(n):
+            y = sum(float(th[i] @ ph[j]) / n * g[j] for j in range(n))
+            z = _conv1x1(block.W[0], y)
+            out[bi, :, i // w, i % w] = x[bi, :, i // w, i % w] + _bn2d_eval(block.W[1], z)
+    return out
+
+
+def test_non_local_inter_channels_and_reference() -> None:
+    for c in (8, 512, 1024):
+        block = NonLocalBlock(c)
+        assert block.inter_channels == c // 2  # not reduc_ratio // reduc_ratio = 1
+        assert block.theta.out_channels == block.phi.out_channels == block.g.out_channels == c // 2
+        assert block.W[0].in_channels == c // 2 and block.W[0].out_channels == c
+    torch.manual_seed(0)
+    block = NonLocalBlock(6).double().eval()
+    x = torch.randn(2, 6, 3, 2, dtype=torch.float64)
+    torch.testing.assert_close(block(x), x)  # zero-initialised W[1]
+    _randomise_(block)
+    torch.testing.assert_close(block(x), non_local_reference(block, x), rtol=1e-9, atol=1e-9)
+
+
+def test_reconstructive_pooling_matches_explicit_loops() -> None:
+    torch.manual_seed(0)
+    rp = ReconstructivePooling(5).double()
+    fmap = torch.randn(3, 5, 4, 2, dtype=torch.float64)
+    # at init Wv = I and the mask is near uniform: RP is close to average pooling
+    torch.testing.assert_close(rp(fmap), fmap.mean(dim=(2, 3)), rtol=0.05, atol=0.05)
+    _randomise_(rp)
+    rp.requires_grad_(False)
+    got = rp(fmap)
+    b, c, h, w = fmap.shape
+    for bi in range(b):
+        feats = [fmap[bi, :, p // w, p % w] for p in range(h * w)]
+        scores = [float(rp.mask.weight[0, :, 0, 0] @ f) for f in feats]
+        den = sum(math.exp(s) for s in scores)
+        expected = sum(math.exp(s) / den * (rp.value.weight[:, :, 0, 0] @ f) for s, f in zip(scores, feats))
+        torch.testing.assert_close(got[bi], expected, rtol=1e-9, atol=1e-9)
+
+
+def test_rp_branch_outputs() -> None:
+    torch.manual_seed(0)
+    branch = RPBranch(8, LinearClassifier(8, 3))
+    out = branch(torch.randn(4, 8, 3, 2))
+    assert set(out) == {"rp_feat", "rp_bn", "rp_logits"}
+    assert out["rp_feat"].shape == (4, 8) and out["rp_logits"].shape == (4, 3)
+    assert set(RPBranch(8, None)(torch.randn(4, 8, 3, 2))) == {"rp_feat", "rp_bn"}
+
+
+def test_gem_matches_formula_and_learns_p() -> None:
+    gem = GeM().double()
+    assert float(gem.p.detach()) == 3.0 and gem.p.requires_grad
+    x = torch.rand(2, 4, 3, 5, dtype=torch.float64) + 0.1
+    expected = torch.tensor([[float((x[b, c] ** 3).mean() ** (1 / 3)) for c in range(4)] for b in range(2)],
+                            dtype=torch.float64)
+    torch.testing.assert_close(gem(x), expected)
+    gem(x).sum().backward()
+    assert gem.p.grad is not None and float(gem.p.grad.abs()) > 0
+
+
+def test_bnneck_bias_frozen_at_zero() -> None:
+    neck = BNNeck(16)
+    assert not neck.bn.bias.requires_grad and neck.bn.weight.requires_grad
+    assert torch.all(neck.bn.bias == 0) and torch.all(neck.bn.weight == 1)
