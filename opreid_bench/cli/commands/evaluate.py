@@ -112,12 +112,18 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
               help="Bootstrap resamples of the queries for 95% CIs of rank-1, mAP and mINP (0: off).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @click.option("--device", default=None, help="Torch device for distances (default: cuda when available, else cpu).")
+@click.option("--rerank", is_flag=True, help="k-reciprocal re-ranking (Zhong et al. 2017) before ranking.")
+@click.option("--k1", type=click.IntRange(min=1), default=20, show_default=True, help="With --rerank: k1.")
+@click.option("--k2", type=click.IntRange(min=1), default=6, show_default=True, help="With --rerank: k2.")
+@click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
+              help="With --rerank: weight of the original distance.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JSON report to this file (atomically).")
 @click.option("--json", "json_out", is_flag=True, help="Print exactly one JSON object on stdout.")
 def evaluate(features: Path | None, weights: Path | None, method: str | None, dataset: str | None,
              root: Path | None, metric: str | None, junk: str | None, max_rank: int, bootstrap: int, seed: int,
-             device: str | None, out: Path | None, json_out: bool) -> None:
+             device: str | None, rerank: bool, k1: int, k2: int, lambda_value: float, out: Path | None,
+             json_out: bool) -> None:
     """Rank-1/5/10, mAP and mINP of query vs gallery features (eval_market1501 semantics).
 
     When query and gallery carry 'occluded' flags, rows for occluded / holistic queries and for the gallery
@@ -128,6 +134,7 @@ def evaluate(features: Path | None, weights: Path | None, method: str | None, da
       opreid-bench evaluate --features feats.h5
       opreid-bench evaluate --features feats.h5 --metric cosine --junk none --json
       opreid-bench evaluate --features feats.h5 --bootstrap 1000 --seed 0 --out report.json
+      opreid-bench evaluate --features feats.h5 --rerank --k1 20 --k2 6 --lambda 0.3 --json
       opreid-bench evaluate --method ours --weights runs/ours/model.pt --dataset partial_reid --root data --json
     """
     query, gallery, attrs, source = _load_input(features, weights, method, dataset, root, device)
@@ -139,8 +146,14 @@ def evaluate(features: Path | None, weights: Path | None, method: str | None, da
         junk = str(attrs.get("junk", "market"))
         if junk not in ("market", "none"):
             raise OpreidError(f"{source}: attribute junk={junk!r} is not 'market' or 'none'; pass --junk")
-    report = run_evaluation(query, gallery, metric=metric, junk=junk, max_rank=max_rank, bootstrap=bootstrap,
-                            seed=seed, device=device)
+    if rerank:  # k-reciprocal re-ranking, then the same ranking metrics (opreid_bench.evaluation.rerank)
+        from opreid_bench.evaluation.rerank import rerank_report
+
+        report = rerank_report(query, gallery, metric=metric, junk=junk, max_rank=max_rank, k1=k1, k2=k2,
+                               lambda_value=lambda_value, bootstrap=bootstrap, seed=seed, device=device)
+    else:
+        report = run_evaluation(query, gallery, metric=metric, junk=junk, max_rank=max_rank, bootstrap=bootstrap,
+                                seed=seed, device=device)
     if out is not None:
         from opreid_bench.atomic import atomic_write_text
 

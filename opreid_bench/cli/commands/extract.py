@@ -1,0 +1,50 @@
+"""`opreid-bench extract`: a trained checkpoint's query/gallery features of a dataset, as an HDF5 feature file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from opreid_bench.cli.commands.train import _dataset_options
+
+
+@click.command("extract")
+@click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint written by `opreid-bench train` (RUN_DIR/model.pt); it holds its own config.")
+@click.option("--dataset", required=True, help="Dataset loader name (see `opreid-bench datasets list`).")
+@click.option("--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset.")
+@click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .h5 file.")
+@click.option("--method", default=None, help="Refuse a checkpoint of another method.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "json_out", is_flag=True, help="Print one JSON object (what was written) on stdout.")
+def extract_cmd(weights: Path, dataset: str, root: Path, dataset_option: tuple[str, ...], out: Path,
+                method: str | None, device: str, json_out: bool) -> None:
+    """Extract inference features (BNNeck output; ME applied for `ours`) and write them with /query and /gallery.
+
+    The file also records the dataset's junk rule and the method's metric, which `evaluate --features` uses.
+
+    \b
+    Examples:
+      opreid-bench extract --weights runs/ours/model.pt --dataset partial_reid \\
+          --root ../shared/data --out feats.h5
+      opreid-bench evaluate --features feats.h5 --metric cosine --junk none
+    """
+    from opreid_bench.engine.extract import model_feature_sets
+    from opreid_bench.evaluation.features import write_feature_file
+
+    query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device,
+                                               options=_dataset_options(dataset_option))
+    write_feature_file(out, query, gallery, attrs=attrs)
+    info = {"out": str(out), "query": len(query), "gallery": len(gallery),
+            "dim": int(query.features.shape[1]), **attrs}
+    if json_out:
+        click.echo(json.dumps(info))
+    else:
+        click.echo(f"wrote {out}: {len(query)} query + {len(gallery)} gallery features of dimension "
+                   f"{info['dim']} ({attrs['method']}, junk={attrs['junk']}, metric={attrs['metric']})", err=True)
+
+
+COMMANDS = [extract_cmd]

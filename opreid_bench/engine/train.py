@@ -1,0 +1,354 @@
+"""The training loop: one function per job (an epoch, the run), not a god-class.
+
+``train(cfg, splits, out_dir)`` writes into ``out_dir``::
+
+    metrics.jsonl           one JSON line per epoch (lr, losses, accuracy, img/s; evaluation metrics when run)
+    checkpoints/last.pt     after every epoch, atomically: weights + optimizer/scheduler/scaler/RNG states
+    model.pt                the final weights with their config (what ``evaluate``/``extract`` read)
+    run.json                method, dataset, backbone, input size, epochs, hardware, minutes, final metrics
+
+``resume=True`` continues from ``checkpoints/last.pt`` exactly: on CPU, N epochs straight and N/2 + resume + N/2
+give bit-identical parameters (every random draw is a function of (seed, epoch, position), see ``engine.data``).
+Under torchrun each process trains on its share of the batches (DDP; gloo on CPU, nccl on CUDA); rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from opreid_bench.atomic import atomic_write_text
+from opreid_bench.data.records import DatasetSplits
+from opreid_bench.engine.checkpoint import (
+    checkpoint_config,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap,
+)
+from opreid_bench.engine.config import MethodConfig
+from opreid_bench.engine.criterion import ReIDCriterion, accuracy
+from opreid_bench.engine.data import TrainData, apply_cbe, build_train_data, cbe_generator
+from opreid_bench.engine.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    cleanup,
+    init_distributed,
+    resolve_device,
+)
+from opreid_bench.engine.optim import build_optimizer, build_scheduler
+from opreid_bench.errors import CheckpointError, OpreidError
+
+# config sections that may change between a run and its --resume (more epochs, another evaluation period)
+RESUME_MAY_CHANGE = ("optim.epochs", "eval", "data.workers", "data.test_batch_size")
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or time-limited) run produced."""
+
+    run_dir: Path
+    epochs_done: int
+    minutes: float
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def hardware_description(device: torch.device, world_size: int = 1) -> str:
+    """A one-line description of where the run ran (for run.json and the leaderboard)."""
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{world_size} x {what}" if world_size > 1 else what
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    data: TrainData,
+    criterion: ReIDCriterion,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    cfg: MethodConfig,
+    epoch: int,
+    device: torch.device,
+    dist_info: DistInfo,
+    progress: Any = None,
+) -> dict[str, float]:
+    """One pass over the P×K batches of ``epoch`` (CBE applied per batch when enabled); returns mean statistics."""
+    model.train()
+    data.set_epoch(epoch)
+    use_amp = scaler.is_enabled()
+    totals: dict[str, float] = {}
+    n_iters = len(data.loader)
+    if cfg.optim.max_iters_per_epoch is not None:
+        n_iters = min(n_iters, cfg.optim.max_iters_per_epoch)
+    task = progress.add_task(f"epoch {epoch + 1}/{cfg.optim.epochs}", total=n_iters) if progress else None
+    images_seen = 0
+    start = time.perf_counter()
+    it = 0
+    for it, (images, pids, _camids, _idx) in enumerate(data.loader):
+        if it >= n_iters:
+            break
+        images = images.to(device, non_blocking=True)
+        pids = pids.to(device, non_blocking=True)
+        if cfg.data.cbe:
+            images, pids = apply_cbe(images, pids, cfg.data, cbe_generator(cfg.seed, epoch, it, dist_info.rank))
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            outputs = model(images)
+        loss, parts = criterion({k: v.float() for k, v in outputs.items()}, pids)
+        if not math.isfinite(parts["loss"]):
+            raise OpreidError(f"epoch {epoch + 1}, iteration {it + 1}: the loss is {parts['loss']} (diverged); "
+                              "lower optim.lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.optim.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        parts["acc"] = accuracy(outputs, pids)
+        for k, v in parts.items():
+            totals[k] = totals.get(k, 0.0) + v
+        images_seen += images.shape[0]
+        if progress is not None:
+            progress.update(task, advance=1, description=(
+                f"epoch {epoch + 1}/{cfg.optim.epochs} loss {parts['loss']:.3f} acc {parts['acc']:.2f}"))
+    seconds = time.perf_counter() - start
+    if progress is not None:
+        progress.remove_task(task)
+    iters = max(1, min(it + 1, n_iters))
+    stats = {k: all_reduce_mean(v / iters, dist_info, device) for k, v in sorted(totals.items())}
+    stats.update(iterations=iters, images=images_seen * dist_info.world_size, seconds=round(seconds, 3),
+                 img_per_s=round(images_seen * dist_info.world_size / max(seconds, 1e-9), 2))
+    return stats
+
+
+def _config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        path = f"{prefix}{key}"
+        if any(path == m or path.startswith(m + ".") for m in RESUME_MAY_CHANGE):
+            continue
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diffs.extend(_config_differences(va, vb, path + "."))
+        elif va != vb:
+            diffs.append(f"{path}: {va!r} in the checkpoint, {vb!r} now")
+    return diffs
+
+
+def _make_progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def train(
+    cfg: MethodConfig,
+    splits: DatasetSplits,
+    out_dir: str | Path,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    junk: str | None = None,
+    time_limit_minutes: float | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``cfg`` on ``splits.train`` into ``out_dir``; evaluate on ``splits.query``/``gallery`` when they exist.
+
+    ``junk``: the evaluation protocol's junk rule (``market`` or ``none``); ``None`` picks ``none`` when query and
+    gallery share no camera id and ``market`` otherwise. ``time_limit_minutes`` stops after the epoch in which the
+    budget runs out (the run can be resumed later).
+    """
+    from opreid_bench.modeling import build_model
+
+    out = Path(out_dir)
+    ckpt_path = out / "checkpoints" / "last.pt"
+    dist_info = init_distributed(device)
+    dev = resolve_device(device, dist_info)
+    try:
+        if dist_info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            if ckpt_path.exists() and not resume:
+                raise CheckpointError(f"{ckpt_path}: this run directory already holds a checkpoint; pass --resume "
+                                      "to continue it or choose another --out")
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        data = build_train_data(splits.train, cfg.data, seed=cfg.seed, rank=dist_info.rank,
+                                world_size=dist_info.world_size, source=f"{splits.name} train split",
+                                pin_memory=dev.type == "cuda")
+        model = build_model(cfg.model, data.num_classes).to(dev)
+        criterion = ReIDCriterion(cfg.loss)
+        optimizer = build_optimizer(model, cfg.optim)
+        scheduler = build_scheduler(optimizer, cfg.optim)
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.optim.amp and dev.type == "cuda")
+        start_epoch, history = 0, []
+        if resume and ckpt_path.exists():
+            start_epoch = _restore(ckpt_path, cfg, data.num_classes, model, optimizer, scheduler, scaler)
+            history = _read_history(out / "metrics.jsonl", start_epoch)
+            if dist_info.is_main:
+                _log(f"resuming {ckpt_path} after epoch {start_epoch}")
+        if dist_info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                            find_unused_parameters=True)
+        if dist_info.is_main:
+            _write_history(out / "metrics.jsonl", history)
+        t0 = time.perf_counter()
+        minutes_before = history[-1].get("minutes_total", 0.0) if history else 0.0
+        final_metrics: dict[str, Any] = {}
+        stopped_early = False
+        epoch = start_epoch
+        bar = _make_progress(progress and dist_info.is_main)
+        if bar is not None:
+            bar.start()
+        try:
+            for epoch in range(start_epoch, cfg.optim.epochs):
+                lr = optimizer.param_groups[0]["lr"]
+                stats = train_one_epoch(model, data, criterion, optimizer, scaler, cfg, epoch, dev, dist_info, bar)
+                scheduler.step()
+                elapsed = (time.perf_counter() - t0) / 60.0
+                line: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **stats,
+                                        "minutes_total": round(minutes_before + elapsed, 4)}
+                last = epoch + 1 == cfg.optim.epochs
+                out_of_time = time_limit_minutes is not None and elapsed >= time_limit_minutes
+                periodic = cfg.eval.period > 0 and (epoch + 1) % cfg.eval.period == 0
+                if (periodic or ((last or out_of_time) and cfg.eval.at_end)) and splits.query and splits.gallery:
+                    if dist_info.is_main:
+                        metrics = evaluate_during_training(unwrap(model), splits, cfg, junk, dev)
+                        line["eval"] = metrics
+                        final_metrics = metrics
+                    barrier(dist_info)
+                if dist_info.is_main:
+                    history.append(line)
+                    _append_jsonl(out / "metrics.jsonl", line)
+                    save_checkpoint(ckpt_path, model=model, cfg=cfg, num_classes=data.num_classes,
+                                    dataset=splits.name, epoch=epoch + 1, optimizer=optimizer, scheduler=scheduler,
+                                    scaler=scaler, metrics=line)
+                    _log(_epoch_summary(line))
+                barrier(dist_info)
+                if out_of_time and not last:
+                    stopped_early = True
+                    break
+        finally:
+            if bar is not None:
+                bar.stop()
+        epochs_done = epoch + 1 if cfg.optim.epochs > start_epoch else start_epoch
+        minutes = minutes_before + (time.perf_counter() - t0) / 60.0
+        if not final_metrics:
+            final_metrics = next((h["eval"] for h in reversed(history) if "eval" in h), {})
+        if dist_info.is_main:
+            save_checkpoint(out / "model.pt", model=model, cfg=cfg, num_classes=data.num_classes,
+                            dataset=splits.name, epoch=epochs_done, metrics=history[-1] if history else {},
+                            with_rng=False)
+            write_run_json(out / "run.json", cfg, splits.name, epochs_done, minutes, final_metrics,
+                           hardware_description(dev, dist_info.world_size), stopped_early)
+        barrier(dist_info)
+        return TrainResult(run_dir=out, epochs_done=epochs_done, minutes=minutes, final_metrics=final_metrics,
+                           stopped_early=stopped_early)
+    finally:
+        cleanup(dist_info)
+
+
+def _restore(path: Path, cfg: MethodConfig, num_classes: int, model: torch.nn.Module,
+             optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any) -> int:
+    """Load a training checkpoint into fresh objects; returns the number of epochs it completed."""
+    state = load_checkpoint(path)
+    stored = checkpoint_config(state, path)
+    diffs = _config_differences(stored.to_dict(), cfg.to_dict())
+    if diffs:
+        raise CheckpointError(f"{path}: --resume with a different config ({diffs[0]}); use the same method and "
+                              "--set values, or another --out")
+    if int(state["num_classes"]) != num_classes:
+        raise CheckpointError(f"{path}: checkpoint has {state['num_classes']} classes, the training set "
+                              f"{num_classes} (another dataset?)")
+    if "optimizer" not in state:
+        raise CheckpointError(f"{path}: holds no optimizer state (a final model.pt?); cannot resume from it")
+    load_model_state(model, state["model"], path)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if "scaler" in state and scaler.is_enabled():
+        scaler.load_state_dict(state["scaler"])
+    if "rng" in state:
+        set_rng_state(state["rng"])
+    return int(state["epoch"])
+
+
+def evaluate_during_training(model: torch.nn.Module, splits: DatasetSplits, cfg: MethodConfig, junk: str | None,
+                             device: torch.device) -> dict[str, Any]:
+    """Extract query/gallery features (eval mode) and evaluate with the protocol's junk rule."""
+    from opreid_bench.engine.extract import evaluate_model
+
+    was_training = model.training
+    try:
+        return evaluate_model(model, splits.query, splits.gallery, cfg, junk=junk, device=device, progress=False)
+    finally:
+        model.train(was_training)
+
+
+def _epoch_summary(line: dict[str, Any]) -> str:
+    text = (f"epoch {line['epoch']}: loss {line.get('loss', float('nan')):.4f} acc {line.get('acc', float('nan')):.3f}"
+            f" lr {line['lr']:.2e} {line['img_per_s']:.1f} img/s")
+    if "eval" in line:
+        text += f" | R-1 {line['eval'].get('rank1', float('nan')):.4f} mAP {line['eval'].get('mAP', float('nan')):.4f}"
+    return text
+
+
+def _append_jsonl(path: Path, line: dict[str, Any]) -> None:
+    """Append one line atomically (rewrite the small file through a temporary, so a kill never leaves half a line)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write_text(path, text + json.dumps(line, sort_keys=True) + "\n")
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+
+
+def _read_history(path: Path, epochs: int) -> list[dict[str, Any]]:
+    """The metrics lines of the first ``epochs`` epochs (a resumed run drops lines written after its checkpoint)."""
+    if not path.exists():
+        return []
+    lines = [json.loads(t) for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    return [h for h in lines if int(h.get("epoch", 0)) <= epochs]
+
+
+def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, minutes: float,
+                   metrics: dict[str, Any], hardware: str, stopped_early: bool = False) -> None:
+    """``run.json``: what the leaderboard reads (metrics as fractions, under ``results[dataset]``)."""
+    info = {
+        "method": cfg.method,
+        "dataset": dataset,
+        "train_dataset": dataset,
+        "backbone": cfg.model.backbone,
+        "pretrained": cfg.model.pretrained,
+        "height": cfg.data.height,
+        "width": cfg.data.width,
+        "epochs": epochs,
+        "epochs_planned": cfg.optim.epochs,
+        "stopped_early": stopped_early,
+        "hardware": hardware,
+        "minutes": round(minutes, 3),
+        "final_metrics": metrics,
+        "results": {dataset: metrics} if metrics else {},
+        "config": cfg.to_dict(),
+    }
+    atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,189 @@
+"""The training engine on tiny generated data: loss falls, resume is exact, checkpoints describe themselves, DDP runs.
+
+Data: 6 identities x 4 random-pattern 64x32 PNGs written to tmp_path (each identity has its own colour layout plus
+per-image noise), MobileNetV2 without pretrained weights, P x K = 3 x 4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from opreid_bench.data.records import DatasetSplits, ImageRecord
+from opreid_bench.engine.checkpoint import load_checkpoint, load_model_from_checkpoint, save_checkpoint
+from opreid_bench.engine.config import load_method_config
+from opreid_bench.engine.train import train
+from opreid_bench.errors import CheckpointError, DataError
+
+TINY = [
+    "model.backbone=mobilenetv2",
+    "data.height=64",
+    "data.width=32",
+    "data.batch_p=3",
+    "data.batch_k=4",
+    "data.padding=0",  # the loop is under test here, not the augmentations (tests/test_aug_*)
+    "data.flip_p=0",
+    "data.test_batch_size=32",
+    "optim.warmup_epochs=0",
+    "optim.lr=0.001",
+    "optim.milestones=[]",
+    "eval.period=0",
+]
+
+
+def make_images(root: Path, ids: int = 6, per_id: int = 4, seed: int = 0) -> list[ImageRecord]:
+    """An identity-specific, mirror-symmetric 8x4 block pattern + per-image noise, saved as PNG; camid alternates 0/1."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    records = []
+    for pid in range(ids):
+        half = rng.integers(0, 256, size=(8, 2, 3))
+        blocks = np.concatenate([half, half[:, ::-1]], axis=1)  # mirror-symmetric: a flip keeps the identity
+        pattern = np.kron(blocks, np.ones((8, 8, 1), dtype=np.int64))  # 64x32
+        for k in range(per_id):
+            img = np.clip(pattern + rng.integers(-20, 21, size=pattern.shape), 0, 255).astype(np.uint8)
+            path = root / f"{pid:04d}_c{k % 2}_{k:02d}.png"
+            Image.fromarray(img).save(path)
+            records.append(ImageRecord(str(path), pid, k % 2))
+    return records
+
+
+@pytest.fixture(scope="module")
+def tiny_splits(tmp_path_factory: pytest.TempPathFactory) -> DatasetSplits:
+    records = make_images(tmp_path_factory.mktemp("tiny") / "images")
+    query = [r for r in records if r.camid == 0]
+    gallery = [r for r in records if r.camid == 1]
+    return DatasetSplits(name="tiny", train=records, query=query, gallery=gallery)
+
+
+def tiny_cfg(method: str, *extra: str):
+    return load_method_config(method, [*TINY, *extra])
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(t) for t in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_short_run_loss_falls_and_writes_run_dir(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = tiny_cfg("bot", "optim.epochs=5", "eval.period=5", "data.random_erasing=false", "data.batch_p=6",
+                   "data.batch_k=2")
+    result = train(cfg, tiny_splits, tmp_path / "run", progress=False)
+    lines = read_metrics(tmp_path / "run")
+    assert [h["epoch"] for h in lines] == [1, 2, 3, 4, 5]
+    assert lines[-1]["loss"] < 0.6 * lines[0]["loss"], [h["loss"] for h in lines]
+    assert {"ce_global", "triplet_global", "acc", "img_per_s"} <= set(lines[0])
+    assert set(result.final_metrics) >= {"rank1", "mAP"} and 0.0 <= result.final_metrics["mAP"] <= 1.0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["method"] == "bot" and run["backbone"] == "mobilenetv2" and run["epochs"] == 5
+    assert (run["height"], run["width"]) == (64, 32) and run["results"]["tiny"]["rank1"] == result.final_metrics["rank1"]
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists() and (tmp_path / "run" / "model.pt").exists()
+
+
+def test_checkpoint_is_self_describing(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    cfg = tiny_cfg("ours", "optim.epochs=1", "optim.max_iters_per_epoch=1")
+    train(cfg, tiny_splits, tmp_path / "run", progress=False)
+    state = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert state["method"] == "ours" and state["num_classes"] == 6 and state["dataset"] == "tiny"
+    assert state["epoch"] == 1 and state["config"]["model"]["dnl"] is True
+    assert "me.mu" in state["model"] and float(state["model"]["me.mu"].abs().sum()) > 0  # ME buffer, Eq. (6)
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert {"optimizer", "scheduler", "rng"} <= set(last)
+    # rebuilt from the checkpoint alone, in eval mode, giving inference features
+    model, loaded_cfg, _ = load_model_from_checkpoint(tmp_path / "run" / "model.pt", expect_method="ours")
+    assert loaded_cfg.model.momentum_elimination and not model.training
+    with pytest.raises(CheckpointError, match="method 'ours', not 'bot'"):
+        load_model_from_checkpoint(tmp_path / "run" / "model.pt", expect_method="bot")
+    # a checkpoint of the right format whose weights do not fit: a one-line error naming the key
+    bad = dict(state)
+    bad["num_classes"] = 7
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_model_from_checkpoint(tmp_path / "bad.pt")
+    torch.save({"features.0.0.weight": torch.zeros(1)}, tmp_path / "raw.pt")
+    with pytest.raises(CheckpointError, match="not an opreid-bench checkpoint"):
+        load_checkpoint(tmp_path / "raw.pt")
+    # a second train into the same run directory without --resume refuses to clobber it
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(cfg, tiny_splits, tmp_path / "run", progress=False)
+
+
+def test_resume_equals_uninterrupted_run(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    extra = ["optim.max_iters_per_epoch=1", "optim.milestones=[1]"]  # the lr changes mid-run
+    straight = train(tiny_cfg("ours", "optim.epochs=2", *extra), tiny_splits, tmp_path / "a", progress=False)
+    assert straight.epochs_done == 2
+    train(tiny_cfg("ours", "optim.epochs=1", *extra), tiny_splits, tmp_path / "b", progress=False)
+    resumed = train(tiny_cfg("ours", "optim.epochs=2", *extra), tiny_splits, tmp_path / "b", resume=True,
+                    progress=False)
+    assert resumed.epochs_done == 2
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [h["epoch"] for h in read_metrics(tmp_path / "b")] == [1, 2]
+    assert read_metrics(tmp_path / "a")[1]["loss"] == read_metrics(tmp_path / "b")[1]["loss"]
+    # resuming with another architecture is refused
+    with pytest.raises(CheckpointError, match="different config"):
+        train(tiny_cfg("ours", "optim.epochs=3", "model.dnl=false", *extra), tiny_splits, tmp_path / "b",
+              resume=True, progress=False)
+
+
+def test_dataset_too_small_for_pk(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    cfg = tiny_cfg("bot", "data.batch_p=8", "optim.epochs=1")
+    with pytest.raises(DataError, match="P×K"):
+        train(cfg, tiny_splits, tmp_path / "run", progress=False)
+
+
+def test_missing_pretrained_file_is_clear(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    cfg = tiny_cfg("bot", "optim.epochs=1", f"model.pretrained={tmp_path / 'nope.pth'}")
+    with pytest.raises(CheckpointError, match="nope.pth"):
+        train(cfg, tiny_splits, tmp_path / "run", progress=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, splits: DatasetSplits, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    cfg = tiny_cfg("baseline", "optim.epochs=1", "data.batch_p=2")
+    train(cfg, splits, out, progress=False)
+    state = load_checkpoint(Path(out) / "model.pt") if rank == 0 else None
+    if rank == 0:
+        torch.save(state["model"], Path(out) / "rank0.pt")
+
+
+def test_two_process_gloo_run(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "ddp"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), tiny_splits, str(out)), nprocs=2, join=True)
+    lines = read_metrics(out)
+    assert len(lines) == 1
+    # 6 ids give 3 batches of 2x4 per epoch; each of the 2 ranks takes 1 (the odd one is dropped): 16 images
+    assert lines[0]["images"] == 16 and lines[0]["iterations"] == 1
+    weights = torch.load(out / "rank0.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_save_checkpoint_is_atomic(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    from opreid_bench.modeling import build_model
+
+    cfg = tiny_cfg("bot")
+    model = build_model(cfg.model, 6)
+    path = save_checkpoint(tmp_path / "c.pt", model=model, cfg=cfg, num_classes=6, dataset="tiny", epoch=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
+    assert load_checkpoint(path)["config"]["method"] == "bot"
