@@ -1,0 +1,181 @@
+"""DATA_CARD.md and occlusion_stats.png for a built split: the paper's Table 2 columns for this split.
+
+The table has, per split, identities and images, plus cameras and the occluded share (Table 2's "Cams" and
+"Occlusion" columns, here as numbers). When the protocol carries the paper's ``published`` numbers they are shown in a
+second row for comparison. The plot shows the occluded share per split, the distribution of the longest run of
+missing keypoints, and how often each COCO-17 keypoint is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from opreid_bench.atomic import atomic_path, atomic_write_text
+from opreid_bench.splits.keypoints import COCO17_NAMES
+from opreid_bench.splits.protocol import SplitProtocol
+from opreid_bench.splits.sample import same_camera_queries, split_summary
+from opreid_bench.splits.writer import market_name
+
+PLOT_NAME = "occlusion_stats.png"
+SPLITS = ("train", "query", "gallery")
+
+
+def plot_occlusion(manifest: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Three panels: occluded share per split, longest missing run histogram, missing rate per keypoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    occ = manifest["occluded"].astype(str).str.lower().isin(["true", "1"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    shares = [float(occ[manifest["split"] == s].mean()) if (manifest["split"] == s).any() else 0.0 for s in SPLITS]
+    axes[0].bar(SPLITS, shares, color=["tab:blue", "tab:red", "tab:green"])
+    axes[0].set_ylim(0, 1.12)
+    axes[0].set_ylabel("occluded share")
+    axes[0].set_title("Occluded crops per split")
+    for i, v in enumerate(shares):
+        axes[0].text(i, v + 0.02, f"{v:.1%}", ha="center")
+    runs = manifest["longest_missing_run"].astype(int)
+    bins = np.arange(0, max(int(runs.max()) if len(runs) else 0, 17) + 2) - 0.5
+    for s in SPLITS:
+        axes[1].hist(runs[manifest["split"] == s], bins=bins, alpha=0.5, label=s)
+    axes[1].set_xlabel("longest run of missing keypoints")
+    axes[1].set_ylabel("crops")
+    axes[1].set_title("Longest missing run")
+    axes[1].legend()
+    missing = manifest["missing_keypoints"].fillna("").astype(str)
+    counts = {n: 0 for n in COCO17_NAMES}
+    for entry in missing:
+        for name in filter(None, entry.split(";")):
+            if name in counts:
+                counts[name] += 1
+    rates = [counts[n] / max(1, len(manifest)) for n in COCO17_NAMES]
+    axes[2].barh(COCO17_NAMES[::-1], rates[::-1], color="tab:gray")
+    axes[2].set_xlim(0, 1)
+    axes[2].set_xlabel("share of crops where missing")
+    axes[2].set_title("Missing keypoints")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def render_data_card(
+    manifest: pd.DataFrame,
+    protocol: SplitProtocol,
+    *,
+    seed: int,
+    pose: str,
+    mask: str | None,
+    pool: str,
+    pool_size: int,
+    skipped: list[str] | None = None,
+) -> str:
+    """The markdown text of DATA_CARD.md (deterministic: no timestamps)."""
+    df = manifest.copy()
+    df["occluded"] = df["occluded"].astype(str).str.lower().isin(["true", "1"])
+    if "source_camid" in df.columns:  # count the pool's cameras (unknown cameras are not a camera)
+        df["camid"] = df["source_camid"]
+    stats = split_summary(df)
+    sc = same_camera_queries(df) if "role" in df.columns else None
+    masked = df["face_masked"].astype(str).str.lower().isin(["true", "1"])
+    lines = [
+        f"# Data card: {protocol.name} split",
+        "",
+        f"Built by `opreid-bench build-split` from the pool `{pool}` ({pool_size:,} crops) with protocol "
+        f"`{Path(protocol.source).name}`, seed {seed}, pose backend `{pose}`, face mask `{mask or 'none'}`.",
+        "The same pool, protocol and seed rebuild this folder byte for byte.",
+        "",
+        "## Statistics (the columns of the paper's Table 2)",
+        "",
+        "| | Train #IDs | Train #Imgs | Query #IDs | Query #Imgs | Gallery #IDs | Gallery #Imgs | Overall #IDs | "
+        "Overall #Imgs | Cams |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    s = stats
+    lines.append(
+        f"| this split | {s['train']['ids']:,} | {s['train']['images']:,} | {s['query']['ids']:,} | "
+        f"{s['query']['images']:,} | {s['gallery']['ids']:,} | {s['gallery']['images']:,} | {s['overall']['ids']:,} | "
+        f"{s['overall']['images']:,} | {s['overall']['cameras']:,} |"
+    )
+    pub = protocol.published
+    if pub:
+        def g(k: str, f: str) -> str:
+            return _fmt((pub.get(k) or {}).get(f, "-"))
+
+        lines.append(
+            f"| published | {g('train', 'ids')} | {g('train', 'images')} | {g('query', 'ids')} | "
+            f"{g('query', 'images')} | {g('gallery', 'ids')} | {g('gallery', 'images')} | {g('overall', 'ids')} | "
+            f"{g('overall', 'images')} | {_fmt(pub.get('cameras', '-'))} |"
+        )
+    lines += [
+        "",
+        "| split | occluded share | cameras |",
+        "|---|---|---|",
+    ]
+    for name in ("train", "query", "gallery", "overall"):
+        lines.append(f"| {name} | {s[name]['occluded_share']:.1%} | {s[name]['cameras']:,} |")
+    if pub.get("source"):
+        lines += ["", f"Published numbers: {pub['source']}."]
+    p = protocol
+    lines += [
+        "",
+        "## How it was sampled",
+        "",
+        "- Occluded: at least the classifier's `min_missing_run` sequential keypoints missing (see `classify`).",
+        f"- Query: occluded crops, {p.query_images_per_id[0]}-{p.query_images_per_id[1]} per identity.",
+        f"- Gallery: per query identity exactly {p.per_query_occluded} occluded + {p.per_query_holistic} holistic crop "
+        "that are not its query crops, from another camera where the pool has one"
+        + (f" ({sc} query identities had none)" if sc is not None else "")
+        + f"; each distractor identity adds {p.distractor_occluded[0]}-{p.distractor_occluded[1]} occluded and "
+        f"{p.distractor_holistic[0]}-{p.distractor_holistic[1]} holistic crops.",
+        f"- Train: identities disjoint from all test identities, {p.train_images_per_id[0]}-{p.train_images_per_id[1]} "
+        f"crops each, {p.train_occluded_fraction:.0%} occluded.",
+        "",
+        "## Privacy",
+        "",
+        f"Faces masked: {int(masked.sum()):,} of {len(df):,} crops"
+        + (
+            f" ({int((df['mask_method'] == 'keypoints').sum()):,} from head keypoints, "
+            f"{int((df['mask_method'] == 'haar').sum()):,} by the Haar face detector; in the rest no face was found)."
+            if "mask_method" in df.columns
+            else "."
+        ),
+        "Run `opreid-bench mask --verify` on this folder's images to list any face the detector still finds.",
+        "",
+        "## Files",
+        "",
+        "- `bounding_box_train/`, `query/`, `bounding_box_test/`: crops named "
+        f"`{{pid:04d}}_c{{camid}}s1_{{index:06d}}_00.jpg` (e.g. `{market_name(1, 2, 3)}`); pid relabelled 1..N "
+        "(`pid_map.csv`), camera 1..C (`camera_map.csv`; unknown cameras: C+1 in the query, C+2 elsewhere).",
+        "- `manifest.csv`: path, source_path, pid, camid, split, occluded, missing_keypoints, longest_missing_run, "
+        "face_masked.",
+        "- `keypoints.h5`: COCO-17 keypoints of the crops in this split, keyed by source path (the pool's path).",
+        f"- `{PLOT_NAME}`: occluded share per split, longest missing run, missing rate per keypoint.",
+    ]
+    if skipped:
+        lines += ["", f"## Skipped crops ({len(skipped)})", "", "Unreadable or non-image files, left out:", ""]
+        lines += [f"- `{x}`" for x in skipped[:200]]
+        if len(skipped) > 200:
+            lines.append(f"- ... and {len(skipped) - 200} more")
+    lines += ["", f"![occlusion statistics]({PLOT_NAME})", ""]
+    return "\n".join(lines)
+
+
+def write_data_card(out_dir: str | os.PathLike[str], manifest: pd.DataFrame, protocol: SplitProtocol, **kw: Any) -> Path:
+    """Write DATA_CARD.md and occlusion_stats.png into ``out_dir``; returns the card's path."""
+    out = Path(out_dir)
+    plot_occlusion(manifest, out / PLOT_NAME)
+    card = out / "DATA_CARD.md"
+    atomic_write_text(card, render_data_card(manifest, protocol, **kw))
+    return card

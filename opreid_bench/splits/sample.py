@@ -1,0 +1,344 @@
+"""Stage 4: sample query / gallery / train from labelled crops by a split protocol (paper Section 4).
+
+Input: a DataFrame with ``source_path, pid, camid, occluded`` (extra columns are carried along). Output: the chosen
+rows with ``split`` (query, gallery, train) and ``role`` (query, match, distractor, train), sorted by split, pid and
+path. Rules, and how the exact totals of the protocol are hit:
+
+1. **Query identities** are drawn from identities with at least ``images_per_id[0] + per_query_id.occluded``
+   occluded and ``per_query_id.holistic`` holistic crops; identities whose matches can come from another camera
+   than their query crops are drawn first (then the rest, each tier in seeded random order). The query total is hit
+   by drawing per-identity query counts in ``images_per_id`` that sum to ``query.images``
+   (:func:`allocate`: a multivariate hypergeometric draw over each identity's spare capacity).
+2. **Query crops and matches**: the query crops of an identity are occluded; its gallery gets exactly
+   ``per_query_id.occluded`` occluded and ``per_query_id.holistic`` holistic crops that are not query crops, taken
+   from cameras other than the query crops' camera whenever the identity has such crops (camid < 0 = unknown).
+3. **Distractor and train identities** come from the remaining identities, walked in seeded random order: an
+   identity joins train (>= ``train.images_per_id[0]`` crops) or the distractors (enough occluded and holistic
+   crops) while each still needs identities, keeping enough candidates for the other. Train and test identities are
+   disjoint by construction.
+4. **Distractor crops**: per-identity totals drawn (as in 1) so that the gallery has exactly ``gallery.images``
+   crops, then split into occluded/holistic uniformly within the ranges.
+5. **Train crops**: per-identity totals in ``images_per_id`` summing to ``train.images``, then exactly
+   ``round(occluded_fraction * train.images)`` occluded crops spread over the identities (again by :func:`allocate`).
+
+A pool that cannot satisfy the protocol raises :class:`ProtocolError` with the numbers needed and available.
+Everything random comes from one ``numpy.random.Generator(seed)``, and the input is sorted first, so the same
+labels and seed give the same split whatever the input row order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from opreid_bench.errors import ProtocolError
+from opreid_bench.splits.protocol import SplitProtocol
+
+SPLIT_ORDER = {"query": 0, "gallery": 1, "train": 2}
+REQUIRED_COLUMNS = ("source_path", "pid", "camid", "occluded")
+
+
+def allocate(total: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, what: str) -> np.ndarray:
+    """Random integers x with lo <= x <= hi and sum(x) == total (each spare unit equally likely to be drawn)."""
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    if np.any(hi < lo) or lo.sum() > total or hi.sum() < total:
+        raise ProtocolError(
+            f"{what}: needs {total}, but the chosen identities allow {int(lo.sum())}-{int(np.maximum(hi, lo).sum())}"
+        )
+    spare = hi - lo
+    extra = total - int(lo.sum())
+    if extra == 0 or len(lo) == 0:
+        return lo.copy()
+    return lo + rng.multivariate_hypergeometric(spare, extra).astype(np.int64)
+
+
+@dataclass
+class _Identity:
+    pid: int
+    occ: np.ndarray  # row positions of occluded crops (sorted by path)
+    hol: np.ndarray
+    occ_cam: np.ndarray
+    hol_cam: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.occ) + len(self.hol)
+
+
+def _identities(df: pd.DataFrame) -> list[_Identity]:
+    out = []
+    occ_col = df["occluded"].to_numpy(dtype=bool)
+    cam_col = df["camid"].to_numpy(dtype=np.int64)
+    for pid, rows in df.groupby("pid", sort=True).indices.items():
+        rows = np.sort(rows)
+        o, h = rows[occ_col[rows]], rows[~occ_col[rows]]
+        out.append(_Identity(int(pid), o, h, cam_col[o], cam_col[h]))
+    return out
+
+
+def _cross_camera_capable(ident: _Identity, p: SplitProtocol) -> bool:
+    for c in np.unique(ident.occ_cam):
+        if c < 0:
+            continue
+        if (
+            (ident.occ_cam != c).sum() >= p.per_query_occluded
+            and ((ident.hol_cam != c) & (ident.hol_cam >= 0)).sum() >= p.per_query_holistic
+        ):
+            return True
+    return False
+
+
+def _pick(rng: np.random.Generator, rows: np.ndarray, k: int) -> np.ndarray:
+    return np.sort(rng.choice(rows, size=k, replace=False)) if k else rows[:0]
+
+
+def _pick_preferring(rng: np.random.Generator, rows: np.ndarray, cams: np.ndarray, avoid: set[int], k: int):
+    """k rows, taken from cameras outside ``avoid`` (known cameras) first, then from the rest."""
+    good = np.array([c >= 0 and c not in avoid for c in cams], dtype=bool)
+    first = _pick(rng, rows[good], min(k, int(good.sum())))
+    rest = _pick(rng, rows[~good], k - len(first))
+    return np.sort(np.concatenate([first, rest]))
+
+
+def _query_and_matches(ident: _Identity, k: int, p: SplitProtocol, rng: np.random.Generator):
+    """(query rows, matching occluded rows, matching holistic rows) for one query identity."""
+    for c in rng.permutation(np.unique(ident.occ_cam)):
+        if c < 0:
+            continue
+        qc = ident.occ[ident.occ_cam == c]
+        go = ident.occ[(ident.occ_cam != c) & (ident.occ_cam >= 0)]
+        gh = ident.hol[(ident.hol_cam != c) & (ident.hol_cam >= 0)]
+        if len(qc) >= k and len(go) >= p.per_query_occluded and len(gh) >= p.per_query_holistic:
+            return _pick(rng, qc, k), _pick(rng, go, p.per_query_occluded), _pick(rng, gh, p.per_query_holistic)
+    q = _pick(rng, ident.occ, k)
+    qcams = {int(c) for c in ident.occ_cam[np.isin(ident.occ, q)]}
+    keep = ~np.isin(ident.occ, q)
+    go = _pick_preferring(rng, ident.occ[keep], ident.occ_cam[keep], qcams, p.per_query_occluded)
+    gh = _pick_preferring(rng, ident.hol, ident.hol_cam, qcams, p.per_query_holistic)
+    return q, go, gh
+
+
+def _check_columns(labels: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in labels.columns]
+    if missing:
+        raise ProtocolError(f"labels: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
+    df = labels.copy()
+    if df["occluded"].isna().any():
+        raise ProtocolError(f"labels: {int(df['occluded'].isna().sum())} crop(s) have no occluded label")
+    if df["source_path"].duplicated().any():
+        dup = df.loc[df["source_path"].duplicated(), "source_path"].iloc[0]
+        raise ProtocolError(f"labels: source_path '{dup}' appears more than once")
+    occ = df["occluded"]
+    if occ.dtype == object:
+        occ = occ.astype(str).str.lower().map({"true": True, "1": True, "false": False, "0": False})
+        if occ.isna().any():
+            raise ProtocolError("labels: column 'occluded' must hold true/false or 1/0")
+    df["occluded"] = occ.astype(bool)
+    df["pid"] = df["pid"].astype(np.int64)
+    df["camid"] = df["camid"].astype(np.int64)
+    df["source_path"] = df["source_path"].astype(str)
+    return df.sort_values(["pid", "source_path"], kind="mergesort").reset_index(drop=True)
+
+
+def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd.DataFrame:
+    """Choose the query, gallery and train crops of ``protocol`` from ``labels`` (see the module docstring)."""
+    p = protocol
+    df = _check_columns(labels)
+    rng = np.random.default_rng(seed)
+    idents = _identities(df)
+    name = p.name
+
+    # 1. query identities
+    q_need_occ = p.query_images_per_id[0] + p.per_query_occluded
+    q_ok = [i for i in idents if len(i.occ) >= q_need_occ and len(i.hol) >= p.per_query_holistic]
+    if len(q_ok) < p.query_ids:
+        raise ProtocolError(
+            f"pool too small for protocol '{name}': query needs {p.query_ids} identities with >= {q_need_occ} "
+            f"occluded and >= {p.per_query_holistic} holistic crops; the pool has {len(q_ok)} "
+            f"(of {len(idents)} identities, {int(df['occluded'].sum())} occluded crops)"
+        )
+    order = rng.permutation(len(q_ok))
+    tier = np.array([0 if _cross_camera_capable(q_ok[j], p) else 1 for j in order])
+    order = order[np.argsort(tier, kind="stable")]
+    queries = sorted((q_ok[j] for j in order[: p.query_ids]), key=lambda i: i.pid)
+    lo = np.full(len(queries), p.query_images_per_id[0])
+    hi = np.array([min(p.query_images_per_id[1], len(i.occ) - p.per_query_occluded) for i in queries])
+    q_counts = allocate(p.query_images, lo, hi, rng, f"protocol '{name}' query images")
+
+    split = np.full(len(df), "", dtype=object)
+    role = np.full(len(df), "", dtype=object)
+    for ident, k in zip(queries, q_counts):
+        q, go, gh = _query_and_matches(ident, int(k), p, rng)
+        split[q], role[q] = "query", "query"
+        split[np.concatenate([go, gh])], role[np.concatenate([go, gh])] = "gallery", "match"
+
+    # 3. train and distractor identities from the rest
+    used = {i.pid for i in queries}
+    rest = [i for i in idents if i.pid not in used]
+    d_lo_o, d_lo_h = p.distractor_occluded[0], p.distractor_holistic[0]
+    can_t = np.array([i.n >= p.train_images_per_id[0] for i in rest], dtype=bool)
+    can_d = np.array([len(i.occ) >= d_lo_o and len(i.hol) >= d_lo_h for i in rest], dtype=bool)
+    need_t, need_d = p.train_ids, p.distractor_ids
+    if can_t.sum() < need_t or can_d.sum() < need_d or (can_t | can_d).sum() < need_t + need_d:
+        raise ProtocolError(
+            f"pool too small for protocol '{name}': besides the {p.query_ids} query identities it needs "
+            f"{need_t} train identities (>= {p.train_images_per_id[0]} crops; pool has {int(can_t.sum())}) and "
+            f"{need_d} distractor identities (>= {d_lo_o} occluded and >= {d_lo_h} holistic crops; pool has "
+            f"{int(can_d.sum())}), {need_t + need_d} in all (pool has {int((can_t | can_d).sum())})"
+        )
+    left_t, left_d = int(can_t.sum()), int(can_d.sum())
+    train, distractors = [], []
+    for j in rng.permutation(len(rest)):
+        if len(train) == need_t and len(distractors) == need_d:
+            break
+        t_ok = can_t[j] and len(train) < need_t
+        d_ok = can_d[j] and len(distractors) < need_d
+        left_t -= int(can_t[j])
+        left_d -= int(can_d[j])
+        if t_ok and (not d_ok or left_d >= need_d - len(distractors)):
+            train.append(rest[j])
+        elif d_ok:
+            distractors.append(rest[j])
+    if len(train) < need_t or len(distractors) < need_d:
+        raise ProtocolError(
+            f"pool too small for protocol '{name}': could fill only {len(train)}/{need_t} train and "
+            f"{len(distractors)}/{need_d} distractor identities from {len(rest)} non-query identities"
+        )
+    taken = {i.pid for i in train} | {i.pid for i in distractors}
+    train = _fill_train_capacity(train, [i for i in rest if i.pid not in taken], p)
+    train.sort(key=lambda i: i.pid)
+    distractors.sort(key=lambda i: i.pid)
+
+    # 4. distractor crops
+    d_hi_o, d_hi_h = p.distractor_occluded[1], p.distractor_holistic[1]
+    cap_o = np.array([min(d_hi_o, len(i.occ)) for i in distractors], dtype=np.int64)
+    cap_h = np.array([min(d_hi_h, len(i.hol)) for i in distractors], dtype=np.int64)
+    n_match = p.query_ids * (p.per_query_occluded + p.per_query_holistic)
+    totals = allocate(
+        p.gallery_images - n_match,
+        np.full(len(distractors), d_lo_o + d_lo_h),
+        cap_o + cap_h,
+        rng,
+        f"protocol '{name}' gallery distractor images",
+    )
+    for ident, t, co, ch in zip(distractors, totals, cap_o, cap_h):
+        n_o = int(rng.integers(max(d_lo_o, t - ch), min(co, t - d_lo_h) + 1))
+        rows = np.concatenate([_pick(rng, ident.occ, n_o), _pick(rng, ident.hol, int(t) - n_o)])
+        split[rows], role[rows] = "gallery", "distractor"
+
+    # 5. train crops
+    t_tot, t_occ = _train_counts(train, p, rng)
+    for ident, t, o in zip(train, t_tot, t_occ):
+        rows = np.concatenate([_pick(rng, ident.occ, int(o)), _pick(rng, ident.hol, int(t - o))])
+        split[rows], role[rows] = "train", "train"
+
+    df["split"], df["role"] = split, role
+    out = df[df["split"] != ""].copy()
+    out["_order"] = out["split"].map(SPLIT_ORDER)
+    out = out.sort_values(["_order", "pid", "source_path"], kind="mergesort").drop(columns="_order")
+    return out.reset_index(drop=True)
+
+
+def _fill_train_capacity(train: list[_Identity], unused: list[_Identity], p: SplitProtocol) -> list[_Identity]:
+    """Swap train identities with too few crops for unused ones with more, until the train totals fit.
+
+    The train totals fit when the identities can hold ``train.images`` crops (at most ``images_per_id[1]`` each)
+    at the protocol's occluded share (an identity with h holistic crops gives at most h / (1 - share)). The random
+    draw is kept whenever it fits; otherwise the identities that can give the fewest crops are swapped for the unused
+    identities that can give the most. A pool whose identities have fewer crops, or more occlusion, than the protocol's averages needs this
+    (the paper's train set averages 15.6 crops per identity, 85% holistic).
+    """
+    lo, hi = p.train_images_per_id
+    hol_share = max(1e-9, 1.0 - p.train_occluded_fraction)
+
+    def usable(i: _Identity) -> float:  # crops an identity can give at the protocol's occluded share
+        return min(hi, i.n, len(i.hol) / hol_share)
+
+    passes = ((usable, p.train_images), (lambda i: min(hi, i.n), p.train_images))
+    for key, need in passes:
+        cap = sum(key(i) for i in train)
+        if cap >= need:
+            continue
+        train = sorted(train, key=key)  # stable: ties keep the seeded order
+        used = {i.pid for i in train}
+        donors = sorted((i for i in unused if i.n >= lo and i.pid not in used), key=lambda i: -key(i))
+        for k, donor in enumerate(donors):
+            if cap >= need or k >= len(train) or key(donor) <= key(train[k]):
+                break
+            cap += key(donor) - key(train[k])
+            train[k] = donor
+    return train
+
+
+def _train_counts(train: list[_Identity], p: SplitProtocol, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per train identity: (crops, occluded crops) in the protocol's ranges, summing to its totals exactly.
+
+    Three orders are tried, each a few times with fresh draws (all from ``rng``, so still deterministic): holistic
+    counts first and occluded counts fitted around them; the reverse; or totals first, then the occluded share of
+    each. The
+    first that fits wins; if none does, the error gives the numbers of the last try.
+    """
+    lo, hi = p.train_images_per_id
+    a = np.array([len(i.occ) for i in train], dtype=np.int64)
+    b = np.array([len(i.hol) for i in train], dtype=np.int64)
+    k, total = p.train_occluded_images, p.train_images
+    what = f"protocol '{p.name}' train images"
+    what_occ = f"protocol '{p.name}' occluded train images ({p.train_occluded_fraction:.0%} of {total})"
+    allocate(total, np.full(len(train), lo), np.minimum(hi, a + b), rng, what)  # fails early with clear numbers
+    error: ProtocolError | None = None
+    for _ in range(8):
+        try:
+            h = allocate(total - k, np.maximum(0, lo - a), np.minimum(b, hi), rng, what)
+            o = allocate(k, np.maximum(0, lo - h), np.minimum(a, hi - h), rng, what_occ)
+            return o + h, o
+        except ProtocolError as exc:
+            error = exc
+        try:
+            o = allocate(k, np.maximum(0, lo - b), np.minimum(a, hi), rng, what_occ)
+            h = allocate(total - k, np.maximum(0, lo - o), np.minimum(b, hi - o), rng, what)
+            return o + h, o
+        except ProtocolError as exc:
+            error = exc
+        try:
+            n = allocate(total, np.full(len(train), lo), np.minimum(hi, a + b), rng, what)
+            o = allocate(k, np.maximum(0, n - b), np.minimum(n, a), rng, what_occ)
+            return n, o
+        except ProtocolError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
+def split_summary(split: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per split: images, identities, cameras and occluded share (Table 2's columns), plus 'overall'."""
+    out: dict[str, dict[str, float]] = {}
+    for name in ("train", "query", "gallery"):
+        part = split[split["split"] == name]
+        out[name] = {
+            "ids": int(part["pid"].nunique()),
+            "images": int(len(part)),
+            "cameras": int(part.loc[part["camid"] >= 0, "camid"].nunique()),
+            "occluded_share": float(part["occluded"].mean()) if len(part) else 0.0,
+        }
+    out["overall"] = {
+        "ids": int(split["pid"].nunique()),
+        "images": int(len(split)),
+        "cameras": int(split.loc[split["camid"] >= 0, "camid"].nunique()),
+        "occluded_share": float(split["occluded"].mean()) if len(split) else 0.0,
+    }
+    return out
+
+
+def same_camera_queries(split: pd.DataFrame) -> int:
+    """Query identities whose gallery matches all share a camera with one of its query crops (no cross-camera pair)."""
+    n = 0
+    q = split[split["role"] == "query"].groupby("pid")["camid"].apply(set)
+    m = split[split["role"] == "match"].groupby("pid")["camid"].apply(set)
+    for pid, qcams in q.items():
+        mcams = m.get(pid, set())
+        if not any(c >= 0 and c not in qcams for c in mcams):
+            n += 1
+    return n

@@ -1,0 +1,188 @@
+"""Write a sampled split as a Market-1501-style folder any ReID toolkit can read, with faces masked.
+
+Layout of the output folder::
+
+    bounding_box_train/  query/  bounding_box_test/   the crops, JPEG (quality 95, no EXIF), faces masked
+    manifest.csv      path,source_path,pid,camid,split,occluded,missing_keypoints,longest_missing_run,face_masked
+    pid_map.csv       pid,source_pid          (output identity -> identity in the pool)
+    camera_map.csv    camid,source_camid      (output camera -> camera in the pool)
+
+File names follow Market-1501: ``{pid:04d}_c{camid}s1_{index:06d}_00.jpg``. ``pid`` is the identity relabelled to
+1..N in ascending order of the pool's identity (train and test identities are disjoint, so one numbering serves all
+splits); ``camid`` is the pool's camera relabelled to 1..C in ascending order; a crop whose camera is unknown
+(pool camid < 0) gets camera C+1 in the query and C+2 elsewhere, so that cross-camera evaluation (which drops
+same-camera matches) keeps its true matches; ``index`` is the
+crop's 1-based row in ``manifest.csv`` (rows sorted by split, pid, source path), unique over the whole folder. In
+``manifest.csv`` booleans are ``true``/``false``, ``path`` is relative to the folder and ``pid``/``camid`` are the
+numbers in the file name (the loaders' camid is zero-based: file camera - 1).
+
+Writes are atomic and idempotent: an image whose bytes are unchanged is not rewritten, and crops in the split folders
+that the new manifest does not list (left by an earlier run with another seed) are deleted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from opreid_bench.atomic import atomic_write_bytes, atomic_write_text
+from opreid_bench.errors import DataError
+from opreid_bench.splits.keypoints import Keypoints
+from opreid_bench.splits.mask import mask_face_detailed
+
+SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+MANIFEST_COLUMNS = [
+    "path",
+    "source_path",
+    "pid",
+    "camid",
+    "split",
+    "occluded",
+    "missing_keypoints",
+    "longest_missing_run",
+    "face_masked",
+]
+JPEG_QUALITY = 95
+
+
+def market_name(pid: int, camid: int, index: int) -> str:
+    """Market-1501-style file name of one output crop."""
+    return f"{pid:04d}_c{camid}s1_{index:06d}_00.jpg"
+
+
+def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[bytes, bool, str]:
+    """Read one crop, mask its face (``mask`` None = leave as is) and return (JPEG bytes, face masked, method)."""
+    try:
+        with Image.open(source) as im:
+            img = im.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{source}: cannot read image ({exc})") from None
+    masked, method = False, "none"
+    if mask is not None:
+        res = mask_face_detailed(img, kp, mask)
+        img, masked, method = res.image, res.masked, res.method
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+    return buf.getvalue(), masked, method
+
+
+def _write_one(job: tuple[str, str, Keypoints | None, str | None]) -> tuple[bool, str]:
+    source, dest, kp, mask = job
+    data, masked, method = encode_crop(source, kp, mask)
+    p = Path(dest)
+    if not (p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data):
+        atomic_write_bytes(p, data)
+    return masked, method
+
+
+def write_images(
+    jobs: list[tuple[str, str, Keypoints | None, str | None]],
+    workers: int = 1,
+    on_done: Callable[[int], None] | None = None,
+) -> list[tuple[bool, str]]:
+    """Encode and write every (source, dest, keypoints, mask) job; results in job order."""
+    results: list[tuple[bool, str]] = []
+    if workers <= 1 or len(jobs) < 64:
+        for job in jobs:
+            results.append(_write_one(job))
+            if on_done:
+                on_done(1)
+        return results
+    chunk = max(16, len(jobs) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        for i, res in enumerate(ex.map(_write_one, jobs, chunksize=chunk)):
+            results.append(res)
+            if on_done and (i + 1) % chunk == 0:
+                on_done(chunk)
+    if on_done and len(jobs) % chunk:
+        on_done(len(jobs) % chunk)
+    return results
+
+
+def _bool_text(values: Iterable[bool]) -> list[str]:
+    return ["true" if bool(v) else "false" for v in values]
+
+
+def assign_names(split: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Output pid, camid and relative path of every row; returns (rows, pid map, camera map)."""
+    df = split.reset_index(drop=True).copy()
+    pids = sorted(df["pid"].unique().tolist())
+    pid_map = {p: i + 1 for i, p in enumerate(pids)}
+    cams = sorted(c for c in df["camid"].unique().tolist() if c >= 0)
+    cam_map = {c: i + 1 for i, c in enumerate(cams)}
+    unknown_query, unknown_other = len(cams) + 1, len(cams) + 2
+    df["source_pid"], df["source_camid"] = df["pid"], df["camid"]
+    df["pid"] = df["source_pid"].map(pid_map).astype(int)
+    df["camid"] = [
+        cam_map[c] if c >= 0 else (unknown_query if s == "query" else unknown_other)
+        for c, s in zip(df["source_camid"], df["split"])
+    ]
+    df["path"] = [
+        f"{SPLIT_DIRS[s]}/{market_name(p, c, i + 1)}"
+        for i, (s, p, c) in enumerate(zip(df["split"], df["pid"], df["camid"]))
+    ]
+    pid_df = pd.DataFrame({"pid": list(pid_map.values()), "source_pid": list(pid_map.keys())})
+    cam_rows = [(cam_map[c], c) for c in cams]
+    if (df["source_camid"] < 0).any():
+        cam_rows += [(unknown_query, -1), (unknown_other, -1)]
+    cam_df = pd.DataFrame(cam_rows, columns=["camid", "source_camid"])
+    return df, pid_df, cam_df
+
+
+def remove_stale(out_dir: Path, keep: set[str]) -> int:
+    """Delete crops in the split folders that ``keep`` (relative paths) does not list; returns how many."""
+    n = 0
+    for sub in SPLIT_DIRS.values():
+        folder = out_dir / sub
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            rel = f"{sub}/{f.name}"
+            if f.is_file() and rel not in keep:
+                f.unlink()
+                n += 1
+    return n
+
+
+def write_split(
+    split: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    *,
+    keypoints: dict[str, Keypoints] | None = None,
+    mask: str | None = "blur",
+    workers: int = 1,
+    on_done: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Write the crops of ``split`` (from :func:`sample_split`) and ``manifest.csv``; returns the manifest rows.
+
+    The returned frame has the manifest columns plus ``mask_method`` (keypoints/haar/none), ``role``,
+    ``source_pid`` and ``source_camid`` for the data card.
+    """
+    out = Path(out_dir)
+    df, pid_df, cam_df = assign_names(split)
+    for sub in SPLIT_DIRS.values():
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    remove_stale(out, set(df["path"]))
+    kps = keypoints or {}
+    jobs = [(src, str(out / rel), kps.get(src), mask) for src, rel in zip(df["source_path"], df["path"])]
+    results = write_images(jobs, workers=workers, on_done=on_done)
+    df["face_masked"] = [m for m, _ in results]
+    df["mask_method"] = [how for _, how in results]
+    for col, default in (("missing_keypoints", ""), ("longest_missing_run", 0)):
+        if col not in df.columns:
+            df[col] = default
+    df["missing_keypoints"] = df["missing_keypoints"].fillna("").astype(str)
+    df["longest_missing_run"] = df["longest_missing_run"].fillna(0).astype(int)
+    manifest = df[MANIFEST_COLUMNS].copy()
+    manifest["occluded"] = _bool_text(manifest["occluded"])
+    manifest["face_masked"] = _bool_text(manifest["face_masked"])
+    atomic_write_text(out / "pid_map.csv", pid_df.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out / "camera_map.csv", cam_df.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out / "manifest.csv", manifest.to_csv(index=False, lineterminator="\n"))
+    return df

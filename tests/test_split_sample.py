@@ -1,0 +1,136 @@
+"""Sampler invariants (paper Section 4 rules) as property tests on generated label pools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from split_helpers import label_pool, tiny_protocol
+
+from opreid_bench.errors import ProtocolError
+from opreid_bench.splits.protocol import load_protocol
+from opreid_bench.splits.sample import allocate, same_camera_queries, sample_split, split_summary
+
+PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def check_invariants(split: pd.DataFrame, labels: pd.DataFrame, p) -> None:  # noqa: ANN001
+    q = split[split["split"] == "query"]
+    g = split[split["split"] == "gallery"]
+    t = split[split["split"] == "train"]
+    # counts match the protocol exactly
+    assert (len(q), q["pid"].nunique()) == (p.query_images, p.query_ids)
+    assert (len(g), g["pid"].nunique()) == (p.gallery_images, p.gallery_ids)
+    assert (len(t), t["pid"].nunique()) == (p.train_images, p.train_ids)
+    assert int(t["occluded"].sum()) == p.train_occluded_images
+    # every crop is used once, and is a crop of the pool with its own labels
+    assert split["source_path"].is_unique
+    merged = split.merge(labels, on="source_path", suffixes=("", "_pool"))
+    assert len(merged) == len(split)
+    assert (merged["pid"] == merged["pid_pool"]).all() and (merged["occluded"] == merged["occluded_pool"]).all()
+    # queries are occluded; 1-2 per identity
+    assert q["occluded"].all()
+    assert q.groupby("pid").size().between(*p.query_images_per_id).all()
+    # train identities are disjoint from every test identity; 5-20 crops each
+    assert not set(t["pid"]) & (set(q["pid"]) | set(g["pid"]))
+    assert t.groupby("pid").size().between(*p.train_images_per_id).all()
+    # per query identity: exactly one occluded + one holistic gallery crop, none of them a query crop
+    assert set(q["pid"]) <= set(g["pid"])
+    for pid, rows in g[g["pid"].isin(set(q["pid"]))].groupby("pid"):
+        assert len(rows) == 2 and rows["occluded"].sum() == 1
+        assert not set(rows["source_path"]) & set(q.loc[q["pid"] == pid, "source_path"])
+        assert set(rows["role"]) == {"match"}
+    # distractors: 1-3 occluded and 1-3 holistic crops each
+    d = g[~g["pid"].isin(set(q["pid"]))]
+    occ = d.groupby("pid")["occluded"].sum()
+    hol = d.groupby("pid").size() - occ
+    assert occ.between(*p.distractor_occluded).all() and hol.between(*p.distractor_holistic).all()
+
+
+@PROPS
+@given(seed=st.integers(0, 2**31 - 1), pool_seed=st.integers(0, 1000), occ_rate=st.floats(0.25, 0.5))
+def test_invariants_on_generated_pools(seed: int, pool_seed: int, occ_rate: float) -> None:
+    labels = label_pool(60, seed=pool_seed, occ_rate=occ_rate, per_id=(6, 20))
+    p = tiny_protocol()
+    try:
+        split = sample_split(labels, p, seed)
+    except ProtocolError:
+        assume(False)  # rare: the generated pool is too small; the strict case is tested below
+    check_invariants(split, labels, p)
+
+
+@PROPS
+@given(seed=st.integers(0, 2**31 - 1))
+def test_determinism_and_row_order_independence(seed: int) -> None:
+    labels = label_pool(60, seed=3, per_id=(6, 20))
+    p = tiny_protocol()
+    a = sample_split(labels, p, seed)
+    b = sample_split(labels.sample(frac=1.0, random_state=seed % 1000), p, seed)
+    assert a.to_csv(index=False) == b.to_csv(index=False)
+
+
+def test_seed_sensitivity() -> None:
+    labels = label_pool(60, seed=3, per_id=(6, 20))
+    p = tiny_protocol()
+    splits = {sample_split(labels, p, s).to_csv(index=False) for s in range(5)}
+    assert len(splits) == 5
+
+
+def test_cross_camera_matches_when_possible() -> None:
+    labels = label_pool(80, seed=5, per_id=(8, 20), cameras=3)
+    split = sample_split(labels, tiny_protocol(), 0)
+    assert same_camera_queries(split) == 0
+
+
+def test_single_camera_identities_fall_back() -> None:
+    labels = label_pool(60, seed=5, per_id=(8, 20))
+    labels["camid"] = -1  # cameras unknown: the rule cannot apply, sampling still works
+    split = sample_split(labels, tiny_protocol(), 0)
+    check_invariants(split, labels, tiny_protocol())
+
+
+def test_pool_too_small_names_numbers() -> None:
+    labels = label_pool(10, seed=0, per_id=(6, 20))
+    with pytest.raises(ProtocolError, match=r"needs 8 train identities.*pool has"):
+        sample_split(labels, tiny_protocol(query_ids=3, query_images=3, gallery_ids=4, gallery_images=10), 0)
+    with pytest.raises(ProtocolError, match=r"query needs 6 identities with >= 2 occluded.*the pool has 0"):
+        sample_split(labels.assign(occluded=False), tiny_protocol(), 0)
+
+
+def test_too_few_train_crops_is_an_error() -> None:
+    labels = label_pool(60, seed=1, per_id=(5, 6))
+    with pytest.raises(ProtocolError, match="train images: needs 160"):
+        sample_split(labels, tiny_protocol(train_images=160), 0)
+
+
+def test_missing_column_and_bad_labels() -> None:
+    labels = label_pool(20)
+    with pytest.raises(ProtocolError, match="missing column"):
+        sample_split(labels.drop(columns="camid"), tiny_protocol(), 0)
+    with pytest.raises(ProtocolError, match="more than once"):
+        sample_split(pd.concat([labels, labels.head(1)]), tiny_protocol(), 0)
+
+
+@PROPS
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=30), st.integers(0, 10**6))
+def test_allocate_hits_total_within_bounds(pairs: list[tuple[int, int]], seed: int) -> None:
+    lo = np.array([min(a, b) for a, b in pairs])
+    hi = np.array([max(a, b) for a, b in pairs])
+    rng = np.random.default_rng(seed)
+    total = int(rng.integers(lo.sum(), hi.sum() + 1))
+    x = allocate(total, lo, hi, rng, "t")
+    assert x.sum() == total and (x >= lo).all() and (x <= hi).all()
+    with pytest.raises(ProtocolError, match="needs"):
+        allocate(int(hi.sum()) + 1, lo, hi, rng, "t")
+
+
+def test_mini_protocol_fills_from_a_few_thousand_crops() -> None:
+    p = load_protocol("opreid-mini")
+    labels = label_pool(350, seed=0, occ_rate=0.3, per_id=(3, 25))
+    assert len(labels) < 6000
+    split = sample_split(labels, p, 0)
+    check_invariants(split, labels, p)
+    s = split_summary(split)
+    assert s["overall"]["images"] == p.query_images + p.gallery_images + p.train_images
