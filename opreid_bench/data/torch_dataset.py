@@ -1,0 +1,74 @@
+"""A torch Dataset over ImageRecords: decode with Pillow, transform, return (image, pid, camid, index).
+
+Randomness: a transform that declares ``uses_rng = True`` (the ones from :mod:`opreid_bench.data.transforms`) gets a
+``numpy.random.Generator`` seeded from (seed, epoch, index), so the augmented image depends only on those three
+numbers, not on the number of loader workers or their scheduling. Call ``set_epoch`` every epoch (with persistent
+workers, also rebuild the loader or the workers keep their copy of the epoch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from opreid_bench.data.records import ImageRecord
+from opreid_bench.errors import DataError
+
+__all__ = ["ImageDataset", "load_rgb"]
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Open and fully decode an image as RGB; a missing or undecodable file raises DataError naming it."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: image file not found") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+
+
+class ImageDataset(Dataset):
+    """``records`` -> (transform(image), pid, camid, index); ``transform`` maps a PIL image to a (3, H, W) tensor."""
+
+    def __init__(
+        self,
+        records: Sequence[ImageRecord],
+        transform: Callable[..., torch.Tensor],
+        *,
+        seed: int = 0,
+        epoch: int = 0,
+    ) -> None:
+        self.records = list(records)
+        self.transform = transform
+        self.seed = int(seed)
+        self.epoch = int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the random draws of ``epoch`` from now on."""
+        self.epoch = int(epoch)
+
+    @property
+    def pids(self) -> list[int]:
+        """The pid of every item, in order (what IdentityBalancedSampler takes)."""
+        return [r.pid for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int]:
+        index = int(index)
+        rec = self.records[index]
+        img = load_rgb(rec.path)
+        if getattr(self.transform, "uses_rng", False):
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            out: Any = self.transform(img, rng)
+        else:
+            out = self.transform(img)
+        return out, rec.pid, rec.camid, index
