@@ -38,3 +38,13 @@ def cuhk03_root(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def mobilenet_weights() -> Path:
     return _require(SHARED_DIR / "weights" / "mobilenet_v2-b0353104.pth")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch intra-op thread for the whole suite: the tests use tiny tensors, where a second OpenMP thread only
+    adds hand-off cost (and on a busy 2-core machine spin-waiting makes it many times slower)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return
+    torch.set_num_threads(1)

@@ -72,7 +72,6 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 def test_short_run_loss_falls_and_writes_run_dir(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     cfg = tiny_cfg("bot", "optim.epochs=5", "eval.period=5", "data.random_erasing=false", "data.batch_p=6",
                    "data.batch_k=2")
     result = train(cfg, tiny_splits, tmp_path / "run", progress=False)
@@ -116,7 +115,6 @@ def test_checkpoint_is_self_describing(tiny_splits: DatasetSplits, tmp_path: Pat
 
 
 def test_resume_equals_uninterrupted_run(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     extra = ["optim.max_iters_per_epoch=1", "optim.milestones=[1]"]  # the lr changes mid-run
     straight = train(tiny_cfg("ours", "optim.epochs=2", *extra), tiny_splits, tmp_path / "a", progress=False)
     assert straight.epochs_done == 2
@@ -158,7 +156,6 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, world_size: int, port: int, splits: DatasetSplits, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
-    torch.set_num_threads(1)
     cfg = tiny_cfg("baseline", "optim.epochs=1", "data.batch_p=2")
     train(cfg, splits, out, progress=False)
     state = load_checkpoint(Path(out) / "model.pt") if rank == 0 else None

@@ -11,15 +11,6 @@ from opreid_bench.errors import CheckpointError
 from opreid_bench.modeling.backbones import load_pretrained, mobilenetv2, resnet50
 from opreid_bench.modeling.layers import NonLocalBlock
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: with tiny tensors on a shared 2-core machine, 2 spinning OpenMP threads run ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # Written down from torchvision.models.resnet50 (v1.5): a few names with their shapes ...
 RESNET50_SPOT = {
     "conv1.weight": (64, 3, 7, 7),

@@ -10,15 +10,6 @@ import torch
 from opreid_bench.modeling.heads import LinearClassifier, MultiHeadCosineClassifier, build_classifier
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: with tiny tensors on a shared 2-core machine, 2 spinning OpenMP threads run ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @torch.no_grad()
 def multihead_reference(clf: MultiHeadCosineClassifier, x: torch.Tensor) -> torch.Tensor:
     """Explicit loops: logit[b, k] = sum_h (tau/H) <x_bh/||x_bh||, w_kh/(||w_kh|| + gamma)>."""

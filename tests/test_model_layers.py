@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from opreid_bench.modeling.heads import LinearClassifier
 from opreid_bench.modeling.layers import BNNeck, DNLBlock, GeM, NonLocalBlock, ReconstructivePooling, RPBranch
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: with tiny tensors on a shared 2-core machine, 2 spinning OpenMP threads run ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _randomise_(module: torch.nn.Module, seed: int = 0) -> None:

@@ -11,15 +11,6 @@ import torch.nn.functional as F
 from opreid_bench.modeling.losses import BEDLoss, CrossEntropyLabelSmooth, TripletLoss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: with tiny tensors on a shared 2-core machine, 2 spinning OpenMP threads run ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _batch(seed: int = 0, scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(8, 5, generator=g, dtype=torch.float64) * scale

@@ -13,15 +13,6 @@ from opreid_bench.errors import CheckpointError, ConfigError
 from opreid_bench.modeling import ModelConfig, ReIDModel, build_model, count_parameters
 from opreid_bench.modeling.layers import DNLBlock, MomentumElimination, NonLocalBlock
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: with tiny tensors on a shared 2-core machine, 2 spinning OpenMP threads run ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 H, W = 32, 16  # tiny inputs keep the suite fast; stride 16 gives a 2x1 map
 
 

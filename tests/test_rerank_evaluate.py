@@ -14,16 +14,6 @@ from opreid_bench.evaluation.metrics import evaluate_distmat
 from opreid_bench.evaluation.rerank import rerank_features
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_evaluate_rerank_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(8, 12))

@@ -12,16 +12,6 @@ from opreid_bench.evaluation.rerank import re_ranking, rerank_features
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one torch thread avoids thread hand-off overhead on a busy 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def reference_re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
     """The authors' re_ranking, transcribed line by line; only change: argsort(kind="stable") (defined tie order)."""

@@ -15,16 +15,6 @@ from opreid_bench.evaluation.features import FeatureSet, write_feature_file
 from opreid_bench.evaluation.rerank import rerank_features
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture()
 def feats(tmp_path: Path) -> tuple[Path, FeatureSet, FeatureSet]:
     rng = np.random.default_rng(0)

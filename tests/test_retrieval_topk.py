@@ -11,14 +11,6 @@ from opreid_bench.evaluation.distances import compute_distances
 from opreid_bench.evaluation.retrieval import merge_topk, stable_topk, topk_from_distmat, topk_search
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _argsort_topk(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.argsort(d, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(d, idx, 1), idx

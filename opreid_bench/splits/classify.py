@@ -64,8 +64,10 @@ CHAIN_PRESETS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 DEFAULT_CHAINS = "body"
 # Tuned on Partial-REID with the mediapipe backend (BlazePose visibility saturates near 1 for visible joints, so
-# the useful threshold is high); see benchmarks/bench_occlusion.py --sweep.
-DEFAULT_SCORE_THRESHOLD = 0.93
+# the useful threshold is high); see benchmarks/bench_occlusion.py --sweep. 0.93 maximises balanced accuracy there
+# (0.897) but labels 59% of the mostly holistic CUHK03 crops occluded; 0.80 keeps balanced accuracy above the 0.80
+# target (0.842, precision 0.977) and generalises better, so it is the default.
+DEFAULT_SCORE_THRESHOLD = 0.80
 DEFAULT_MIN_MISSING_RUN = 3  # the paper's "at least three sequential key-points"
 DEFAULT_OUTSIDE_MARGIN = 0.05
 

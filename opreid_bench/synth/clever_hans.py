@@ -86,6 +86,7 @@ def build_clever_hans(out_dir: str | Path, cfg: CleverHansConfig = CleverHansCon
                 with atomic_path(target) as tmp:
                     crop.image.save(tmp, format="JPEG", quality=90)
                 rows.append(f"{folder}/{name},{pid},{cam},{occ}")
+        (root / "bounding_box_train").mkdir(parents=True, exist_ok=True)  # test-only set: no training images
         atomic_write_text(root / "occluders.csv", "\n".join(rows) + "\n")
         result[variant] = root
     return result

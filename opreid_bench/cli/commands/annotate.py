@@ -81,7 +81,7 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
               help="An annotate folder or its keypoints.h5.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="labels.csv to write.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Keypoint score below which it is missing [default: 0.93, tuned for mediapipe].")
+              help="Keypoint score below which it is missing [default: 0.80, tuned for mediapipe].")
 @click.option("--min-missing-run", type=click.IntRange(1), default=None,
               help="Sequential missing keypoints that make a crop occluded [default: 3, the paper's].")
 @click.option("--chains", type=click.Choice(["body", "limbs", "coco_order"]), default="body", show_default=True,
