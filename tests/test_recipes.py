@@ -207,6 +207,8 @@ def test_plan_roots_vars_and_status(tiny_recipe: Path, tiny_root: Path, tmp_path
         plan_recipe(recipe, tmp_path, roots=["market1501=/x"])
     with pytest.raises(OpreidError, match="BACKBONE=PATH"):
         plan_recipe(recipe, tmp_path, pretrained=["/x.pth"])
+    with pytest.raises(OpreidError, match="--var 'ROOT': expected NAME=VALUE"):
+        plan_recipe(recipe, tmp_path, variables=["ROOT"])
     (tmp_path / "ours__cuhk03_labeled" / "checkpoints").mkdir(parents=True)
     (tmp_path / "ours__cuhk03_labeled" / "checkpoints" / "last.pt").write_bytes(b"")
     plan = plan_recipe(recipe, tmp_path, variables=[f"ROOT={tiny_root}"], sets=["optim.epochs=2"])
@@ -267,3 +269,47 @@ def test_list_recipes_json() -> None:
     assert res.exit_code == 0, res.output
     names = {r["name"] for r in json.loads(res.output)["recipes"]}
     assert names == {p.stem for p in RECIPES_DIR.glob("*.yaml")}
+
+
+def test_comparison_puts_published_next_to_measured(tmp_path: Path) -> None:
+    """A run of paper_table3 (ours trained on Market-1501, evaluated on Occluded-REID) meets Table 3's 'Ours' row."""
+    from opreid_bench.engine.recipes import comparison, recipe_rows
+
+    plan = plan_recipe(load_recipe("paper_table3"), tmp_path, roots=[str(tmp_path)],
+                       pretrained=["resnet50=/w.pth"])
+    run_dir = tmp_path / "ours__market1501"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({
+        "method": "ours", "train_dataset": "market1501", "backbone": "resnet50", "epochs": 120,
+        "results": {"occluded_reid": {"rank1": 0.701, "mAP": 0.65}, "cuhk03_labeled": {"rank1": 0.5, "mAP": 0.4}}}))
+    rows = recipe_rows(plan)
+    assert {r.dataset for r in rows} <= {"opreid", "occluded_duke", "occluded_reid", "market1501"}
+    assert all(r.table == "Table 3" for r in rows if r.source == "published")
+    (entry,) = comparison(plan, rows)
+    assert (entry["method"], entry["dataset"], entry["train_dataset"]) == ("ours", "occluded_reid", "market1501")
+    assert (entry["rank1"], entry["mAP"]) == (70.1, 65.0)
+    assert (entry["published_method"], entry["published_rank1"], entry["published_mAP"]) == ("Ours", 78.5, 72.9)
+
+
+def test_time_capped_run_is_resumed_on_the_next_call(tiny_root: Path, tmp_path: Path) -> None:
+    """A run stopped by time_limit_minutes is evaluated, reported incomplete, and resumed to the end next time."""
+    import torch
+
+    from opreid_bench.engine.recipes import run_plan
+
+    torch.set_num_threads(1)
+    text = TINY.replace("[ours]", "[bot]").replace("optim.epochs=1", "optim.epochs=2")
+    recipe = load_recipe(_write(tmp_path, text + "time_limit_minutes: 0.000001\n", "capped.yaml"))
+    out = tmp_path / "runs"
+    plan = plan_recipe(recipe, out, roots=[str(tiny_root)])
+    (first,) = run_plan(plan, progress=False)
+    assert first["status"] == "trained" and not first["complete"] and first["epochs"] == 1
+    run_dir = out / "bot__cuhk03_labeled"
+    assert json.loads((run_dir / "run.json").read_text())["evaluated"]["partial_reid"]["epochs"] == 1
+    plan = plan_recipe(recipe, out, roots=[str(tiny_root)])
+    assert plan.runs[0].status == "stopped" and "--resume" in plan.to_dict()["runs"][0]["commands"][0]
+    (second,) = run_plan(plan, progress=False)
+    assert second["complete"] and second["epochs"] == 2
+    info = json.loads((run_dir / "run.json").read_text())
+    assert {k: v["epochs"] for k, v in info["evaluated"].items()} == {"cuhk03_labeled": 2, "partial_reid": 2}
+    assert [json.loads(t)["epoch"] for t in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
