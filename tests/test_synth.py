@@ -82,3 +82,71 @@ def test_plan_is_cheap_and_render_deterministic() -> None:
     specs = plan_pool(cfg)
     assert specs == plan_pool(cfg)
     assert render_spec(specs[0], cfg)[0] == render_spec(specs[0], cfg)[0]
+
+
+def _market_tree(root: Path) -> Path:
+    """A tiny Market-style tree with real (drawn) JPEGs."""
+    from PIL import Image
+
+    base = root / "Market-1501-v15.09.15"
+    rng = np.random.default_rng(0)
+    for folder, pids in (("bounding_box_train", (1, 2)), ("query", (3, 4)), ("bounding_box_test", (3, 4, 5))):
+        for pid in pids:
+            for cam in (1, 2):
+                arr = rng.integers(0, 255, size=(128, 64, 3), dtype=np.uint8)
+                p = base / folder / f"{pid:04d}_c{cam}s1_{pid * 10 + cam:06d}_00.jpg"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr).save(p, quality=95)
+    return root
+
+
+def test_synth_occlude_keeps_layout_and_occludes_only_chosen_split(tmp_path: Path) -> None:
+    from opreid_bench.data.datasets import load_dataset
+    from opreid_bench.synth.occlude_dataset import occlude_dataset
+
+    src = _market_tree(tmp_path / "src")
+    out = tmp_path / "occ"
+    manifest = occlude_dataset("market1501", src, out, splits=("query",), rate=1.0, seed=3)
+    rows = manifest.read_text().splitlines()[1:]
+    assert len(rows) == 4 and all(",query," in r for r in rows)
+    a, b = load_dataset("market1501", src), load_dataset("market1501", out)
+    assert [(r.pid, r.camid) for r in a.query] == [(r.pid, r.camid) for r in b.query]
+    for ra, rb in zip(a.gallery, b.gallery):  # untouched splits are byte-identical copies
+        assert Path(ra.path).read_bytes() == Path(rb.path).read_bytes()
+    assert all(Path(ra.path).read_bytes() != Path(rb.path).read_bytes() for ra, rb in zip(a.query, b.query))
+    again = tmp_path / "occ2"
+    occlude_dataset("market1501", src, again, splits=("query",), rate=1.0, seed=3)
+    assert _digest(out) == _digest(again)
+
+
+def test_synth_occlude_cli_rejects_bad_split(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    src = _market_tree(tmp_path / "src")
+    out = subprocess.run([sys.executable, "-m", "opreid_bench", "synth-occlude", "--dataset", "market1501", "--root",
+                          str(src), "--out", str(tmp_path / "o"), "--splits", "probe"], capture_output=True, text=True)
+    assert out.returncode == 2 and "probe" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_clever_hans_sets_load_and_differ_only_in_true_match_occluders(tmp_path: Path) -> None:
+    from opreid_bench.data.datasets import load_dataset
+    from opreid_bench.synth.clever_hans import CleverHansConfig, build_clever_hans
+
+    paths = build_clever_hans(tmp_path, CleverHansConfig(num_ids=4, distractor_ids=3, width=64, height=128))
+    same, diff = (load_dataset("market1501", paths[v]) for v in ("same", "different"))
+    assert len(same.query) == len(diff.query) == 4
+    assert len(same.gallery) == len(diff.gallery) == 4 * 2 + 3 * 2
+    q_cams = {r.pid: r.camid for r in same.query}
+    assert all(r.camid != q_cams[r.pid] for r in same.gallery if r.pid in q_cams)  # matches from other cameras
+
+    def occ(root: Path) -> dict[str, str]:
+        lines = (root / "occluders.csv").read_text().splitlines()[1:]
+        return {ln.split(",")[0]: ln.split(",")[3] for ln in lines}
+
+    o_same, o_diff = occ(paths["same"]), occ(paths["different"])
+    for path, kind in o_same.items():
+        pid = int(Path(path).name[:4])
+        if path.startswith("bounding_box_test") and pid <= 4:
+            query_kind = next(k for p, k in o_same.items() if p.startswith("query") and int(Path(p).name[:4]) == pid)
+            assert kind == query_kind and o_diff[path] != query_kind

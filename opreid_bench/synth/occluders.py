@@ -72,7 +72,8 @@ def _rack(canvas: Image.Image, mask: Image.Image, rng: np.random.Generator, para
         bx = x0 + 2
         while bx < x1 - 6:
             bw = rng.uniform(8, 20)
-            d.rectangle([bx, y - rng.uniform(10, h / (n + 1) - 4), min(bx + bw, x1 - 2), y - 1], fill=_color(rng))
+            box_h = rng.uniform(0.4, 0.85) * h / (n + 1)  # boxes fit between two shelves
+            d.rectangle([bx, y - box_h, min(bx + bw, x1 - 2), y - 1], fill=_color(rng))
             bx += bw + 2
 
 
@@ -105,15 +106,16 @@ def _bush(canvas: Image.Image, mask: Image.Image, rng: np.random.Generator, para
     d, md = ImageDraw.Draw(canvas), ImageDraw.Draw(mask)
     w, h = canvas.size
     top = params.get("top", rng.uniform(0.5, 0.75) * h)
+    u = h / 256.0  # sizes below are for a 256-pixel-high crop
     base = params.get("color", (int(rng.integers(20, 70)), int(rng.integers(90, 160)), int(rng.integers(20, 70))))
     for _ in range(40):
         cx = rng.uniform(-0.1, 1.1) * w
-        cy = rng.uniform(top + 8, h)
-        r = rng.uniform(8, 22)
+        cy = rng.uniform(top + 8 * u, h)
+        r = rng.uniform(8, 22) * u
         shade = tuple(int(np.clip(c * rng.uniform(0.7, 1.2), 0, 255)) for c in base)
         _both(d, md, "ellipse", [cx - r, cy - r, cx + r, cy + r], shade)
-    md.rectangle([0, top + 16, w, h], fill=255)
-    d.rectangle([0, (top + 16 + h) / 2 + 10, w, h], fill=base)
+    md.rectangle([0, top + 16 * u, w, h], fill=255)
+    d.rectangle([0, min(h, (top + 16 * u + h) / 2 + 10 * u), w, h], fill=base)
 
 
 def _person(canvas: Image.Image, mask: Image.Image, rng: np.random.Generator, params: dict) -> None:
