@@ -95,20 +95,27 @@ class CameraStyle:
     blur: float
 
 
+def _muted(rng: np.random.Generator) -> Color:
+    """A scene colour: mostly grey with a tint, so that the scene is never a stronger cue than the clothing."""
+    c = _color(rng)
+    g = float(rng.uniform(90, 200))
+    return tuple(int(0.75 * g + 0.25 * v) for v in c)  # type: ignore[return-value]
+
+
 def sample_camera(camid: int, seed: int) -> CameraStyle:
     """The style of camera ``camid`` under ``seed``."""
     rng = np.random.default_rng([seed, 2, camid])
     probs = rng.dirichlet([1.5, 1.5, 1.5])
-    lo = float(rng.uniform(0.72, 0.86))
+    lo = float(rng.uniform(0.82, 0.9))
     return CameraStyle(
         camid=camid,
-        wall=_color(rng),
-        floor=_color(rng),
+        wall=_muted(rng),
+        floor=_muted(rng),
         horizon=float(rng.uniform(0.55, 0.8)),
         texture=("shelves", "tiles", "plain", "windows")[int(rng.integers(4))],
-        gain=float(rng.uniform(0.7, 1.25)),
-        cast=(float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.85, 1.15))),
+        gain=float(rng.uniform(0.8, 1.15)),
+        cast=(float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1))),
         view_probs=(float(probs[0]), float(probs[1]), float(probs[2])),
-        scale=(lo, min(0.97, lo + 0.12)),
+        scale=(lo, min(0.98, lo + 0.08)),
         blur=float(rng.choice([0.0, 0.0, 0.5, 1.0, 1.5])),
     )
