@@ -16,8 +16,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The demo's backbone starts from torchvision's ImageNet MobileNetV2 when a local copy is at hand (never downloaded).
+DEMO_WEIGHTS ?= $(wildcard ../shared/weights/mobilenet_v2-b0353104.pth)
+
 demo: install
-	$(VENV)/bin/opreid-bench demo
+	$(VENV)/bin/opreid-bench demo $(if $(DEMO_WEIGHTS),--pretrained $(DEMO_WEIGHTS))
 
 test: install
 	$(PY) -m pytest -q
