@@ -367,3 +367,22 @@ def load_method_config(
 def config_digest(cfg: MethodConfig) -> str:
     """A short, stable text of the config (for logs and run.json)."""
     return yaml.safe_dump(cfg.to_dict(), sort_keys=True, default_flow_style=None)
+
+
+def config_differences(a: dict, b: dict, *, ignore: tuple[str, ...] = (), labels: tuple[str, str] = ("a", "b"),
+                       prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (keys under ``ignore`` skipped), as readable lines.
+
+    Used to refuse a resume with another config and to spot a finished run that a recipe would train differently.
+    """
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        path = f"{prefix}{key}"
+        if any(path == m or path.startswith(m + ".") for m in ignore):
+            continue
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diffs.extend(config_differences(va, vb, ignore=ignore, labels=labels, prefix=path + "."))
+        elif va != vb:
+            diffs.append(f"{path}: {va!r} {labels[0]}, {vb!r} {labels[1]}")
+    return diffs

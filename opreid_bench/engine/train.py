@@ -35,7 +35,7 @@ from opreid_bench.engine.checkpoint import (
     set_rng_state,
     unwrap,
 )
-from opreid_bench.engine.config import MethodConfig
+from opreid_bench.engine.config import MethodConfig, config_differences
 from opreid_bench.engine.criterion import ReIDCriterion, accuracy
 from opreid_bench.engine.data import TrainData, apply_cbe, build_train_data, cbe_generator
 from opreid_bench.engine.distributed import (
@@ -133,19 +133,6 @@ def train_one_epoch(
                  img_per_s=round(images_seen * dist_info.world_size / max(seconds, 1e-9), 2))
     return stats
 
-
-def _config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        path = f"{prefix}{key}"
-        if any(path == m or path.startswith(m + ".") for m in RESUME_MAY_CHANGE):
-            continue
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            diffs.extend(_config_differences(va, vb, path + "."))
-        elif va != vb:
-            diffs.append(f"{path}: {va!r} in the checkpoint, {vb!r} now")
-    return diffs
 
 
 def _make_progress(enabled: bool) -> Any:
@@ -274,7 +261,8 @@ def _restore(path: Path, cfg: MethodConfig, num_classes: int, model: torch.nn.Mo
     """Load a training checkpoint into fresh objects; returns the number of epochs it completed."""
     state = load_checkpoint(path)
     stored = checkpoint_config(state, path)
-    diffs = _config_differences(stored.to_dict(), cfg.to_dict())
+    diffs = config_differences(stored.to_dict(), cfg.to_dict(), ignore=RESUME_MAY_CHANGE,
+                               labels=("in the checkpoint", "now"))
     if diffs:
         raise CheckpointError(f"{path}: --resume with a different config ({diffs[0]}); use the same method and "
                               "--set values, or another --out")

@@ -7,17 +7,7 @@ from pathlib import Path
 
 import click
 
-from opreid_bench.errors import DataError
-
-
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise DataError(f"--option {pair!r}: expected KEY=VALUE (e.g. query_folder=partial)")
-        options[key.strip()] = value
-    return options
+from opreid_bench.cli.options import parse_key_values
 
 
 def _counts_text(splits: tuple[str, ...], known: dict[str, tuple[int, int]], split: str) -> str:
@@ -119,7 +109,7 @@ def verify_cmd(name: str, root: Path, options: tuple[str, ...], as_json: bool) -
     """
     from opreid_bench.data.datasets import get_dataset
 
-    report = get_dataset(name, root, **_parse_options(options)).verify()
+    report = get_dataset(name, root, **parse_key_values(options)).verify()
     for line in report.mismatches():
         click.echo(f"warning: {report.dataset} at {report.root}: counts differ from the known ones: {line}", err=True)
     if report.unparsed:

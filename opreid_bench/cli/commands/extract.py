@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opreid_bench.cli.commands.train import _dataset_options
+from opreid_bench.cli.options import parse_key_values
 
 
 @click.command("extract")
@@ -36,7 +36,7 @@ def extract_cmd(weights: Path, dataset: str, root: Path, dataset_option: tuple[s
     from opreid_bench.evaluation.features import write_feature_file
 
     query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device,
-                                               options=_dataset_options(dataset_option))
+                                               options=parse_key_values(dataset_option))
     write_feature_file(out, query, gallery, attrs=attrs)
     info = {"out": str(out), "query": len(query), "gallery": len(gallery),
             "dim": int(query.features.shape[1]), **attrs}

@@ -7,17 +7,8 @@ from pathlib import Path
 
 import click
 
+from opreid_bench.cli.options import parse_key_values
 from opreid_bench.errors import OpreidError
-
-
-def _dataset_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise OpreidError(f"--option {pair!r}: expected KEY=VALUE (see `opreid-bench datasets list`)")
-        out[key.strip()] = value
-    return out
 
 
 def build_overrides(*, backbone: str | None, pretrained: Path | None, epochs: int | None, seed: int | None,
@@ -89,7 +80,7 @@ def train_cmd(method: str | None, config_file: Path | None, dataset: str, root: 
         from opreid_bench.errors import CheckpointError
 
         raise CheckpointError(f"{cfg.model.pretrained}: pretrained backbone file not found (model.pretrained)")
-    splits = load_dataset(dataset, root, **_dataset_options(dataset_option))
+    splits = load_dataset(dataset, root, **parse_key_values(dataset_option))
     result = train(cfg, splits, out, device=device, resume=resume, junk=dataset_junk(dataset),
                    time_limit_minutes=time_limit)
     summary = {"run_dir": str(result.run_dir), "method": cfg.method, "dataset": dataset,

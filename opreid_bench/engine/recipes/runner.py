@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opreid_bench.engine.config import BASELINES_DIR, MethodConfig, load_method_config
+from opreid_bench.engine.config import BASELINES_DIR, MethodConfig, config_differences, load_method_config
 from opreid_bench.engine.recipes.schema import Recipe, expand, method_path, variable_lookup
 from opreid_bench.errors import ConfigError, OpreidError
 
@@ -135,19 +135,6 @@ def _read_run_json(run_dir: Path) -> dict[str, Any] | None:
         raise OpreidError(f"{path}: unreadable run file ({exc}); remove it to retrain this run") from exc
 
 
-def _config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        path = f"{prefix}{key}"
-        if any(path == m or path.startswith(m + ".") for m in _SAME_RUN_IGNORES):
-            continue
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            diffs.extend(_config_differences(va, vb, path + "."))
-        elif va != vb:
-            diffs.append(f"{path}: {va!r} in the run, {vb!r} in the recipe")
-    return diffs
-
 
 def _check_root(dataset: str, root: str, options: dict[str, str]) -> str | None:
     """None when the loader finds the dataset's folders under ``root``; else the loader's message."""
@@ -246,7 +233,8 @@ def plan_recipe(
                 cfg = load_method_config(method_source, overrides)
         if status == "done":
             info = _read_run_json(run_dir) or {}
-            diffs = _config_differences(info.get("config") or {}, cfg.to_dict())
+            diffs = config_differences(info.get("config") or {}, cfg.to_dict(), ignore=_SAME_RUN_IGNORES,
+                                       labels=("in the run", "in the recipe"))
             if diffs:
                 problems.append(f"{run_dir}/run.json: a finished run with another config ({diffs[0]}); choose "
                                 f"another --out or remove the run")
