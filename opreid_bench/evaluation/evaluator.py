@@ -7,6 +7,7 @@ bounded by ``query_chunk x gallery`` floats; the chunk results are merged exactl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,27 +68,44 @@ def evaluate_features(query: FeatureSet, gallery: FeatureSet, *, metric: str = "
     _check_set(gallery, "gallery")
     nq, ng = len(query), len(gallery)
     rows = max(1, min(query_chunk, MAX_CHUNK_ELEMENTS // ng))
-    g_pids, g_camids = np.asarray(gallery.pids), np.asarray(gallery.camids)
-    q_pids, q_camids = np.asarray(query.pids), np.asarray(query.camids)
-    g_subsets = gallery_subsets(gallery.occluded)
-    parts: dict[str, list[tuple[int, int, RankingResult]]] = {"overall": [], **{k: [] for k in g_subsets}}
 
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
         task = bar.add_task(f"evaluating {nq} x {ng} ({metric})", total=nq)
-        for start, stop, dist in iter_distance_chunks(query.features, gallery.features, metric, device=device,
-                                                      chunk_size=rows):
-            qp, qc = q_pids[start:stop], q_camids[start:stop]
-            parts["overall"].append((start, stop, evaluate_distmat(
-                dist, qp, g_pids, qc, g_camids, junk=junk, max_rank=max_rank, allow_no_valid=True)))
-            for name, cols in g_subsets.items():
-                parts[name].append((start, stop, evaluate_distmat(
-                    dist[:, cols], qp, g_pids[cols], qc, g_camids[cols], junk=junk, max_rank=max_rank,
-                    allow_no_valid=True)))
-            bar.advance(task, stop - start)
 
+        def chunks():
+            for start, stop, dist in iter_distance_chunks(query.features, gallery.features, metric, device=device,
+                                                          chunk_size=rows):
+                yield start, stop, dist
+                bar.advance(task, stop - start)
+
+        return evaluate_distance_chunks(chunks(), query, gallery, metric=metric, junk=junk, max_rank=max_rank,
+                                        bootstrap=bootstrap, seed=seed)
+
+
+def evaluate_distance_chunks(chunks: Iterable[tuple[int, int, np.ndarray]], query: FeatureSet, gallery: FeatureSet,
+                             *, metric: str, junk: str = "market", max_rank: int = 50, bootstrap: int = 0,
+                             seed: int = 0) -> EvaluationReport:
+    """The report from query-row chunks ``(start, stop, distances)`` of a q x g distance matrix, merged exactly.
+
+    Shared by feature evaluation (chunks computed on the fly) and re-ranking (chunks of the re-ranked matrix), so
+    both give the same overall, breakdown and bootstrap numbers for the same distances.
+    """
+    nq, ng = len(query), len(gallery)
+    g_pids, g_camids = np.asarray(gallery.pids), np.asarray(gallery.camids)
+    q_pids, q_camids = np.asarray(query.pids), np.asarray(query.camids)
+    g_subsets = gallery_subsets(gallery.occluded)
+    parts: dict[str, list[tuple[int, int, RankingResult]]] = {"overall": [], **{k: [] for k in g_subsets}}
+    for start, stop, dist in chunks:
+        qp, qc = q_pids[start:stop], q_camids[start:stop]
+        parts["overall"].append((start, stop, evaluate_distmat(
+            dist, qp, g_pids, qc, g_camids, junk=junk, max_rank=max_rank, allow_no_valid=True)))
+        for name, cols in g_subsets.items():
+            parts[name].append((start, stop, evaluate_distmat(
+                dist[:, cols], qp, g_pids[cols], qc, g_camids[cols], junk=junk, max_rank=max_rank,
+                allow_no_valid=True)))
     overall = merge_results(parts["overall"], max_rank)
     if overall.num_valid_queries == 0:
         raise EvaluationError(f"no valid query: none of the {nq} queries has a true match in the gallery "

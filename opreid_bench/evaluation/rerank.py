@@ -499,10 +499,7 @@ def rerank_report(
     gallery as context; the holistic/occluded gallery rows restrict the columns of that re-ranked matrix. The
     ranking metrics come from ``evaluate_distmat`` on row chunks, merged exactly.
     """
-    from opreid_bench.evaluation.bootstrap import bootstrap_ci
-    from opreid_bench.evaluation.breakdown import gallery_subsets, query_breakdown
-    from opreid_bench.evaluation.evaluator import EvaluationReport
-    from opreid_bench.evaluation.metrics import evaluate_distmat, merge_results
+    from opreid_bench.evaluation.evaluator import evaluate_distance_chunks
 
     for side, fs in (("query", query), ("gallery", gallery)):
         bad = fs.problems()
@@ -510,25 +507,7 @@ def rerank_report(
             raise EvaluationError(f"{side} {bad[0]}")
     dist = rerank_features(query.features, gallery.features, metric=metric, k1=k1, k2=k2,
                            lambda_value=lambda_value, device=device, ann=ann)
-    q_pids, q_cams = np.asarray(query.pids), np.asarray(query.camids)
-    g_pids, g_cams = np.asarray(gallery.pids), np.asarray(gallery.camids)
-    subsets = gallery_subsets(gallery.occluded)
-    parts: dict[str, list] = {"overall": [], **{name: [] for name in subsets}}
     rows = max(1, (1 << 24) // max(1, dist.shape[1]))
-    for s in range(0, dist.shape[0], rows):
-        e = min(s + rows, dist.shape[0])
-        chunk, qp, qc = dist[s:e], q_pids[s:e], q_cams[s:e]
-        parts["overall"].append((s, e, evaluate_distmat(chunk, qp, g_pids, qc, g_cams, junk=junk,
-                                                        max_rank=max_rank, allow_no_valid=True)))
-        for name, cols in subsets.items():
-            parts[name].append((s, e, evaluate_distmat(chunk[:, cols], qp, g_pids[cols], qc, g_cams[cols],
-                                                       junk=junk, max_rank=max_rank, allow_no_valid=True)))
-    overall = merge_results(parts["overall"], max_rank)
-    if overall.num_valid_queries == 0:
-        raise EvaluationError(f"no valid query: none of the {dist.shape[0]} queries has a true match in the gallery "
-                              f"(after junk={junk!r} removal); check pids/camids and the junk rule")
-    breakdown = query_breakdown(overall, query.occluded)
-    breakdown.update({name: merge_results(parts[name], max_rank) for name in subsets})
-    ci = bootstrap_ci(overall, bootstrap, seed) if bootstrap > 0 else None
-    return EvaluationReport(overall=overall, breakdown=breakdown, ci=ci, metric=metric, junk=junk,
-                            num_query=dist.shape[0], num_gallery=dist.shape[1])
+    chunks = ((s, min(s + rows, dist.shape[0]), dist[s:s + rows]) for s in range(0, dist.shape[0], rows))
+    return evaluate_distance_chunks(chunks, query, gallery, metric=metric, junk=junk, max_rank=max_rank,
+                                    bootstrap=bootstrap, seed=seed)
