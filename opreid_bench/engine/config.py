@@ -235,17 +235,22 @@ def resolve_config_path(name_or_path: str | os.PathLike[str]) -> Path:
     return candidate
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """Parse a YAML file; an unreadable file or bad YAML is a one-line ConfigError naming the file."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from exc
+
+
 def _read_yaml_tree(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """Read ``path`` and everything it inherits (deep-merged, child wins)."""
     path = path.resolve()
     if path in chain:
         raise ConfigError(f"{path}: circular 'inherit' ({' -> '.join(p.name for p in (*chain, path))})")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from exc
+    raw = read_yaml(path, "config")
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping at the top level")

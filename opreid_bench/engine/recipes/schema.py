@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from opreid_bench.engine.config import BASELINES_DIR, load_method_config, resolve_config_path
+from opreid_bench.engine.config import BASELINES_DIR, load_method_config, read_yaml, resolve_config_path
 from opreid_bench.errors import ConfigError, OpreidError
 
 RECIPES_DIR = Path(os.environ.get("OPREID_RECIPES_DIR", BASELINES_DIR / "recipes"))
@@ -188,12 +186,7 @@ def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
     from opreid_bench.data.protocols import load_protocol
 
     source = resolve_recipe_path(name_or_path)
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read recipe ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML ({str(exc).splitlines()[0]})") from exc
+    raw = read_yaml(source, "recipe")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a recipe must be a mapping at the top level")
     unknown = sorted(set(raw) - set(TOP_KEYS))
