@@ -18,7 +18,7 @@ H, W = 32, 16  # tiny inputs keep the suite fast; stride 16 gives a 2x1 map
 
 def _ours(**kw: object) -> ModelConfig:
     base = dict(backbone="mobilenetv2", pooling="gem", dnl=True, reconstructive_pooling=True,
-                classifier="multihead_cosine", momentum_elimination=True)
+                classifier="multihead_cosine", retrieval_feature="pooled", momentum_elimination=True)
     base.update(kw)
     return ModelConfig(**base)
 
@@ -91,7 +91,8 @@ def test_model_me_buffer_updates_in_train_only_and_is_saved() -> None:
     assert "me.mu" in model.state_dict()
     x = torch.randn(4, 3, H, W)
     out = model.train()(x)
-    torch.testing.assert_close(model.me.mu, 0.1 * F.normalize(out["global_bn"].detach(), dim=1).mean(0))
+    # ME, Eq. (6): mu comes from the features after the global pooling (Sec. 3.4), not from the BNNeck output
+    torch.testing.assert_close(model.me.mu, 0.1 * F.normalize(out["global_feat"].detach(), dim=1).mean(0))
     before = model.me.mu.clone()
     model.eval()(x)
     torch.testing.assert_close(model.me.mu, before)
@@ -141,3 +142,72 @@ def test_pretrained_missing_file_and_shared_weights(tmp_path: Path, mobilenet_we
     state = torch.load(mobilenet_weights, map_location="cpu", weights_only=True)
     torch.testing.assert_close(model.backbone.features[0][0].weight, state["features.0.0.weight"])
     assert model.pretrained_report is not None and len(model.pretrained_report.loaded) == len(state) - 2
+
+
+def test_me_is_active_after_training_steps_on_non_centred_data() -> None:
+    """ME must change retrieval: mu far from 0 and distances changed (BNNeck-fed ME had ||mu|| ~ 0.002)."""
+    torch.manual_seed(0)
+    model = build_model(_ours(reconstructive_pooling=False, dnl=False), num_classes=4)
+    # a small stand-in backbone (1x1 conv + ReLU, like any CNN's last stage) whose features differ between inputs
+    model.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, model.feat_dim, 1), torch.nn.ReLU())
+    g = torch.Generator().manual_seed(1)
+
+    def images(n: int) -> torch.Tensor:  # non-centred: a per-image colour plus texture
+        return torch.rand(n, 3, 1, 1, generator=g) * 2 + torch.rand(n, 3, H, W, generator=g)
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(12):
+        out = model.train()(images(8))
+        opt.zero_grad()
+        out["logits"].logsumexp(dim=1).mean().backward()
+        opt.step()
+    assert float(model.me.mu.norm()) > 0.3  # (1 - 0.9**12) of the mean pooled direction
+    model.eval()
+    x = images(6)
+    with torch.no_grad():
+        with_me = model(x)
+        model.me_at_inference = False
+        without_me = F.normalize(model(x), dim=1)
+    cos = (with_me * without_me).sum(dim=1)
+    assert float(cos.max()) < 0.99  # the retrieval feature moved
+    d_with, d_without = torch.cdist(with_me, with_me), torch.cdist(without_me, without_me)
+    assert float((d_with - d_without).abs().max()) > 0.05  # and so did the distances
+
+
+def test_me_needs_the_pooled_retrieval_feature() -> None:
+    with pytest.raises(ConfigError, match="retrieval_feature=pooled"):
+        ModelConfig(momentum_elimination=True)
+    cfg = ModelConfig(backbone="mobilenetv2", retrieval_feature="pooled")
+    model = build_model(cfg, num_classes=0).eval()
+    x = torch.randn(2, 3, H, W)
+    with torch.no_grad():
+        out = model.train()(x)
+        model.eval()
+        torch.testing.assert_close(model(x), model.pool(model.backbone(x)))  # no ME: the plain pooled feature
+    assert out["global_feat"].shape == (2, 1280)
+
+
+def test_ours_and_ours_no_me_differ_only_in_me() -> None:
+    from opreid_bench.engine.config import load_method_config
+
+    ours, no_me = load_method_config("ours"), load_method_config("ours_no_me")
+    assert ours.model.momentum_elimination and not no_me.model.momentum_elimination
+    a, b = vars(ours.model).copy(), vars(no_me.model).copy()
+    a.pop("momentum_elimination"), b.pop("momentum_elimination")
+    assert a == b and ours.loss == no_me.loss and ours.data == no_me.data and ours.optim == no_me.optim
+    assert ours.model.classifier == "multihead_cosine" and ours.model.retrieval_feature == "pooled"
+    # ME changes no weight: one seed trains both to identical parameters
+    torch.manual_seed(3)
+    m1 = build_model(_ours(reconstructive_pooling=False, dnl=False), num_classes=3)
+    m2 = build_model(_ours(reconstructive_pooling=False, dnl=False, momentum_elimination=False), num_classes=3)
+    m2.load_state_dict({k: v for k, v in m1.state_dict().items() if not k.startswith("me.")})
+    for model in (m1, m2):
+        torch.manual_seed(5)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        for _ in range(3):
+            out = model.train()(torch.rand(4, 3, H, W))
+            opt.zero_grad()
+            out["logits"].logsumexp(dim=1).mean().backward()
+            opt.step()
+    for (k, v1), (_, v2) in zip(m2.state_dict().items(), ((k, m1.state_dict()[k]) for k in m2.state_dict())):
+        torch.testing.assert_close(v1, v2, msg=k)

@@ -14,6 +14,7 @@ BACKBONE_NAMES = ("resnet50", "mobilenetv2")
 POOLINGS = ("avg", "gem")
 CLASSIFIERS = ("linear", "multihead_cosine")
 ME_MODES = ("subtract", "tde")
+RETRIEVAL_FEATURES = ("bnneck", "pooled")
 
 
 @dataclass
@@ -35,7 +36,8 @@ class ModelConfig:
     num_heads: int = 2
     cos_tau: float = 16.0
     cos_gamma: float = 0.03125
-    momentum_elimination: bool = False  # ME, Eq. (6)
+    retrieval_feature: str = "bnneck"  # "bnneck" (BoT, fast-reid) | "pooled" (the paper's inference feature)
+    momentum_elimination: bool = False  # ME, Eq. (6): mu from the pooled feature; needs retrieval_feature=pooled
     me_beta: float = 0.9
     me_mode: str = "subtract"  # "subtract" | "tde"
     me_alpha: float = 1.0
@@ -63,6 +65,7 @@ class ModelConfig:
         choice("pooling", self.pooling, POOLINGS)
         choice("classifier", self.classifier, CLASSIFIERS)
         choice("me_mode", self.me_mode, ME_MODES)
+        choice("retrieval_feature", self.retrieval_feature, RETRIEVAL_FEATURES)
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "bool" and not isinstance(value, bool):
@@ -79,3 +82,8 @@ class ModelConfig:
                 raise ConfigError(f"model.{name}={value!r} must be a positive number")
         if not isinstance(self.me_beta, (int, float)) or not 0.0 <= self.me_beta < 1.0:
             raise ConfigError(f"model.me_beta={self.me_beta!r} must be in [0, 1)")
+        if self.momentum_elimination and self.retrieval_feature != "pooled":
+            # Sec. 3.4: "The mean feature vector is obtained from the features after the global pooling", and
+            # inference uses "the single-scale global pooling features (subtracting the mean features)".
+            raise ConfigError("model.momentum_elimination=true needs model.retrieval_feature=pooled: ME (Eq. 6) "
+                              "keeps the mean of the pooled feature and subtracts it from that feature")

@@ -1,7 +1,15 @@
 """ReIDModel: backbone (+ non-local / DNL) -> pooling -> BNNeck -> classifier, with the paper's optional RP and ME.
 
 Train mode returns a dict (the losses' inputs); eval mode returns retrieval features only, so RP (Eq. 2) and the
-classifiers cost nothing at inference, and ME (Eq. 6) is applied to the BNNeck feature.
+classifiers cost nothing at inference.
+
+The retrieval feature (``ModelConfig.retrieval_feature``):
+- ``bnneck`` (bot, baseline, Table 5 rows 1-5): the BNNeck output, compared with cosine distance (BoT, fast-reid).
+- ``pooled`` (ours): the global pooled feature before the BNNeck, the paper's "single-scale global pooling
+  features". With ME (Eq. 6) the moving mean ``mu`` of the L2-normalised pooled features is kept during training and
+  subtracted at inference: normalise(normalise(f_g) - mu). The pooled feature comes after a ReLU, so its direction
+  has a large common component (||mu|| is typically 0.5-0.9) and ME changes distances; BNNeck features are centred
+  per batch by BatchNorm, which is why ME is never fed them (their mean is ~0 and subtracting it does nothing).
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ class ReIDModel(nn.Module):
 
     Train mode ``forward(x)`` -> dict: "global_feat" (B, C, pooled, before BNNeck), "global_bn" (B, C, after BNNeck),
     "logits" (B, num_classes) when ``num_classes > 0``; with RP also "rp_feat", "rp_bn", "rp_logits". With ME the
-    train-mode forward also updates the ``me.mu`` buffer (Eq. 6, no gradient) from the BNNeck features.
-    Eval mode ``forward(x)`` -> (B, C): the BNNeck feature; with ME L2-normalised, mu removed, re-normalised.
+    train-mode forward also updates the ``me.mu`` buffer (Eq. 6, no gradient) from the pooled features.
+    Eval mode ``forward(x)`` -> (B, C): the retrieval feature (BNNeck or pooled, ``cfg.retrieval_feature``); with ME
+    the pooled feature L2-normalised, mu removed, re-normalised. ``me_at_inference = False`` switches the subtraction
+    off on the same weights, so ME's own effect is measured on one checkpoint (mu is a buffer: ME changes no weight).
     """
 
     def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
@@ -53,6 +63,7 @@ class ReIDModel(nn.Module):
             if cfg.momentum_elimination
             else None
         )
+        self.me_at_inference = True
 
     def _classifier(self) -> nn.Module:
         c = self.cfg
@@ -65,15 +76,23 @@ class ReIDModel(nn.Module):
         global_feat = self.pool(fmap)
         global_bn = self.bnneck(global_feat)
         if not self.training:
-            return self.me(global_bn) if self.me is not None else global_bn
+            return self.retrieval_feature(global_feat, global_bn)
         out = {"global_feat": global_feat, "global_bn": global_bn}
         if self.classifier is not None:
             out["logits"] = self.classifier(global_bn)
         if self.rp_branch is not None:
             out.update(self.rp_branch(fmap))
         if self.me is not None:
-            self.me.update(global_bn)
+            self.me.update(global_feat)  # ME, Eq. (6): mu_t from the features after the global pooling
         return out
+
+    def retrieval_feature(self, global_feat: torch.Tensor, global_bn: torch.Tensor) -> torch.Tensor:
+        """The inference feature: BNNeck output, or the pooled feature with mu subtracted when ME is on (Sec. 3.4)."""
+        if self.cfg.retrieval_feature == "bnneck":
+            return global_bn
+        if self.me is not None and self.me_at_inference:
+            return self.me(global_feat)  # ME at inference: normalise(f_g / ||f_g|| - mu)
+        return global_feat
 
     @torch.no_grad()
     def extract(self, x: torch.Tensor) -> torch.Tensor:
