@@ -41,7 +41,7 @@ def test_runs_join_as_measured_rows(tmp_path: Path) -> None:
     run.mkdir()
     (run / "run.json").write_text(json.dumps({
         "method": "ours", "backbone": "mobilenetv2", "height": 128, "width": 64, "epochs": 3, "hardware": "cpu",
-        "results": {"occluded_duke": {"rank1": 0.5, "mAP": 0.25}}}))
+        "metrics_unit": "fraction", "results": {"occluded_duke": {"rank1": 0.5, "mAP": 0.25}}}))
     rows = load_runs([run])
     assert len(rows) == 1 and rows[0].rank1 == 50.0 and rows[0].mAP == 25.0 and rows[0].source == str(run)
     out = _cli("--runs", str(run), "--dataset", "occluded_duke", "--json")

@@ -119,7 +119,7 @@ def test_cpu_recipe_matches_reproduce_cpu_defaults(tmp_path: Path) -> None:
     defaults["weights"] = weights
     assert [r.method for r in plan.runs] == defaults["methods"].split(",")
     for run in plan.runs:
-        assert run.config.to_dict() == load_method_config(run.method, module._overrides(defaults)).to_dict()
+        assert run.config.to_dict() == load_method_config(run.method, module._overrides(defaults, 0)).to_dict()
     assert plan.recipe.time_limit_minutes == defaults["minutes"]
     assert plan.runs[0].protocols == ["cuhk03_labeled", "partial_reid"]
 
@@ -280,7 +280,7 @@ def test_comparison_puts_published_next_to_measured(tmp_path: Path) -> None:
     run_dir = tmp_path / "ours__market1501"
     run_dir.mkdir()
     (run_dir / "run.json").write_text(json.dumps({
-        "method": "ours", "train_dataset": "market1501", "backbone": "resnet50", "epochs": 120,
+        "method": "ours", "train_dataset": "market1501", "backbone": "resnet50", "epochs": 120, "metrics_unit": "fraction",
         "results": {"occluded_reid": {"rank1": 0.701, "mAP": 0.65}, "cuhk03_labeled": {"rank1": 0.5, "mAP": 0.4}}}))
     rows = recipe_rows(plan)
     assert {r.dataset for r in rows} <= {"opreid", "occluded_duke", "occluded_reid", "market1501"}

@@ -29,6 +29,10 @@ CHECKPOINT_FORMAT = "opreid-bench-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
+class UnreadableCheckpointError(CheckpointError):
+    """The file is not a readable torch file at all (zero-length, truncated, garbage): e.g. a crash mid-write."""
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The bare model inside a DistributedDataParallel wrapper (or the model itself)."""
     return model.module if hasattr(model, "module") else model
@@ -107,7 +111,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types (pickle, zip, runtime) for a bad file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        raise UnreadableCheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: not an opreid-bench checkpoint (no 'format: {CHECKPOINT_FORMAT}'; a bare state_dict or a "

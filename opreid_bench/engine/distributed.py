@@ -6,6 +6,7 @@ gloo on CPU, nccl on CUDA. A single process (no WORLD_SIZE, or WORLD_SIZE=1) nee
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +46,11 @@ def init_distributed(device: str) -> DistInfo:
 
 
 def resolve_device(device: str, info: DistInfo) -> torch.device:
-    """``cpu`` or ``cuda`` (-> this process's GPU under torchrun)."""
+    """``cpu`` or ``cuda`` (-> this process's GPU under torchrun); any other name is an error, not a silent CPU."""
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        from opreid_bench.errors import OpreidError
+
+        raise OpreidError(f"--device {device!r}: use cpu, cuda or cuda:N")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             from opreid_bench.errors import OpreidError
@@ -68,6 +73,19 @@ def all_reduce_mean(value: float, info: DistInfo, device: torch.device) -> float
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item()) / info.world_size
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every process when ``flag`` is true on at least one (all_reduce MAX; a collective: call it on all).
+
+    Used for decisions that end the loop (the time budget): were each rank to decide from its own clock, one could
+    leave while the others wait forever in the next epoch's gradient all_reduce.
+    """
+    if not info.enabled:
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def cleanup(info: DistInfo) -> None:

@@ -10,6 +10,8 @@
 ``resume=True`` continues from ``checkpoints/last.pt`` exactly: on CPU, N epochs straight and N/2 + resume + N/2
 give bit-identical parameters (every random draw is a function of (seed, epoch, position), see ``engine.data``).
 Under torchrun each process trains on its share of the batches (DDP; gloo on CPU, nccl on CUDA); rank 0 writes.
+The time budget is decided by all ranks together (any rank out of time stops every rank after the same epoch);
+``tests/test_ddp_equivalence.py`` checks that 2 ranks equal one process on the global batch.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from opreid_bench.atomic import atomic_write_text
 from opreid_bench.data.records import DatasetSplits
 from opreid_bench.engine.checkpoint import (
+    UnreadableCheckpointError,
     checkpoint_config,
     load_checkpoint,
     load_model_state,
@@ -41,6 +44,7 @@ from opreid_bench.engine.data import TrainData, apply_cbe, build_train_data, cbe
 from opreid_bench.engine.distributed import (
     DistInfo,
     all_reduce_mean,
+    any_rank,
     barrier,
     cleanup,
     init_distributed,
@@ -170,11 +174,15 @@ def train(
 
     out = Path(out_dir)
     ckpt_path = out / "checkpoints" / "last.pt"
+    if resume and not ckpt_path.is_file():  # checked on every rank, before any work: never a silent fresh start
+        raise CheckpointError(f"{ckpt_path}: --resume, but there is no checkpoint to continue; run without --resume "
+                              "to start a new run")
     dist_info = init_distributed(device)
     dev = resolve_device(device, dist_info)
+    lock = None
     try:
         if dist_info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
+            lock = claim_run_dir(out, cfg, splits)  # ours to write, no input inside, one run at a time
             if ckpt_path.exists() and not resume:
                 raise CheckpointError(f"{ckpt_path}: this run directory already holds a checkpoint; pass --resume "
                                       "to continue it or choose another --out")
@@ -189,9 +197,13 @@ def train(
         scaler = torch.amp.GradScaler("cuda", enabled=cfg.optim.amp and dev.type == "cuda")
         start_epoch, history = 0, []
         if resume and ckpt_path.exists():
-            start_epoch = _restore(ckpt_path, cfg, data.num_classes, model, optimizer, scheduler, scaler)
+            try:
+                start_epoch = _restore(ckpt_path, cfg, data.num_classes, model, optimizer, scheduler, scaler)
+            except UnreadableCheckpointError as exc:  # a crash mid-write: redo the run rather than block it
+                if dist_info.is_main:
+                    _log(f"warning: {exc}; cannot resume from it, so the run starts again from epoch 1")
             history = _read_history(out / "metrics.jsonl", start_epoch)
-            if dist_info.is_main:
+            if dist_info.is_main and start_epoch:
                 _log(f"resuming {ckpt_path} after epoch {start_epoch}")
         if dist_info.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -217,7 +229,10 @@ def train(
                 line: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **stats,
                                         "minutes_total": round(minutes_before + elapsed, 4)}
                 last = epoch + 1 == cfg.optim.epochs
-                out_of_time = time_limit_minutes is not None and elapsed >= time_limit_minutes
+                # decided together: a rank whose own clock alone said stop would leave the others waiting forever
+                # in the next epoch's gradient all_reduce
+                out_of_time = any_rank(time_limit_minutes is not None and elapsed >= time_limit_minutes,
+                                       dist_info, dev)
                 periodic = cfg.eval.period > 0 and (epoch + 1) % cfg.eval.period == 0
                 if (periodic or ((last or out_of_time) and cfg.eval.at_end)) and splits.query and splits.gallery:
                     if dist_info.is_main:
@@ -253,6 +268,8 @@ def train(
         return TrainResult(run_dir=out, epochs_done=epochs_done, minutes=minutes, final_metrics=final_metrics,
                            stopped_early=stopped_early)
     finally:
+        if lock is not None:
+            lock.release()
         cleanup(dist_info)
 
 
@@ -321,7 +338,8 @@ def _read_history(path: Path, epochs: int) -> list[dict[str, Any]]:
 
 def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, minutes: float,
                    metrics: dict[str, Any], hardware: str, stopped_early: bool = False) -> None:
-    """``run.json``: what the leaderboard reads (metrics as fractions, under ``results[dataset]``)."""
+    """``run.json``: what the leaderboard reads (metrics under ``results[dataset]``, as fractions in [0, 1]; the file
+    says so in ``metrics_unit``, so a reader never has to guess the unit from a value's size)."""
     info = {
         "method": cfg.method,
         "dataset": dataset,
@@ -336,7 +354,31 @@ def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, min
         "hardware": hardware,
         "minutes": round(minutes, 3),
         "final_metrics": metrics,
+        "metrics_unit": "fraction",  # of final_metrics and results (leaderboard.rows reads it)
         "results": {dataset: metrics} if metrics else {},
         "config": cfg.to_dict(),
     }
     atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def claim_run_dir(out: Path, cfg: MethodConfig, splits: DatasetSplits) -> Any:
+    """Make ``out`` this run's directory: refused when it holds or is inside the dataset's images, or is a non-empty
+    folder that ``train`` did not write; locked (a second run gets one line naming the holder); killed runs'
+    temporary files deleted. Returns the held lock (release it when the run ends)."""
+    from opreid_bench.atomic import clean_stale_tmp
+    from opreid_bench.outputs import check_separate, claim, fingerprint, lock_inside, record_folders, write_marker
+
+    images = [r.path for part in (splits.train, splits.query, splits.gallery) for r in part]
+    check_separate(out, record_folders(images, f"{splits.name} image folder"))
+    claim(out, "train", "run")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = lock_inside(out, "train").acquire()
+    try:
+        claim(out, "train", "run")
+        write_marker(out, command="train", kind="run", fingerprint=fingerprint(cfg.to_dict()), complete=False,
+                     options={"method": cfg.method, "dataset": splits.name})
+        clean_stale_tmp(out, recursive=True)
+    except BaseException:
+        lock.release()
+        raise
+    return lock

@@ -37,3 +37,55 @@ def bootstrap_ci(result: RankingResult, num_resamples: int, seed: int = 0, level
         lo, hi = np.percentile(np.concatenate(parts), [tail, 100.0 - tail])
         out[name] = [float(lo), float(hi)]
     return out
+
+
+def _resample_means(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Mean over seeds and resampled queries: values (S, Q), idx (R, Q) -> (R,)."""
+    return values[:, idx].mean(axis=(0, 2))
+
+
+def seed_mean_ci(values: np.ndarray, num_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile CI of the mean of a per-query metric over seeds, resampling the queries (seeded).
+
+    ``values`` is (S, Q): the per-query AP (or rank-1 hit) of S training seeds on the same Q valid queries. The seeds
+    are kept and the queries resampled, so the interval says how much the seed-averaged figure would move with
+    another query set of the same size; seed-to-seed spread is reported separately (std over seeds).
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if values.shape[1] == 0:
+        raise EvaluationError("bootstrap needs at least one valid query")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for start in range(0, num_resamples, _BATCH):
+        idx = rng.integers(0, values.shape[1], size=(min(_BATCH, num_resamples - start), values.shape[1]))
+        draws.append(_resample_means(values, idx))
+    tail = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(np.concatenate(draws), [tail, 100.0 - tail])
+    return [float(lo), float(hi)]
+
+
+def paired_difference_ci(a: np.ndarray, b: np.ndarray, num_resamples: int = 2000, seed: int = 0,
+                         level: float = 0.95) -> dict:
+    """Paired bootstrap of mean(a) - mean(b) over the same queries: a (S_a, Q), b (S_b, Q) per-query values.
+
+    Both models are scored on one resampled query set per draw, so query difficulty cancels out (a paired test).
+    Returns ``{"diff", "ci95": [lo, hi], "p_not_positive"}``: the observed difference of the seed-averaged means,
+    its percentile interval, and the share of resamples in which the difference was <= 0.
+    """
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.shape[1] != b.shape[1]:
+        raise EvaluationError(f"paired bootstrap needs the same queries: {a.shape[1]} vs {b.shape[1]}")
+    if a.shape[1] == 0:
+        raise EvaluationError("bootstrap needs at least one valid query")
+    diff_per_query = a.mean(axis=0) - b.mean(axis=0)  # (Q,): seed-averaged per-query difference
+    rng = np.random.default_rng(seed)
+    draws = []
+    for start in range(0, num_resamples, _BATCH):
+        idx = rng.integers(0, a.shape[1], size=(min(_BATCH, num_resamples - start), a.shape[1]))
+        draws.append(diff_per_query[idx].mean(axis=1))
+    d = np.concatenate(draws)
+    tail = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(d, [tail, 100.0 - tail])
+    return {"diff": float(diff_per_query.mean()), "ci95": [float(lo), float(hi)],
+            "p_not_positive": float(np.mean(d <= 0.0))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,14 +64,46 @@ def load_published(directory: str | Path = PUBLISHED_DIR) -> list[LeaderboardRow
     return list(merged.values())
 
 
-def _as_percent(x: float | None) -> float | None:
+# The unit a file's metrics are stored in, and the factor to percent. Files say which (run.json: "metrics_unit";
+# results.json: "meta": {"units": ...}); it is never guessed from the size of a value: a near-chance run stored in
+# percent (0.8) and a good one stored as a fraction (0.8) look alike.
+METRICS_UNITS = {"fraction": 100.0, "percent": 1.0}
+
+
+def _unit(value: object, path: Path, key: str) -> str:
+    if not isinstance(value, str) or value not in METRICS_UNITS:
+        raise DataError(f"{path}: {key}={value!r} is not a metrics unit; use one of {', '.join(METRICS_UNITS)}")
+    return str(value)
+
+
+def run_json_unit(info: dict, path: Path) -> str:
+    """The unit of ``run.json``'s ``results``: its ``metrics_unit``.
+
+    A file without one is read as fractions only when it carries the ``config`` section that ``opreid-bench
+    train`` has written since its first version, all of which stored fractions (and the recipe runner adds
+    fractions to it); any other run.json without a unit is refused rather than guessed.
+    """
+    if "metrics_unit" in info:
+        return _unit(info["metrics_unit"], path, "metrics_unit")
+    if isinstance(info.get("config"), dict):
+        return "fraction"  # written by opreid-bench train before metrics_unit existed: fractions
+    raise DataError(f'{path}: no "metrics_unit" ("fraction" or "percent") for its results; add it (the unit is '
+                    "not guessed from the values)")
+
+
+def _as_percent(metrics: dict, key: str, unit: str, path: Path, where: str) -> float | None:
+    """``metrics[key]`` converted from ``unit`` to percent (None when not measured); out of range -> DataError."""
+    x = _metric(metrics, key, path, where)
     if x is None:
         return None
-    return round(100.0 * float(x), 2) if float(x) <= 1.0 else round(float(x), 2)
+    top = 1.0 if unit == "fraction" else 100.0
+    if not 0.0 <= x <= top:
+        raise DataError(f"{path}: {where}.{key}={x!r} is outside [0, {top:g}], the range of its unit ({unit})")
+    return round(METRICS_UNITS[unit] * x, 2)
 
 
 def load_runs(run_dirs: list[str | Path]) -> list[LeaderboardRow]:
-    """Rows from run directories (``run.json`` written by ``train``/``evaluate``; metrics stored as fractions).
+    """Rows from run directories (``run.json`` written by ``train``/``evaluate``; metrics in the unit it names).
 
     A directory may also hold several runs (each sub-directory with a ``run.json``) or a ``results.json`` of
     ``benchmarks/reproduce_cpu.py``.
@@ -93,29 +126,61 @@ def load_runs(run_dirs: list[str | Path]) -> list[LeaderboardRow]:
 def _rows_from_run_json(path: Path) -> list[LeaderboardRow]:
     try:
         info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: unreadable run file ({exc})") from exc
-    details = {k: info[k] for k in ("backbone", "height", "width", "epochs", "hardware", "minutes", "train_dataset")
-               if k in info}
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: a run file must hold a JSON object, got {type(info).__name__}")
+    details = {k: info[k] for k in ("model_format", "backbone", "height", "width", "epochs", "hardware", "minutes",
+                                    "train_dataset") if k in info}
     results = info.get("results") or {}
+    if not isinstance(results, dict):
+        raise DataError(f"{path}: 'results' must map dataset -> metrics, got {type(results).__name__}")
     rows = []
+    unit = run_json_unit(info, path) if results else "fraction"
     for dataset, metrics in sorted(results.items()):
+        if not isinstance(metrics, dict):
+            raise DataError(f"{path}: results.{dataset} must map metric -> value, got {metrics!r}")
         rows.append(LeaderboardRow(method=str(info.get("method", path.parent.name)), dataset=dataset,
-                                   rank1=_as_percent(metrics.get("rank1")), mAP=_as_percent(metrics.get("mAP")),
+                                   rank1=_as_percent(metrics, "rank1", unit, path, f"results.{dataset}"),
+                                   mAP=_as_percent(metrics, "mAP", unit, path, f"results.{dataset}"),
                                    source=str(path.parent), details=details))
     return rows
 
 
+def _metric(metrics: dict, key: str, path: Path, where: str) -> float | None:
+    """``metrics[key]`` as a finite number (None when absent or NaN, i.e. not measured); else a DataError."""
+    value = metrics.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{path}: {where}.{key} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _rows_from_results_json(path: Path) -> list[LeaderboardRow]:
-    info = json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable results file ({exc})") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: a results file must hold a JSON object (method -> results), "
+                        f"got {type(info).__name__}")
     rows = []
+    meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
+    unit: str | None = None
     for method, entry in sorted(info.items()):
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or method in ("meta", "comparisons"):
             continue
         details = {k: entry[k] for k in ("backbone", "height", "width", "epochs", "hardware", "minutes") if k in entry}
         for dataset, metrics in sorted(entry.items()):
             if isinstance(metrics, dict) and "rank1" in metrics:
-                rows.append(LeaderboardRow(method=method, dataset=dataset, rank1=_as_percent(metrics["rank1"]),
-                                           mAP=_as_percent(metrics.get("mAP")),
+                if unit is None:
+                    if "units" not in meta:
+                        raise DataError(f'{path}: no "meta": {{"units": "fraction" | "percent"}} for its metrics; '
+                                        "add it (the unit is not guessed from the values)")
+                    unit = _unit(meta["units"], path, "meta.units")
+                rows.append(LeaderboardRow(method=method, dataset=dataset,
+                                           rank1=_as_percent(metrics, "rank1", unit, path, f"{method}.{dataset}"),
+                                           mAP=_as_percent(metrics, "mAP", unit, path, f"{method}.{dataset}"),
                                            source=str(entry.get("run_dir", path.parent)), details=details))
     return rows
