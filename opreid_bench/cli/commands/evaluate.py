@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from opreid_bench.cli.onnx_options import ONNX_HELP, onnx_preprocessing_options, preprocessing_from_options
+from opreid_bench.cli.options import refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
 if TYPE_CHECKING:
@@ -22,10 +24,11 @@ if TYPE_CHECKING:
 
 
 def _load_input(features: Path | None, weights: Path | None = None, method: str | None = None,
-                dataset: str | None = None, root: Path | None = None, device: str | None = None
+                dataset: str | None = None, root: Path | None = None, device: str | None = None,
+                onnx_model: Path | None = None, onnx_kwargs: dict | None = None
                 ) -> tuple[FeatureSet, FeatureSet, dict, str]:
     """Exactly one input mode -> (query, gallery, attrs, source description)."""
-    modes = {"--features": features, "--weights": weights}
+    modes = {"--features": features, "--weights": weights, "--onnx": onnx_model}
     given = [name for name, value in modes.items() if value is not None]
     if len(given) != 1:
         raise OpreidError(f"evaluate needs exactly one input ({' or '.join(modes)}), got "
@@ -37,6 +40,14 @@ def _load_input(features: Path | None, weights: Path | None = None, method: str 
 
         query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device or "cpu")
         return query, gallery, attrs, f"{attrs['method']} on {dataset}"
+    if onnx_model is not None:  # any ONNX model through onnxruntime (opreid_bench.engine.onnx_runner)
+        if dataset is None or root is None:
+            raise OpreidError("evaluate --onnx needs --dataset NAME and --root PATH")
+        from opreid_bench.engine.onnx_runner import onnx_feature_sets
+
+        query, gallery, attrs = onnx_feature_sets(onnx_model, dataset, root, device=device or "cpu",
+                                                  **(onnx_kwargs or {}))
+        return query, gallery, attrs, f"{onnx_model} on {dataset}"
     from opreid_bench.evaluation.features import read_feature_file
 
     query, gallery, attrs = read_feature_file(features)
@@ -99,6 +110,13 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A checkpoint of `opreid-bench train` (RUN_DIR/model.pt) instead of --features; needs --dataset "
                    "and --root.")
+@click.option("--onnx", "onnx_model", type=click.Path(dir_okay=False, path_type=Path), default=None, help=ONNX_HELP)
+@onnx_preprocessing_options
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --onnx: also record the result as a leaderboard run (RUN_DIR/run.json: name, model file, "
+                   "preprocessing, metrics); `opreid-bench leaderboard --runs RUN_DIR` shows it.")
+@click.option("--name", default=None, help="With --run-dir: the model's name on the leaderboard (default: the "
+                                            "model's metadata method, else the file name).")
 @click.option("--method", default=None, help="With --weights: refuse a checkpoint of another method.")
 @click.option("--dataset", default=None, help="With --weights: dataset loader name; its protocol gives the junk rule.")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="With --weights: the dataset folder.")
@@ -120,7 +138,9 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JSON report to this file (atomically).")
 @click.option("--json", "json_out", is_flag=True, help="Print exactly one JSON object on stdout.")
-def evaluate(features: Path | None, weights: Path | None, method: str | None, dataset: str | None,
+def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | None, input_size: str | None,
+             mean: str | None, std: str | None, channel_order: str | None, onnx_output: str | None, batch_size: int,
+             run_dir: Path | None, name: str | None, method: str | None, dataset: str | None,
              root: Path | None, metric: str | None, junk: str | None, max_rank: int, bootstrap: int, seed: int,
              device: str | None, rerank: bool, k1: int, k2: int, lambda_value: float, out: Path | None,
              json_out: bool) -> None:
@@ -136,8 +156,23 @@ def evaluate(features: Path | None, weights: Path | None, method: str | None, da
       opreid-bench evaluate --features feats.h5 --bootstrap 1000 --seed 0 --out report.json
       opreid-bench evaluate --features feats.h5 --rerank --k1 20 --k2 6 --lambda 0.3 --json
       opreid-bench evaluate --method ours --weights runs/ours/model.pt --dataset partial_reid --root data --json
+      opreid-bench evaluate --onnx ours.onnx --dataset partial_reid --root data --run-dir runs/ours-onnx --json
+      opreid-bench evaluate --onnx their.onnx --input-size 256x128 --mean 0.485,0.456,0.406 \\
+          --std 0.229,0.224,0.225 --dataset partial_reid --root data
     """
-    query, gallery, attrs, source = _load_input(features, weights, method, dataset, root, device)
+    refuse_output_over_input(out, "--out", {"--features": features, "--weights": weights, "--onnx": onnx_model})
+    if run_dir is not None and (onnx_model is None or rerank):
+        raise OpreidError("--run-dir records an --onnx evaluation without --rerank (`train` writes its own run.json)")
+    onnx_kwargs = None
+    if onnx_model is not None:
+        onnx_kwargs = {"given": preprocessing_from_options(input_size, mean, std, channel_order, onnx_output),
+                       "batch_size": batch_size}
+    if device is not None:
+        from opreid_bench.evaluation.distances import resolve_device
+
+        resolve_device(device)  # an unknown device, or CUDA without one: one line before any work
+    query, gallery, attrs, source = _load_input(features, weights, method, dataset, root, device, onnx_model,
+                                                onnx_kwargs)
     if metric is None:
         metric = str(attrs.get("metric", "euclidean"))
         if metric not in ("euclidean", "cosine"):
@@ -159,6 +194,13 @@ def evaluate(features: Path | None, weights: Path | None, method: str | None, da
 
         atomic_write_text(out, json.dumps(report.to_dict(), indent=2) + "\n")
         click.echo(f"wrote {out}", err=True)
+    if run_dir is not None:
+        from opreid_bench.engine.extract import metrics_dict
+        from opreid_bench.engine.onnx_runner import write_onnx_run
+
+        attrs = {**attrs, "metric": metric, "junk": junk}
+        path = write_onnx_run(run_dir, name=name or str(attrs["method"]), attrs=attrs, metrics=metrics_dict(report))
+        click.echo(f"wrote {path}", err=True)
     print_report(report, json_out, title=Path(source).name)
 
 

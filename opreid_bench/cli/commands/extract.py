@@ -7,12 +7,15 @@ from pathlib import Path
 
 import click
 
-from opreid_bench.cli.options import parse_key_values
+from opreid_bench.cli.onnx_options import ONNX_HELP, onnx_preprocessing_options, preprocessing_from_options
+from opreid_bench.cli.options import parse_key_values, refuse_output_over_input
+from opreid_bench.errors import OpreidError
 
 
 @click.command("extract")
-@click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--weights", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint written by `opreid-bench train` (RUN_DIR/model.pt); it holds its own config.")
+@click.option("--onnx", "onnx_model", default=None, type=click.Path(dir_okay=False, path_type=Path), help=ONNX_HELP)
 @click.option("--dataset", required=True, help="Dataset loader name (see `opreid-bench datasets list`).")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset.")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")
@@ -20,8 +23,11 @@ from opreid_bench.cli.options import parse_key_values
 @click.option("--method", default=None, help="Refuse a checkpoint of another method.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object (what was written) on stdout.")
-def extract_cmd(weights: Path, dataset: str, root: Path, dataset_option: tuple[str, ...], out: Path,
-                method: str | None, device: str, json_out: bool) -> None:
+@onnx_preprocessing_options
+def extract_cmd(weights: Path | None, onnx_model: Path | None, dataset: str, root: Path,
+                dataset_option: tuple[str, ...], out: Path, method: str | None, device: str, json_out: bool,
+                input_size: str | None, mean: str | None, std: str | None, channel_order: str | None,
+                onnx_output: str | None, batch_size: int) -> None:
     """Extract inference features (BNNeck output; ME applied for `ours`) and write them with /query and /gallery.
 
     The file also records the dataset's junk rule and the method's metric, which `evaluate --features` uses.
@@ -31,12 +37,24 @@ def extract_cmd(weights: Path, dataset: str, root: Path, dataset_option: tuple[s
       opreid-bench extract --weights runs/ours/model.pt --dataset partial_reid \\
           --root ../shared/data --out feats.h5
       opreid-bench evaluate --features feats.h5 --metric cosine --junk none
+      opreid-bench extract --onnx model.onnx --dataset partial_reid --root ../shared/data --out feats.h5 \\
+          --input-size 256x128 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
     """
     from opreid_bench.engine.extract import model_feature_sets
     from opreid_bench.evaluation.features import write_feature_file
 
-    query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device,
-                                               options=parse_key_values(dataset_option))
+    if (weights is None) == (onnx_model is None):
+        raise OpreidError("extract needs exactly one model: --weights RUN/model.pt or --onnx MODEL.onnx")
+    refuse_output_over_input(out, "--out", {"--weights": weights, "--onnx": onnx_model})
+    if onnx_model is not None:  # any ONNX model through onnxruntime; preprocessing recorded in the file's attrs
+        from opreid_bench.engine.onnx_runner import onnx_feature_sets
+
+        given = preprocessing_from_options(input_size, mean, std, channel_order, onnx_output)
+        query, gallery, attrs = onnx_feature_sets(onnx_model, dataset, root, given=given, device=device,
+                                                  batch_size=batch_size, options=parse_key_values(dataset_option))
+    else:
+        query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device,
+                                                   options=parse_key_values(dataset_option))
     write_feature_file(out, query, gallery, attrs=attrs)
     info = {"out": str(out), "query": len(query), "gallery": len(gallery),
             "dim": int(query.features.shape[1]), **attrs}
@@ -44,7 +62,7 @@ def extract_cmd(weights: Path, dataset: str, root: Path, dataset_option: tuple[s
         click.echo(json.dumps(info))
     else:
         click.echo(f"wrote {out}: {len(query)} query + {len(gallery)} gallery features of dimension "
-                   f"{info['dim']} ({attrs['method']}, junk={attrs['junk']}, metric={attrs['metric']})", err=True)
+                   f"{info['dim']} ({attrs['method']}, junk={attrs['junk']}, metric={attrs.get('metric', '-')})", err=True)
 
 
 COMMANDS = [extract_cmd]
