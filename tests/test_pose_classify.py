@@ -80,9 +80,10 @@ def test_keypoints_outside_the_crop_are_missing():
     assert not classify_keypoints(kp, OcclusionRule(score_threshold=0.5, outside_margin=None)).occluded
 
 
-def test_no_person_detected_is_occluded_with_nothing_visible():
+def test_no_person_detected_is_undetermined_with_nothing_visible():
     label = classify_keypoints(Keypoints.empty((64, 128)), RULE)
-    assert label.occluded and label.visible_fraction == 0.0 and label.missing_keypoints == COCO17_NAMES
+    assert not label.occluded and label.undetermined and label.label == "undetermined"
+    assert label.visible_fraction == 0.0 and label.missing_keypoints == COCO17_NAMES
 
 
 def test_coco_order_chain_is_the_literal_reading():
@@ -118,11 +119,12 @@ def test_classify_store_table_and_csv(store, tmp_path):
     df = classify_store(store.parent, RULE)  # the annotate folder works as well as the file
     assert list(df.columns) == LABEL_COLUMNS
     assert df["source_path"].tolist() == ["crops/a.jpg", "crops/b.jpg", "crops/c.jpg"]
-    assert df["occluded"].tolist() == [False, True, True]
+    assert df["occluded"].tolist() == [False, True, False]
+    assert df["label"].tolist() == ["holistic", "occluded", "undetermined"]
     assert df.loc[1, "missing_keypoints"] == "left_knee;right_knee;left_ankle;right_ankle"
     out = write_labels(df, tmp_path / "labels.csv")
     back = pd.read_csv(out, keep_default_na=False)
-    assert list(back.columns) == LABEL_COLUMNS and back["occluded"].tolist() == [False, True, True]
+    assert list(back.columns) == LABEL_COLUMNS and back["occluded"].tolist() == [False, True, False]
 
 
 def test_corrections_override_the_rule(store, tmp_path):

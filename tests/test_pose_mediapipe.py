@@ -58,8 +58,8 @@ def test_padding_is_mapped_back(partial_reid_root):
     from opreid_bench.splits.pose_backends import make_backend
 
     image = load(partial_reid_root / "whole_body_images" / WHOLE[0])
-    a = make_backend("mediapipe:pad=0.25")
-    b = make_backend("mediapipe:pad=0.5")
+    a = make_backend("mediapipe:mode=detect,pad=0.25")  # the detector pass pads; the ROI pass does not
+    b = make_backend("mediapipe:mode=detect,pad=0.5")
     try:
         ka, kb = a.predict(image, "x"), b.predict(image, "x")
     finally:

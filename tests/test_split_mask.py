@@ -60,11 +60,11 @@ def test_fill_is_flat_grey() -> None:
 def test_haar_fallback_runs_without_head_keypoints() -> None:
     img = draw_crop(np.random.default_rng(1), occluded=False)
     kp = Keypoints(STANDING, np.zeros(17), image_size=(64, 128))
-    res = mask_face_detailed(img, kp, "blur")
+    res = mask_face_detailed(img, kp, "blur", head_prior=False)  # the head prior: tests/test_mask_prior.py
     assert res.method in ("haar", "none") and res.masked == (res.method == "haar")
     if not res.masked:  # no face found: the crop is untouched
         assert np.array_equal(np.asarray(res.image), np.asarray(img.convert("RGB")))
-    assert mask_face_detailed(img, None, "blur", haar_fallback=False).method == "none"
+    assert mask_face_detailed(img, None, "blur", haar_fallback=False, head_prior=False).method == "none"
 
 
 @pytest.mark.shared_data

@@ -66,6 +66,24 @@ def plot_occlusion(manifest: pd.DataFrame, path: str | os.PathLike[str]) -> None
     plt.close(fig)
 
 
+def _mask_counts(df: pd.DataFrame) -> str:
+    """How the masks were placed; crops masked by the head prior (no head located) are named for review."""
+    method = df["mask_method"].astype(str)
+    base = method.str.split("+").str[0]
+    parts = [f"{int((base == 'keypoints').sum()):,} from head keypoints",
+             f"{int((base == 'haar').sum()):,} by the Haar face detector",
+             f"{int((base == 'prior').sum()):,} by the head prior (no head located: check these crops)"]
+    extra = int(method.str.contains("faces").sum())
+    if extra:
+        parts.append(f"{extra:,} with further faces found by BlazeFace (bystanders)")
+    none = int((method == "none").sum())
+    text = " (" + ", ".join(parts) + (f"; {none:,} left unmasked" if none else "") + ")."
+    prior = df.loc[base == "prior", "path"].astype(str).tolist() if "path" in df.columns else []
+    if prior:
+        text += " Head prior: " + ", ".join(f"`{p}`" for p in prior[:20]) + (" ..." if len(prior) > 20 else "") + "."
+    return text
+
+
 def _fmt(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
@@ -144,14 +162,10 @@ def render_data_card(
         "",
         "## Privacy",
         "",
-        f"Faces masked: {int(masked.sum()):,} of {len(df):,} crops"
-        + (
-            f" ({int((df['mask_method'] == 'keypoints').sum()):,} from head keypoints, "
-            f"{int((df['mask_method'] == 'haar').sum()):,} by the Haar face detector; in the rest no face was found)."
-            if "mask_method" in df.columns
-            else "."
-        ),
-        "Run `opreid-bench mask --verify` on this folder's images to list any face the detector still finds.",
+        f"Faces masked: {int(masked.sum()):,} of {len(df):,} crops" + (_mask_counts(df) if "mask_method" in df.columns
+                                                                        else "."),
+        "Run `opreid-bench mask --verify` on this folder's images to list any face a detector (other than the ones "
+        "that placed the masks) still finds.",
         "",
         "## Files",
         "",

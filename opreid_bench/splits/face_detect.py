@@ -1,7 +1,14 @@
-"""Face detection fallback for masking: OpenCV's frontal-face Haar cascade, which ships inside opencv's wheel.
+"""Face detectors for masking and for checking masks, both shipped inside wheels the project already needs.
 
-Person crops are small (a face is often 8-20 px wide), below the cascade's 24 px window, so the crop is upscaled
-(``upscale``, default 3x) before detection and the boxes are mapped back to the crop's pixels.
+- OpenCV's frontal-face Haar cascade (:func:`detect_faces`): the masking fallback when the head keypoints are
+  missing. Person crops are small (a face is often 8-20 px wide), below the cascade's 24 px window, so the crop is
+  upscaled (``upscale``, default 3x) before detection and the boxes are mapped back to the crop's pixels.
+- mediapipe's BlazeFace full-range model (:func:`detect_faces_mediapipe`, ``mediapipe.solutions.face_detection``,
+  shipped in the mediapipe 0.10.21 wheel, no download): masks every face in a crop (``--mask-all-faces``, bystanders
+  included) and is the default checker of ``mask --verify``, so the check uses a detector other than the one that
+  placed the masks (head keypoints, Haar, head prior). The model sees its input at 192 x 192, where the face of a
+  64-px-wide pedestrian crop would be a few pixels, so it runs on overlapping square windows (side = the crop's width,
+  stride half of it) that reach the model at about 3x their size.
 """
 
 from __future__ import annotations
@@ -20,12 +27,18 @@ Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, right/b
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 
 
-@functools.lru_cache(maxsize=1)
-def _cascade() -> Any:
+def _cv2() -> Any:
+    """The ``cv2`` module, or one line saying how to install it (opencv is in the [pose] extra)."""
     try:
         import cv2
-    except ImportError:  # pragma: no cover - opencv is in the [pose] extra
+    except ImportError:
         raise OpreidError("face detection needs opencv: pip install 'opreid-bench[pose]'") from None
+    return cv2
+
+
+@functools.lru_cache(maxsize=1)
+def _cascade() -> Any:
+    cv2 = _cv2()
     path = cv2.data.haarcascades + CASCADE_NAME
     clf = cv2.CascadeClassifier(path)
     if clf.empty():
@@ -38,8 +51,7 @@ def detect_faces(image: Image.Image, *, upscale: float = 3.0, min_neighbors: int
 
     Deterministic: the cascade has no randomness, and boxes are returned sorted.
     """
-    import cv2
-
+    cv2 = _cv2()
     gray = np.asarray(image.convert("L"))
     if upscale != 1.0:
         gray = cv2.resize(gray, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
@@ -55,22 +67,87 @@ def detect_faces(image: Image.Image, *, upscale: float = 3.0, min_neighbors: int
     return sorted(boxes)
 
 
+@functools.lru_cache(maxsize=4)
+def _face_model(min_confidence: float) -> Any:
+    try:
+        import mediapipe as mp
+    except ImportError:  # pragma: no cover - mediapipe is in the [pose] extra
+        raise OpreidError("the mediapipe face detector needs mediapipe: pip install 'opreid-bench[pose]'") from None
+    return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+
+
+def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5) -> list[Box]:
+    """Faces BlazeFace (full range) finds in ``image`` as (left, top, right, bottom) boxes in the crop's pixels.
+
+    Runs on overlapping square windows down the crop (see the module docstring) and merges boxes that overlap by
+    more than half. Deterministic.
+    """
+    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    h, w = rgb.shape[:2]
+    side = max(2, min(w, h))
+    tops = list(range(0, max(1, h - side + 1), max(1, side // 2)))
+    if tops[-1] + side < h:
+        tops.append(h - side)
+    lefts = list(range(0, max(1, w - side + 1), max(1, side // 2)))
+    if lefts[-1] + side < w:
+        lefts.append(w - side)
+    model = _face_model(float(min_confidence))
+    boxes: list[Box] = []
+    for top in tops:
+        for left in lefts:
+            window = np.ascontiguousarray(rgb[top : top + side, left : left + side])
+            result = model.process(window)
+            for det in result.detections or []:
+                bb = det.location_data.relative_bounding_box
+                l0 = max(0, int(np.floor(left + bb.xmin * side)))
+                t0 = max(0, int(np.floor(top + bb.ymin * side)))
+                r0 = min(w, int(np.ceil(left + (bb.xmin + bb.width) * side)))
+                b0 = min(h, int(np.ceil(top + (bb.ymin + bb.height) * side)))
+                if r0 > l0 and b0 > t0:
+                    boxes.append((l0, t0, r0, b0))
+    return _merge(sorted(boxes))
+
+
+def _merge(boxes: list[Box]) -> list[Box]:
+    """Union boxes that overlap by more than half of the smaller one (the same face seen in two windows)."""
+    out: list[Box] = []
+    for b in boxes:
+        for k, o in enumerate(out):
+            iw = min(b[2], o[2]) - max(b[0], o[0])
+            ih = min(b[3], o[3]) - max(b[1], o[1])
+            small = min((b[2] - b[0]) * (b[3] - b[1]), (o[2] - o[0]) * (o[3] - o[1]))
+            if iw > 0 and ih > 0 and iw * ih > 0.5 * small:
+                out[k] = (min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3]))
+                break
+        else:
+            out.append(b)
+    return sorted(out)
+
+
+VERIFY_DETECTORS = ("mediapipe", "haar")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-def verify_faces(folder: str | Path, *, min_neighbors: int = 8, progress: bool = True) -> dict[str, Any]:
-    """The ``verify`` step: run the detector over the crops under ``folder``.
+def verify_faces(
+    folder: str | Path, *, min_neighbors: int = 8, progress: bool = True, detector: str = "mediapipe"
+) -> dict[str, Any]:
+    """The ``verify`` step: run a face detector over the crops under ``folder``.
+
+    ``detector``: ``mediapipe`` (BlazeFace, the default: a detector other than the ones that place the default
+    masks) or ``haar`` (the check for crops masked with ``--mask-all-faces``, whose masks BlazeFace placed).
 
     The crops are those listed in the ``path`` column of ``folder/manifest.csv`` (a built split) or
     ``folder/masks.csv`` (the ``mask`` command's output); without either, every image under ``folder`` (hidden
     folders skipped).
 
-    The check uses a stricter cascade setting (``min_neighbors=8``) than the masking fallback (4): on low-resolution
+    With ``haar`` the check uses a stricter cascade setting (``min_neighbors=8``) than the masking fallback (4): on low-resolution
     ReID crops the cascade fires on clothing and background texture, and a verifier should flag likely faces. On 60
     CUHK03 crops it fired on 40 originals at 4 and 14 at 8 (9 after masking); treat the list as crops to look at.
 
-    Returns ``{"checked": N, "faces": [{"path": relative path, "boxes": [[l, t, r, b], ...]}, ...]}`` (sorted).
+    Returns ``{"checked": N, "detector": name, "faces": [{"path": relative path, "boxes": [[l, t, r, b], ...]}, ...]}`` (sorted).
     """
+    if detector not in VERIFY_DETECTORS:
+        raise OpreidError(f"unknown face detector '{detector}'; use {', '.join(VERIFY_DETECTORS)}")
     root = Path(folder)
     if not root.is_dir():
         raise OpreidError(f"{root}: folder to verify not found")
@@ -85,8 +162,12 @@ def verify_faces(folder: str | Path, *, min_neighbors: int = 8, progress: bool =
     advance = _progress(len(files), "verify: detecting faces") if progress else None
     try:
         for p in files:
-            with Image.open(p) as im:
-                boxes = detect_faces(im.convert("RGB"), min_neighbors=min_neighbors)
+            try:
+                with Image.open(p) as im:
+                    rgb = im.convert("RGB")
+            except (OSError, ValueError) as exc:  # missing, truncated or not an image
+                raise OpreidError(f"{p}: cannot read image to verify ({exc})") from None
+            boxes = detect_faces(rgb, min_neighbors=min_neighbors)
             if boxes:
                 faces.append({"path": p.relative_to(root).as_posix(), "boxes": [list(b) for b in boxes]})
             if advance:
@@ -94,7 +175,7 @@ def verify_faces(folder: str | Path, *, min_neighbors: int = 8, progress: bool =
     finally:
         if advance:
             advance[0].stop()
-    return {"checked": len(files), "faces": faces}
+    return {"checked": len(files), "detector": detector, "faces": faces}
 
 
 def _progress(total: int, label: str) -> tuple[Any, Any]:

@@ -1,8 +1,18 @@
 """Stage 3: mask faces for privacy (the paper masks every face in OPReID).
 
-Face box from head keypoints (documented geometry, see :func:`face_box_from_keypoints`); where fewer than
-``min_head_points`` head keypoints are visible, OpenCV's Haar face cascade is the fallback
-(:mod:`opreid_bench.splits.face_detect`). Only pixels inside the face box(es) change.
+Where the face is found, in this order (the first that gives a box wins; ``MaskResult.method`` says which):
+
+1. ``keypoints``: the face box from the head keypoints (documented geometry, :func:`face_box_from_keypoints`);
+2. ``haar``: where fewer than ``min_head_points`` head keypoints are visible, OpenCV's Haar face cascade
+   (:mod:`opreid_bench.splits.face_detect`);
+3. ``prior``: where neither locates the head, a **head prior** is masked (:func:`head_prior_box`): the top of the
+   person's box from the keypoints that were found, or, when no person was found, the top of the crop (pedestrian
+   crops are cut around the person, head up). Leaving a face visible is never the silent default: such crops are
+   listed for review (``method == "prior"``) and the data card counts them.
+
+With ``all_faces`` (``MODE+all``, e.g. ``blur+all``; ``--mask-all-faces`` on the command line) every face mediapipe's
+BlazeFace finds anywhere in the crop is masked as well, bystanders included (method gets ``+faces`` when it found
+any). Only pixels inside the masked boxes change.
 
 Modes: ``blur`` (Gaussian blur, radius a quarter of the box's short side), ``pixelate`` (about 4 blocks across the
 box's short side, nearest-neighbour upscaled), ``fill`` (flat mid grey). All are deterministic.
@@ -30,7 +40,7 @@ class MaskResult:
 
     image: Image.Image
     masked: bool
-    method: str  # "keypoints", "haar" or "none"
+    method: str  # "keypoints", "haar", "prior" or "none" (no head prior asked for), "+faces" with all_faces
     boxes: list[Box] = field(default_factory=list)
 
 
@@ -67,6 +77,50 @@ def face_box_from_keypoints(
     return (left, top, right, bottom)
 
 
+# Head prior geometry: a head is about 1/7.5 of a standing person's height; the box is taken generously.
+PRIOR_HEAD_FRACTION = 0.22  # of the person's (or crop's) height, from its top
+PRIOR_WIDTH_FRACTION = 0.8  # of the person's (or crop's) width, centred
+
+
+def head_prior_box(kp: Keypoints | None, image_size: tuple[int, int]) -> Box:
+    """Where the head should be when nothing located it (see the module docstring).
+
+    With keypoints of a found person: the person's box is the extent of the keypoints that lie in the crop (any
+    score; BlazePose places occluded joints plausibly), its top ``PRIOR_HEAD_FRACTION`` of the height above the
+    shoulders' line is the head band, ``PRIOR_WIDTH_FRACTION`` of the box width (at least the shoulder width)
+    centred on the shoulders. Without: the top ``PRIOR_HEAD_FRACTION`` of the crop, ``PRIOR_WIDTH_FRACTION`` of its
+    width, centred. Always a non-empty box inside the crop.
+    """
+    w, h = image_size
+    if kp is not None and kp.detected:
+        inside = kp.inside(0.0)
+        if inside.sum() >= 3:
+            pts = kp.xy[inside].astype(np.float64)
+            x0, y0 = float(pts[:, 0].min()), float(pts[:, 1].min())
+            x1, y1 = float(pts[:, 0].max()), float(pts[:, 1].max())
+            ls, rs = kp.xy[COCO17_INDEX["left_shoulder"]], kp.xy[COCO17_INDEX["right_shoulder"]]
+            cx = float((ls[0] + rs[0]) / 2) if inside[COCO17_INDEX["left_shoulder"]] else (x0 + x1) / 2
+            height = max(y1 - y0, 0.3 * h)
+            half = max(PRIOR_WIDTH_FRACTION * (x1 - x0), abs(float(ls[0] - rs[0])), 0.3 * w) / 2
+            top = max(0.0, y0 - 0.1 * height)
+            bottom = min(float(h), top + PRIOR_HEAD_FRACTION * height + 0.1 * height)
+            box = (max(0, int(np.floor(cx - half))), int(np.floor(top)), min(w, int(np.ceil(cx + half))),
+                   int(np.ceil(bottom)))
+            if box[2] > box[0] and box[3] > box[1]:
+                return box
+    half = PRIOR_WIDTH_FRACTION * w / 2
+    return (max(0, int(np.floor(w / 2 - half))), 0, min(w, int(np.ceil(w / 2 + half))),
+            max(1, int(np.ceil(PRIOR_HEAD_FRACTION * h))))
+
+
+def parse_mask_mode(mode: str) -> tuple[str, bool]:
+    """``blur`` -> (``blur``, False); ``blur+all`` -> (``blur``, True: mask every face in the crop)."""
+    base, sep, extra = mode.partition("+")
+    if base not in MASK_MODES or (sep and extra != "all"):
+        raise OpreidError(f"unknown mask mode '{mode}'; known: {', '.join(MASK_MODES)} (optionally +all)")
+    return base, bool(sep)
+
+
 def mask_box(image: Image.Image, box: Box, mode: str = "blur") -> Image.Image:
     """Return a copy of ``image`` (RGB) with ``box`` masked by ``mode``; pixels outside the box are unchanged."""
     if mode not in MASK_MODES:
@@ -99,24 +153,37 @@ def mask_face_detailed(
     score_threshold: float = 0.5,
     min_head_points: int = 2,
     haar_fallback: bool = True,
+    head_prior: bool = True,
+    all_faces: bool = False,
 ) -> MaskResult:
-    """Mask the face of one crop: keypoint box first, Haar cascade when the head keypoints are missing."""
-    if mode not in MASK_MODES:
-        raise OpreidError(f"unknown mask mode '{mode}'; known: {', '.join(MASK_MODES)}")
+    """Mask the face of one crop: keypoint box, else Haar, else the head prior (module docstring)."""
+    mode, plus_all = parse_mask_mode(mode)
+    all_faces = all_faces or plus_all
     rgb = image.convert("RGB")
     box = None
+    boxes: list[Box] = []
+    method = "none"
     if kp is not None and kp.detected:
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:
-        return MaskResult(mask_box(rgb, box, mode), True, "keypoints", [box])
-    if haar_fallback:
-        boxes = detect_faces(rgb)
-        if boxes:
-            out = rgb
-            for b in boxes:
-                out = mask_box(out, b, mode)
-            return MaskResult(out, True, "haar", boxes)
-    return MaskResult(rgb.copy(), False, "none", [])
+        boxes, method = [box], "keypoints"
+    elif haar_fallback and (found := detect_faces(rgb)):
+        boxes, method = found, "haar"
+    elif head_prior:
+        boxes, method = [head_prior_box(kp, rgb.size)], "prior"
+    if all_faces:
+        from opreid_bench.splits.face_detect import detect_faces_mediapipe
+
+        extra = detect_faces_mediapipe(rgb)
+        if extra:
+            boxes = boxes + extra
+            method = "faces" if method == "none" else f"{method}+faces"
+    if not boxes:
+        return MaskResult(rgb.copy(), False, "none", [])
+    out = rgb
+    for b in boxes:
+        out = mask_box(out, b, mode)
+    return MaskResult(out if out is not rgb else rgb.copy(), True, method, boxes)
 
 
 def mask_face(image: Image.Image, kp: Keypoints | None, mode: str = "blur", **kwargs: object) -> tuple[Image.Image, bool]:

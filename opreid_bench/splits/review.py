@@ -1,10 +1,16 @@
 """A self-contained HTML contact sheet for checking the occluded/holistic labels by hand (``classify --review``).
 
 Each crop is shown as a base64-embedded JPEG thumbnail with its keypoints drawn (visible: green dots and skeleton;
-missing: red crosses), grouped by label, with the longest missing run and visible fraction under it. The paper had
-its automatic labels checked by hand; a reviewer notes the wrong ones in a corrections CSV
-(``source_path,occluded``) for ``classify --corrections``. The HTML embeds images of the user's own data: keep it
-out of version control.
+missing: red crosses) and **why it got its label**: the longest run of missing keypoints drawn as a thick red line
+on the crop and named under it, "no person found" for undetermined crops, "back view" when the face points were
+exempted. Crops are grouped by label (occluded, holistic, undetermined). With ``masks`` the masked crop is shown next
+to each one with how its face was found (``prior`` = nothing located the head, check it), so that a reviewer can
+confirm "no face visible" at the same time.
+
+Round trip: every crop has a verdict selector; the page's "download corrections" button writes the changed verdicts
+as ``source_path,occluded`` CSV, which ``classify --corrections`` reads back. :func:`write_corrections_template`
+writes the same CSV without a browser (all crops, current labels, undetermined left as ``undetermined`` = no
+decision). The HTML embeds images of the user's own data: keep it out of version control.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ if TYPE_CHECKING:
 THUMB_HEIGHT = 192
 VISIBLE = (40, 220, 90)
 MISSING = (235, 50, 50)
+GROUPS = ("occluded", "holistic", "undetermined")
 
 
 def draw_keypoints(
-    image: Image.Image, kp: Keypoints | None, missing: np.ndarray | None, height: int = THUMB_HEIGHT
+    image: Image.Image, kp: Keypoints | None, missing: np.ndarray | None, height: int = THUMB_HEIGHT,
+    run: list[str] | None = None,
 ) -> Image.Image:
-    """A thumbnail of ``image`` (PIL) scaled to ``height`` with the keypoints drawn on it."""
+    """A thumbnail of ``image`` (PIL) scaled to ``height`` with the keypoints, and the missing ``run``, drawn on it."""
     from PIL import Image, ImageDraw
 
     scale = height / image.height
@@ -56,28 +64,77 @@ def draw_keypoints(
             draw.line([(x - r, y + r), (x + r, y - r)], fill=MISSING, width=1)
         else:
             draw.ellipse([x - r, y - r, x + r, y + r], fill=VISIBLE)
+    if run:
+        line = [tuple(float(v) for v in pts[COCO17_INDEX[n]]) for n in run if n in COCO17_INDEX]
+        if len(line) >= 2:
+            draw.line(line, fill=MISSING, width=max(2, r))
     return thumb
 
 
-def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int) -> str:
+def _jpeg_src(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _reason(row: object) -> str:
+    label = str(getattr(row, "label", "occluded" if bool(getattr(row, "occluded", False)) else "holistic"))
+    if label == "undetermined":
+        return "no person found"
+    run = str(getattr(row, "missing_run", "") or "")
+    text = f"run {int(getattr(row, 'longest_missing_run', 0))}"
+    if run:
+        text += ": " + run.replace(";", "-").replace("left_", "l.").replace("right_", "r.")
+    if bool(getattr(row, "back_view", False)):
+        text += " (back view)"
+    return text
+
+
+def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int, masks: str | None) -> str:
     from PIL import Image
 
     path = str(row.source_path)
-    caption = (
-        f"{html.escape(Path(path).name)}<br>run {int(row.longest_missing_run)} · "
-        f"visible {float(row.visible_fraction):.0%}"
-    )
+    label = str(getattr(row, "label", "occluded" if bool(row.occluded) else "holistic"))
+    run = [n for n in str(getattr(row, "missing_run", "") or "").split(";") if n]
+    caption = f"{html.escape(Path(path).name)}<br>{html.escape(_reason(row))} · visible {float(row.visible_fraction):.0%}"
     try:
         with Image.open(path) as im:
-            thumb = draw_keypoints(im, kp, rule.missing_mask(kp) if kp is not None else None, height)
-        buf = io.BytesIO()
-        thumb.save(buf, format="JPEG", quality=80)
-        src = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-        img = f'<img src="{src}" alt="{html.escape(path)}">'
+            rgb = im.convert("RGB")
+        thumb = draw_keypoints(rgb, kp, rule.missing_mask(kp) if kp is not None else None, height, run)
+        img = f'<img src="{_jpeg_src(thumb)}" alt="{html.escape(path)}">'
+        if masks is not None:
+            from opreid_bench.splits.mask import mask_face_detailed
+
+            res = mask_face_detailed(rgb, kp, masks)
+            scale = height / rgb.height
+            masked = res.image.resize((max(1, round(rgb.width * scale)), height), Image.BILINEAR)
+            img += f'<img src="{_jpeg_src(masked)}" alt="masked" title="face: {html.escape(res.method)}">'
+            caption += f"<br>face: {html.escape(res.method)}"
     except (OSError, ValueError) as exc:
         img = f'<div class="err">cannot read<br>{html.escape(type(exc).__name__)}</div>'
     missing = html.escape(str(row.missing_keypoints) or "none")
-    return f'<figure title="{html.escape(path)}&#10;missing: {missing}">{img}<figcaption>{caption}</figcaption></figure>'
+    options = "".join(
+        f'<option value="{v}"{" selected" if v == label else ""}>{v}</option>' for v in GROUPS
+    )
+    select = f'<select data-path="{html.escape(path)}" data-auto="{label}">{options}</select>'
+    return (f'<figure title="{html.escape(path)}&#10;missing: {missing}">{img}<figcaption>{caption}<br>{select}'
+            "</figcaption></figure>")
+
+
+def write_corrections_template(labels: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
+    """A ``source_path,occluded`` CSV of every crop with its current label, for a reviewer to edit (atomic).
+
+    Undetermined crops are written as ``undetermined`` (no decision: ``classify --corrections`` skips them until the
+    reviewer writes occluded or holistic).
+    """
+    import pandas as pd
+
+    label = labels["label"] if "label" in labels.columns else labels["occluded"].map(
+        {True: "occluded", False: "holistic"})
+    table = pd.DataFrame({"source_path": labels["source_path"].astype(str), "occluded": label.astype(str)})
+    out = Path(out)
+    atomic_write_text(out, table.sort_values("source_path").to_csv(index=False, lineterminator="\n"))
+    return out
 
 
 def write_review_html(
@@ -89,16 +146,26 @@ def write_review_html(
     limit_per_group: int | None = None,
     seed: int = 0,
     thumb_height: int = THUMB_HEIGHT,
+    masks: str | None = None,
 ) -> Path:
-    """Write the contact sheet to ``out`` (atomic). ``limit_per_group`` shows a seeded random sample per label."""
+    """Write the contact sheet to ``out`` (atomic). ``limit_per_group`` shows a seeded random sample per label;
+    ``masks`` (a mask mode such as ``blur``) also shows each crop masked."""
     rule = rule or OcclusionRule()
     sections = []
-    for occluded, title in ((True, "occluded"), (False, "holistic")):
-        group = labels[labels["occluded"] == occluded].sort_values("source_path")
+    if "label" in labels.columns:
+        group_of = labels["label"].astype(str)
+    else:
+        group_of = labels["occluded"].map({True: "occluded", False: "holistic"})
+    for title in GROUPS:
+        group = labels[group_of == title].sort_values("source_path")
+        if title == "undetermined" and group.empty:
+            continue
         shown = list(group.itertuples(index=False))
         if limit_per_group is not None and len(shown) > limit_per_group:
             shown = sorted(random.Random(seed).sample(shown, limit_per_group), key=lambda r: r.source_path)
-        figures = "\n".join(_figure(r, keypoints.get(str(r.source_path)), rule, thumb_height) for r in shown)
+        figures = "\n".join(
+            _figure(r, keypoints.get(str(r.source_path)), rule, thumb_height, masks) for r in shown
+        )
         note = f" (showing {len(shown)})" if len(shown) < len(group) else ""
         sections.append(f'<h2 id="{title}">{title}: {len(group)} crops{note}</h2>\n<div class="sheet">{figures}</div>')
     chains = rule.chains if isinstance(rule.chains, str) else "custom"
@@ -113,11 +180,27 @@ figcaption {{ font-size: 11px; color: #333; max-width: 140px; overflow-wrap: any
 </style></head><body>
 <h1>Occlusion labels for review</h1>
 <p>Rule: occluded when at least {rule.min_missing_run} sequential keypoints (chains: {html.escape(chains)}) have a
-score below {rule.score_threshold:g}. Green dots: visible keypoints; red crosses: missing. Hover a crop for its path
-and missing keypoints. Write wrong labels to a CSV <code>source_path,occluded</code> and pass it to
+score below {rule.score_threshold:g}. Green dots: visible keypoints; red crosses: missing; thick red line: the
+longest missing run (why the crop is occluded). Undetermined: no person found (left out of sampling until decided).
+Hover a crop for its path and missing keypoints. Set a wrong verdict with its selector, then
+<button onclick="downloadCorrections()">download corrections</button> and pass the CSV to
 <code>opreid-bench classify --corrections</code>.</p>
-<p><a href="#occluded">occluded</a> · <a href="#holistic">holistic</a></p>
+<p><a href="#occluded">occluded</a> · <a href="#holistic">holistic</a> · <a href="#undetermined">undetermined</a></p>
 {"".join(sections)}
+<script>
+function downloadCorrections() {{
+  const rows = ["source_path,occluded"];
+  for (const s of document.querySelectorAll("select[data-path]")) {{
+    if (s.value !== s.dataset.auto && s.value !== "undetermined") {{
+      rows.push('"' + s.dataset.path.replace(/"/g, '""') + '",' + s.value);
+    }}
+  }}
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([rows.join("\\n") + "\\n"], {{type: "text/csv"}}));
+  a.download = "corrections.csv";
+  a.click();
+}}
+</script>
 </body></html>
 """
     out = Path(out)

@@ -1,6 +1,7 @@
 """Stage 4: sample query / gallery / train from labelled crops by a split protocol (paper Section 4).
 
-Input: a DataFrame with ``source_path, pid, camid, occluded`` (extra columns are carried along). Output: the chosen
+Input: a DataFrame with ``source_path, pid, camid, occluded`` (extra columns are carried along; rows whose ``label``
+column says ``undetermined``, i.e. no person was found, are left out). Output: the chosen
 rows with ``split`` (query, gallery, train) and ``role`` (query, match, distractor, train), sorted by split, pid and
 path. Rules, and how the exact totals of the protocol are hit:
 
@@ -126,6 +127,8 @@ def _check_columns(labels: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ProtocolError(f"labels: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
     df = labels.copy()
+    if "label" in df.columns:  # classify's undetermined crops (no person found) are not sampled unless decided
+        df = df[df["label"].astype(str) != "undetermined"].copy()
     if df["occluded"].isna().any():
         raise ProtocolError(f"labels: {int(df['occluded'].isna().sum())} crop(s) have no occluded label")
     if df["source_path"].duplicated().any():

@@ -37,8 +37,9 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
              engine: str, batch_size: int, limit: int | None, as_json: bool) -> None:
     """Stage 1 of build-split: COCO-17 pose keypoints for every crop of a pool, cached in OUT/keypoints.h5.
 
-    Keypoints are keyed by path and content hash, flushed in batches: a killed run resumes where it stopped and a
-    rerun only annotates new or changed crops. Unreadable or non-image files are skipped and listed in
+    Keypoints are keyed by content (the crop's bytes, the keypoint file's content or the installed model's version,
+    and the options), never by how a path is spelled, and flushed in batches: a killed run resumes where it stopped
+    and a rerun only annotates new or changed crops. OUT is locked while a run works in it. Unreadable or non-image files are skipped and listed in
     OUT/annotate_report.json.
 
     \b
@@ -81,27 +82,34 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
               help="An annotate folder or its keypoints.h5.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="labels.csv to write.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Keypoint score below which it is missing [default: 0.80, tuned for mediapipe].")
+              help="Keypoint score below which it is missing [default: the classifier's, chosen by cross-validation "
+                   "for mediapipe].")
 @click.option("--min-missing-run", type=click.IntRange(1), default=None,
               help="Sequential missing keypoints that make a crop occluded [default: 3, the paper's].")
-@click.option("--chains", type=click.Choice(["body", "limbs", "coco_order"]), default="body", show_default=True,
-              help="What 'sequential' follows (see the classify module docs).")
+@click.option("--chains", type=click.Choice(["body", "anatomical", "limbs", "coco_order"]), default=None,
+              help="What 'sequential' follows (see the classify module docs) [default: the classifier's].")
+@click.option("--undetermined", type=click.Choice(["exclude", "occluded", "holistic"]), default="exclude",
+              show_default=True, help="Crops where no person was found: keep undetermined (left out of sampling) or "
+                                      "label them all occluded/holistic.")
 @click.option("--corrections", type=click.Path(path_type=Path), default=None,
               help="CSV source_path,occluded of hand-checked labels that override the rule.")
 @click.option("--review", type=click.Path(path_type=Path), default=None,
               help="Write a self-contained HTML contact sheet (crops + keypoints, grouped by label).")
+@click.option("--review-masks", type=click.Choice(["blur", "pixelate", "fill"]), default=None,
+              help="Also show each crop face-masked on the review sheet (and how the face was found).")
 @click.option("--review-limit", type=click.IntRange(1), default=None,
               help="At most N crops per label on the sheet (a seeded random sample).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the review sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")
-def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missing_run: int | None, chains: str,
-             corrections: Path | None, review: Path | None, review_limit: int | None, seed: int,
-             as_json: bool) -> None:
+def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missing_run: int | None,
+             chains: str | None, undetermined: str, corrections: Path | None, review: Path | None,
+             review_masks: str | None, review_limit: int | None, seed: int, as_json: bool) -> None:
     """Stage 2 of build-split: occluded or holistic per crop, from its keypoints (the paper's rule).
 
     A crop is occluded when at least --min-missing-run (3) sequential keypoints along a body chain have a score
-    below --threshold. Writes OUT with columns source_path,occluded,missing_keypoints,longest_missing_run,
-    visible_fraction.
+    below --threshold; a crop where no person was found is undetermined. Writes OUT with columns
+    source_path,occluded,label,missing_keypoints,longest_missing_run,visible_fraction,missing_run,back_view. With
+    --review, also REVIEW.corrections.csv: every crop with its label, to edit and pass back as --corrections.
 
     \b
     Examples:
@@ -113,6 +121,7 @@ def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missi
     from rich.table import Table
 
     from opreid_bench.splits.classify import (
+        DEFAULT_CHAINS,
         DEFAULT_MIN_MISSING_RUN,
         DEFAULT_SCORE_THRESHOLD,
         OcclusionRule,
@@ -123,34 +132,39 @@ def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missi
     rule = OcclusionRule(
         score_threshold=DEFAULT_SCORE_THRESHOLD if threshold is None else threshold,
         min_missing_run=DEFAULT_MIN_MISSING_RUN if min_missing_run is None else min_missing_run,
-        chains=chains,
+        chains=chains or DEFAULT_CHAINS,
     )
-    labels = classify_store(keypoints_path, rule, corrections)
+    labels = classify_store(keypoints_path, rule, corrections, undetermined)
     write_labels(labels, out)
     if review is not None:
         from opreid_bench.splits.cache import read_keypoints
-        from opreid_bench.splits.review import write_review_html
+        from opreid_bench.splits.review import write_corrections_template, write_review_html
 
         write_review_html(labels, read_keypoints(keypoints_path), review, rule, limit_per_group=review_limit,
-                          seed=seed)
+                          seed=seed, masks=review_masks)
+        write_corrections_template(labels, review.with_name(review.stem + ".corrections.csv"))
     n = len(labels)
     occ = int(labels["occluded"].sum())
+    und = int(labels.attrs.get("undetermined", 0))
     summary = {
         "labels": str(out),
         "crops": n,
         "occluded": occ,
-        "holistic": n - occ,
+        "holistic": n - occ - und,
+        "undetermined": und,
         "occluded_share": round(occ / n, 4) if n else 0.0,
         "corrected": int(labels.attrs.get("corrected", 0)),
         "score_threshold": rule.score_threshold,
         "min_missing_run": rule.min_missing_run,
-        "chains": chains,
+        "chains": rule.chains,
         "review": str(review) if review is not None else None,
     }
     table = Table(title=f"classify: {out}")
-    for col in ("crops", "occluded", "holistic", "occluded share", "corrected", "threshold", "min run"):
+    for col in ("crops", "occluded", "holistic", "undetermined", "occluded share", "corrected", "threshold",
+                "min run"):
         table.add_column(col, justify="right")
-    table.add_row(str(n), str(occ), str(n - occ), f"{summary['occluded_share']:.1%}", str(summary["corrected"]),
+    table.add_row(str(n), str(occ), str(n - occ - und), str(und), f"{summary['occluded_share']:.1%}",
+                  str(summary["corrected"]),
                   f"{rule.score_threshold:g}", str(rule.min_missing_run))
     Console(stderr=True).print(table)
     if as_json:

@@ -1,0 +1,92 @@
+"""Issue 13: no crop is left with its face silently visible (head prior), the all-faces option, verify's detector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from opreid_bench.errors import OpreidError
+from opreid_bench.splits.datacard import _mask_counts
+from opreid_bench.splits.face_detect import _merge, verify_faces
+from opreid_bench.splits.keypoints import COCO17_INDEX, Keypoints
+from opreid_bench.splits.mask import head_prior_box, mask_face_detailed, parse_mask_mode
+
+
+def noise(w: int = 64, h: int = 128, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def headless_person(shift: int = 0) -> Keypoints:
+    """A person found lower in the crop (starting at y=40+shift) whose head keypoints all score 0."""
+    xy = np.array([[32, 40 + shift + 5 * i] for i in range(17)], np.float32)
+    xy[COCO17_INDEX["left_shoulder"], 0], xy[COCO17_INDEX["right_shoulder"], 0] = 42, 22
+    score = np.full(17, 0.9, np.float32)
+    for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"):
+        score[COCO17_INDEX[n]] = 0.0
+    return Keypoints(xy, score, image_size=(64, 128))
+
+
+def changed(a: Image.Image, b: Image.Image) -> np.ndarray:
+    return (np.asarray(a) != np.asarray(b)).any(axis=2)
+
+
+def test_a_crop_whose_head_is_not_located_gets_the_head_prior():
+    img = noise()
+    kp = headless_person()
+    res = mask_face_detailed(img, kp, "blur", haar_fallback=False)
+    assert res.masked and res.method == "prior" and len(res.boxes) == 1
+    left, top, right, bottom = res.boxes[0]
+    assert 0 <= left < right <= 64 and 0 <= top < bottom <= 128
+    # the band at the top of the person's box, above the hips, covering the shoulders' span
+    assert top <= 40 and bottom < kp.xy[COCO17_INDEX["left_hip"], 1] and left <= 22 and right >= 42
+    diff = changed(img, res.image)
+    assert diff[top:bottom, left:right].mean() > 0.5 and not diff[bottom:].any() and not diff[:, right:].any()
+    # the prior follows where the person is
+    assert head_prior_box(headless_person(30), (64, 128))[1] > top
+    # without the prior the crop stays unmasked, as before
+    off = mask_face_detailed(img, kp, "blur", haar_fallback=False, head_prior=False)
+    assert not off.masked and off.method == "none" and not changed(img, off.image).any()
+
+
+def test_no_person_found_masks_the_top_of_the_crop():
+    img = noise()
+    res = mask_face_detailed(img, Keypoints.empty((64, 128)), "fill", haar_fallback=False)
+    assert res.method == "prior" and res.boxes == [head_prior_box(None, (64, 128))]
+    left, top, right, bottom = res.boxes[0]
+    assert top == 0 and bottom == 29 and left <= 7 and right >= 57  # top 22%, 80% of the width
+    assert (np.asarray(res.image)[top:bottom, left:right] == 128).all()
+
+
+def test_mask_modes_with_all_faces():
+    assert parse_mask_mode("blur") == ("blur", False)
+    assert parse_mask_mode("pixelate+all") == ("pixelate", True)
+    for bad in ("blur+some", "smudge", "smudge+all"):
+        with pytest.raises(OpreidError, match="unknown mask mode"):
+            parse_mask_mode(bad)
+    img = Image.new("RGB", (64, 128), (90, 90, 90))  # no face anywhere: the face detector adds nothing
+    res = mask_face_detailed(img, headless_person(), "blur+all", haar_fallback=False)
+    assert res.method == "prior"
+
+
+def test_overlapping_face_boxes_merge():
+    assert _merge([(0, 0, 10, 10), (2, 2, 11, 11), (30, 30, 40, 40)]) == [(0, 0, 11, 11), (30, 30, 40, 40)]
+
+
+def test_verify_names_its_detector(tmp_path):
+    for i in range(2):
+        noise(seed=i).save(tmp_path / f"{i}.jpg")
+    found = verify_faces(tmp_path, detector="mediapipe", progress=False)
+    assert found["checked"] == 2 and found["detector"] == "mediapipe"
+    with pytest.raises(OpreidError, match="unknown face detector"):
+        verify_faces(tmp_path, detector="eyeball", progress=False)
+
+
+def test_data_card_counts_and_lists_head_prior_masks():
+    df = pd.DataFrame({"path": ["query/a.jpg", "query/b.jpg", "query/c.jpg", "query/d.jpg"],
+                       "mask_method": ["keypoints", "prior", "haar+faces", "none"]})
+    text = _mask_counts(df)
+    assert "1 from head keypoints" in text and "1 by the Haar face detector" in text
+    assert "1 by the head prior" in text and "`query/b.jpg`" in text and "1 left unmasked" in text
+    assert "1 with further faces found by BlazeFace" in text
