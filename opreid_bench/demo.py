@@ -85,50 +85,118 @@ def _evaluate_run(model_path: Path, query: list, gallery: list) -> dict[str, Any
     return evaluate_features(qf, gf, metric=mcfg.eval.metric, junk="market").to_dict()
 
 
+STAGES_FILE = ".demo-stages.json"
+
+
+class _Stages:
+    """``OUT/.demo-stages.json``: the fingerprint of the options each finished stage was made with.
+
+    A stage is reused only when its recorded fingerprint equals the one the current options give; a stage about to
+    be (re)made loses its record first, so a killed stage is never taken for a finished one.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / STAGES_FILE
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        self.done: dict[str, str] = data if isinstance(data, dict) else {}
+
+    def fresh(self, stage: str, fp: str, *paths: Path) -> bool:
+        """True when ``stage`` was finished with fingerprint ``fp`` and its outputs still exist."""
+        return self.done.get(stage) == fp and all(p.exists() for p in paths)
+
+    def start(self, stage: str) -> None:
+        if self.done.pop(stage, None) is not None:
+            self._save()
+
+    def finish(self, stage: str, fp: str) -> None:
+        self.done[stage] = fp
+        self._save()
+
+    def _save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.done, indent=1, sort_keys=True) + "\n")
+
+
 def run_demo(cfg: DemoConfig) -> DemoResult:
-    """Run every stage; a rerun into the same folder reuses finished stages (pool, split, trained runs)."""
+    """Run every stage; a rerun into the same folder reuses a finished stage (pool, split, Clever Hans sets, trained
+    runs) only when the options it depends on (seed, ids, epochs, backbone, size, the pretrained file's content, ...)
+    are unchanged. ``cfg.out`` must be new, empty or an earlier demo folder; it is locked while the demo runs."""
+    from opreid_bench.outputs import output_folder
+
+    out = Path(cfg.out)
+    with output_folder(out, "demo", kind="demo"):
+        return _run_demo(cfg, out)
+
+
+def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
+    import shutil
+
     from opreid_bench.data.datasets import load_dataset, load_pool
     from opreid_bench.engine.train import train
+    from opreid_bench.outputs import content_digest, fingerprint, read_marker
     from opreid_bench.splits.pipeline import build_split
     from opreid_bench.splits.protocol import load_protocol as load_split_protocol
     from opreid_bench.synth.clever_hans import CleverHansConfig, build_clever_hans
-    from opreid_bench.synth.generator import SynthConfig, generate_pool
+    from opreid_bench.synth.generator import SynthConfig, generate_pool, pool_fingerprint
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     res = DemoResult(out=out, split=out / "split")
+    stages = _Stages(out)
     t0 = time.perf_counter()
 
     pool_dir = out / "pool"
     _stage(f"[1/5] SynthOcc pool: {cfg.ids} identities, 6 cameras (seed {cfg.seed})")
-    if not (pool_dir / "manifest.csv").exists():
-        lo, hi = cfg.images_per_id
-        generate_pool(pool_dir, SynthConfig(num_ids=cfg.ids, min_images=lo, max_images=hi, seed=cfg.seed),
-                      workers=2)
+    lo, hi = cfg.images_per_id
+    synth_cfg = SynthConfig(num_ids=cfg.ids, min_images=lo, max_images=hi, seed=cfg.seed)
+    pool_fp = pool_fingerprint(synth_cfg)
+    if not stages.fresh("pool", pool_fp, pool_dir / "manifest.csv"):
+        stages.start("pool")
+        generate_pool(pool_dir, synth_cfg, workers=2)
+        stages.finish("pool", pool_fp)
     res.minutes["pool"] = (time.perf_counter() - t0) / 60
 
     _stage("[2/5] build-split: keypoints -> occluded/holistic -> faces masked -> OPReID-mini protocol")
     t = time.perf_counter()
-    if not (res.split / "manifest.csv").exists():
+    protocol_file = REPO_ROOT / "protocols" / "opreid-mini.yaml"
+    split_fp = fingerprint({"pool": pool_fp, "protocol": content_digest(protocol_file), "seed": cfg.seed,
+                            "mask": "blur"})
+    if not stages.fresh("split", split_fp, res.split / "manifest.csv"):
+        stages.start("split")
         pool = load_pool(pool_dir / "manifest.csv", "manifest")
-        build_split(pool, load_split_protocol(REPO_ROOT / "protocols" / "opreid-mini.yaml"), res.split, cfg.seed,
+        build_split(pool, load_split_protocol(protocol_file), res.split, cfg.seed,
                     pose=f"precomputed:{pool_dir / 'keypoints.csv'}", mask="blur", progress=cfg.progress)
+        stages.finish("split", split_fp)
     res.minutes["split"] = (time.perf_counter() - t) / 60
     splits = load_dataset("opreid", res.split)
 
     ch_dir = out / "clever_hans"
-    if not (ch_dir / "different" / "occluders.csv").exists():
-        build_clever_hans(ch_dir, CleverHansConfig(num_ids=cfg.clever_hans_ids, distractor_ids=cfg.clever_hans_ids,
-                                                   width=cfg.width * 2, height=cfg.height * 2, seed=cfg.seed))
+    ch_cfg = CleverHansConfig(num_ids=cfg.clever_hans_ids, distractor_ids=cfg.clever_hans_ids, width=cfg.width * 2,
+                              height=cfg.height * 2, seed=cfg.seed)
+    ch_fp = fingerprint(asdict(ch_cfg))
+    if not stages.fresh("clever_hans", ch_fp, ch_dir / "different" / "occluders.csv"):
+        stages.start("clever_hans")
+        build_clever_hans(ch_dir, ch_cfg)
+        stages.finish("clever_hans", ch_fp)
     clever = {v: load_dataset("market1501", ch_dir / v) for v in ("same", "different")}
 
     for i, method in enumerate(cfg.methods):
         _stage(f"[{3 + i}/5] train {method} ({cfg.backbone}, {cfg.height}x{cfg.width}, {cfg.epochs} epochs)")
         t = time.perf_counter()
         run_dir = out / "runs" / method
-        if not (run_dir / "model.pt").exists():
-            train(_method_config(method, cfg), splits, run_dir, resume=(run_dir / "checkpoints" / "last.pt").exists(),
+        method_cfg = _method_config(method, cfg)
+        run_fp = fingerprint({"config": method_cfg.to_dict(), "split": split_fp,
+                              "pretrained": content_digest(cfg.pretrained) if cfg.pretrained else None})
+        stage = f"runs/{method}"
+        if not stages.fresh(stage, run_fp, run_dir / "model.pt"):
+            started = stages.done.get(f"{stage}:started") == run_fp
+            if not started and run_dir.exists() and (read_marker(run_dir) or {}).get("kind") == "run":
+                shutil.rmtree(run_dir)  # our own run with other options: it cannot be resumed, so it is redone
+            stages.start(stage)
+            stages.finish(f"{stage}:started", run_fp)
+            train(method_cfg, splits, run_dir, resume=(run_dir / "checkpoints" / "last.pt").exists(),
                   junk="market", progress=cfg.progress)
+            stages.finish(stage, run_fp)
         res.runs[method] = run_dir
         metrics = _evaluate_run(run_dir / "model.pt", splits.query, splits.gallery)
         for variant, data in clever.items():

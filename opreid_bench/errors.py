@@ -31,3 +31,11 @@ class CheckpointError(OpreidError):
 
 class ProtocolError(OpreidError):
     """A split protocol cannot be satisfied or is malformed."""
+
+
+class OutputError(OpreidError):
+    """An output folder is not this command's to write, overlaps an input, or is in use by another run."""
+
+
+class OnnxModelError(OpreidError):
+    """An ONNX model cannot be run on the dataset's crops (input rank, unfillable axis, output, NaN) or exported."""

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from opreid_bench.cli import main as cli_main
-from opreid_bench.errors import DataError
 from opreid_bench.splits.annotate import annotate_pool, read_report
 from opreid_bench.splits.cache import read_h5, read_keypoints
+from opreid_bench.splits.classify import LABEL_COLUMNS
 from opreid_bench.splits.keypoints import COCO17_NAMES
 
 
@@ -103,10 +103,14 @@ def test_changed_content_is_annotated_again_and_backends_do_not_mix(tmp_path):
     report = read_report(tmp_path / "ann")
     assert (report["cached"], report["annotated"]) == (3, 1)
     assert read_h5(tmp_path / "ann" / "keypoints.h5")[0][paths[0]].sha1 != before
+    # the cache is keyed by the keypoint file's content: a copy hits it, an edited file is annotated again
     other = tmp_path / "other.csv"
     other.write_text((tmp_path / "pool" / "keypoints.csv").read_text())
-    with pytest.raises(DataError, match="use another --out folder"):
-        annotate_pool(paths, tmp_path / "ann", backend=f"precomputed:{other}", progress=False)
+    annotate_pool(paths, tmp_path / "ann", backend=f"precomputed:{other}", progress=False)
+    assert (read_report(tmp_path / "ann")["cached"], read_report(tmp_path / "ann")["annotated"]) == (4, 0)
+    other.write_text(other.read_text().replace("0.99", "0.98"))
+    annotate_pool(paths, tmp_path / "ann", backend=f"precomputed:{other}", progress=False)
+    assert (read_report(tmp_path / "ann")["cached"], read_report(tmp_path / "ann")["annotated"]) == (0, 4)
 
 
 def test_worker_processes_give_the_same_file(tmp_path):
@@ -143,8 +147,7 @@ def test_annotate_and_classify_commands(tmp_path, capsys):
     summary = json.loads(out)
     assert (summary["crops"], summary["occluded"], summary["corrected"]) == (6, 3, 1)
     df = pd.read_csv(labels)
-    assert list(df.columns) == ["source_path", "occluded", "missing_keypoints", "longest_missing_run",
-                                "visible_fraction"]
+    assert list(df.columns) == LABEL_COLUMNS
     assert df["occluded"].tolist() == [True, True, False, True, False, False]
     page = (tmp_path / "review.html").read_text()
     assert page.count("data:image/jpeg;base64,") == 6 and "occluded: 3 crops" in page and "holistic: 3 crops" in page

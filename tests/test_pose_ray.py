@@ -40,12 +40,14 @@ PYARROW = _pyarrow_state()
 def tiny_pool(tmp_path) -> tuple[list[str], str]:
     rng = np.random.default_rng(1)
     paths, rows = [], []
+    crops = tmp_path / "pool"  # not tmp_path itself: an annotate --out may not lie inside the crops' folder
+    crops.mkdir()
     for i in range(7):
-        p = tmp_path / f"{i:04d}.jpg"
+        p = crops / f"{i:04d}.jpg"
         Image.fromarray(rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)).save(p)
         paths.append(str(p))
         rows.append([str(p)] + rng.uniform(0, 1, 51).round(4).tolist())
-    bad = tmp_path / "bad.jpg"
+    bad = crops / "bad.jpg"
     bad.write_bytes(b"nope")
     csv = tmp_path / "kp.csv"
     columns = ["source_path"] + [f"{k}_{c}" for k in COCO17_NAMES for c in ("x", "y", "score")]

@@ -118,7 +118,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ProtocolError(f"{path}: cannot read protocol ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol must be a YAML mapping")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from opreid_bench.errors import EvaluationError, OpreidError
-from opreid_bench.evaluation.retrieval import METRICS, TopK, prepare_features, topk_search
+from opreid_bench.evaluation.retrieval import METRICS, TopK, check_finite_distances, prepare_features, topk_search
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -148,6 +148,7 @@ def ann_topk(
     if missing.size:
         exact = topk_search(np.asarray(qf)[missing], gf, k, metric=metric)
         dist[missing], idx[missing] = exact.distances, exact.indices
+    check_finite_distances(dist)
     return TopK(distances=dist, indices=idx)
 
 

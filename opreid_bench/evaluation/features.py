@@ -165,8 +165,8 @@ def read_feature_file(path: str | os.PathLike[str]) -> tuple[FeatureSet, Feature
             query = _read_side(h5, path, "query")
             gallery = _read_side(h5, path, "gallery")
             attrs = {k: _clean_attr(v) for k, v in h5.attrs.items()}
-    except OSError as exc:
-        raise FeatureFileError(f"{path}: cannot read HDF5 file ({exc})") from exc
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:  # h5py's answers to a corrupt file
+        raise FeatureFileError(f"{path}: cannot read HDF5 file ({' '.join(str(exc).split())})") from None
     if query.features.shape[1] != gallery.features.shape[1]:
         raise FeatureFileError(f"{path}: /query/features has dimension {query.features.shape[1]} but "
                                f"/gallery/features has {gallery.features.shape[1]}")

@@ -25,12 +25,32 @@ METRICS = ("euclidean", "cosine")
 
 
 def resolve_device(device: str | None = None) -> torch.device:
-    """``device`` as a torch device; ``None`` picks CUDA when one is present, else the CPU."""
+    """``device`` as a torch device; ``None`` picks CUDA when one is present, else the CPU.
+
+    An unknown name, or CUDA where there is none, is an :class:`EvaluationError` (one line), not torch's traceback.
+    """
     import torch
 
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    from opreid_bench.evaluation.distances import resolve_device as checked_device
+
+    return torch.device(checked_device(device))
+
+
+def check_finite_distances(d: torch.Tensor | np.ndarray, row0: int = 0, col0: int = 0) -> None:
+    """Raise :class:`EvaluationError` when a block of distances holds NaN/inf (e.g. float32 overflow of huge features).
+
+    ``search`` must not write distances that ``evaluate`` would refuse; ``row0``/``col0`` place the block in the
+    full query x gallery matrix for the message.
+    """
+    import torch
+
+    t = torch.as_tensor(d)
+    finite = torch.isfinite(t)
+    if bool(finite.all()):
+        return
+    r, c = (int(v) for v in torch.nonzero(~finite)[0].tolist())
+    raise EvaluationError(f"distance between query {row0 + r} and gallery {col0 + c} is {float(t[r, c])} (NaN/inf); "
+                          "features this large overflow float32 distances: rescale them")
 
 
 def stable_topk(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,6 +187,7 @@ def topk_search(
             for n, g0 in enumerate(range(0, ng, gallery_chunk)):
                 gc = g_chunks[n] if g_chunks is not None else g[g0 : g0 + gallery_chunk]
                 d = pairwise_distances(qc, gc, metric)
+                check_finite_distances(d, q0, g0)
                 v, i = stable_topk(d, k)
                 i = i + g0
                 if best_v is None:
@@ -192,7 +213,9 @@ def topk_from_distmat(distmat: np.ndarray, k: int, *, memory_mb: float = 256.0) 
     out_d = np.empty((d.shape[0], k), dtype=np.float32)
     out_i = np.empty((d.shape[0], k), dtype=np.int64)
     for r0 in range(0, d.shape[0], rows):
-        v, i = stable_topk(torch.from_numpy(np.ascontiguousarray(d[r0 : r0 + rows], dtype=np.float32)), k)
+        block = torch.from_numpy(np.ascontiguousarray(d[r0 : r0 + rows], dtype=np.float32))
+        check_finite_distances(block, r0)
+        v, i = stable_topk(block, k)
         out_d[r0 : r0 + rows] = v.numpy()
         out_i[r0 : r0 + rows] = i.numpy()
     return TopK(distances=out_d, indices=out_i)

@@ -283,6 +283,16 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
     )
 
 
+def pose_inputs(pose: str) -> list[tuple[str, Path]]:
+    """The files a pose spec reads (a precomputed keypoint file, mmpose config and checkpoint): inputs of a run."""
+    name, _, arg = pose.partition(":")
+    if name == "precomputed" and arg:
+        return [("keypoint file", Path(arg))]
+    if name == "mmpose" and arg:
+        return [("mmpose file", Path(p.strip())) for p in arg.split(",") if p.strip()]
+    return []
+
+
 def annotate_pool(
     records: Sequence[ImageRecord | str],
     out_dir: str | os.PathLike[str],
@@ -298,6 +308,47 @@ def annotate_pool(
     """Annotate every crop of ``records`` with COCO-17 keypoints into ``out_dir/keypoints.h5``; return its path.
 
     ``backend`` is a pose spec (``mediapipe``, ``precomputed:FILE``, ``mmpose:CONFIG,CHECKPOINT``). Crops already in
+    the cache with the same content hash (and backend key, see ``cache``) are not run again, so a killed run resumes
+    where it stopped. ``limit`` stops after that many newly annotated crops (the file then holds what is done; the
+    report says ``complete: false``). ``on_batch(n_done)`` is called after each flushed batch (tests use it to
+    simulate a kill). ``out_dir`` is locked for the run and must be new, empty or an earlier annotate folder, and
+    must not hold or be inside an input (``opreid_bench.outputs``).
+    """
+    from opreid_bench.outputs import fingerprint, output_folder, record_folders
+    from opreid_bench.splits.pose_backends import make_backend
+
+    if engine not in ENGINES:
+        raise OpreidError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}")
+    if workers < 1:
+        raise OpreidError(f"--workers must be >= 1, got {workers}")
+    probe = make_backend(backend)  # validates the spec and gives the cache key before any work starts
+    cache_key, by_path = probe.cache_key, probe.keyed_by_path
+    probe.close()
+    inputs = record_folders(_unique_paths(records), "pool's crop folder") + pose_inputs(backend)
+    with output_folder(out_dir, "annotate", kind="keypoints", inputs=inputs, fingerprint=fingerprint(cache_key),
+                       options={"backend": cache_key}):
+        return _annotate_into(records, out_dir, backend=backend, cache_key=cache_key, by_path=by_path,
+                              workers=workers, engine=engine, batch_size=batch_size, limit=limit, progress=progress,
+                              on_batch=on_batch)
+
+
+def _annotate_into(
+    records: Sequence[ImageRecord | str],
+    out_dir: str | os.PathLike[str],
+    *,
+    backend: str = "mediapipe",
+    workers: int = 1,
+    engine: str = "local",
+    batch_size: int = 64,
+    limit: int | None = None,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+    cache_key: str,
+    by_path: bool,
+) -> Path:
+    """The body of :func:`annotate_pool`, run while it holds ``out_dir``'s lock.
+
+    ``backend`` is a pose spec (``mediapipe``, ``precomputed:FILE``, ``mmpose:CONFIG,CHECKPOINT``). Crops already in
     the cache with the same content hash are not run again, so a killed run resumes where it stopped. ``limit`` stops
     after that many newly annotated crops (the file then holds what is done; the report says ``complete: false``).
     ``on_batch(n_done)`` is called after each flushed batch (tests use it to simulate a kill).
@@ -306,14 +357,10 @@ def annotate_pool(
         raise OpreidError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}")
     if workers < 1:
         raise OpreidError(f"--workers must be >= 1, got {workers}")
-    from opreid_bench.splits.pose_backends import make_backend
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    probe = make_backend(backend)  # validates the spec and gives the cache key before any work starts
-    cache_key = probe.cache_key
-    probe.close()
-    store = KeypointStore(out_dir, cache_key)
+    store = KeypointStore(out_dir, cache_key, by_path=by_path)
     paths = _unique_paths(records)
     stats = AnnotateStats(total=len(paths))
     t0 = time.perf_counter()
@@ -361,7 +408,7 @@ def annotate_pool(
     keep = set(paths)
     out = store.finalize(keep)
     skipped = sorted(stats.skipped, key=lambda s: s["source_path"])
-    no_person = sum(1 for p in paths if p in store.entries and not store.entries[p].keypoints.detected)
+    no_person = sum(1 for p in paths if (e := store.get(p)) is not None and not e.keypoints.detected)
     report = {
         "keypoints": str(out),
         "backend": cache_key,
@@ -370,7 +417,7 @@ def annotate_pool(
         "total": stats.total,
         "annotated": stats.annotated,
         "cached": stats.cached,
-        "stored": sum(1 for p in paths if p in store.entries),
+        "stored": sum(1 for p in paths if store.get(p) is not None),
         "no_person_detected": no_person,
         "skipped": skipped,
         "complete": complete,

@@ -8,8 +8,10 @@
 4. ``write_split`` (faces masked, Market names, ``manifest.csv``) plus ``keypoints.h5`` (the sampled crops'
    keypoints) and ``DATA_CARD.md`` with ``occlusion_stats.png``.
 
-A rerun into the same folder reuses the keypoint cache and rewrites only what changed; the same pool, protocol and
-seed give byte-identical outputs.
+The split is built in a temporary sibling of the output folder and swapped in whole at the end (see
+``opreid_bench.outputs``): a killed run leaves the previous complete split, a folder the command did not write or one
+that holds an input is refused, and two runs into one folder cannot race. A rerun reuses the keypoint cache (keyed by
+content, see ``cache``); the same pool, protocol and seed give byte-identical outputs.
 """
 
 from __future__ import annotations
@@ -93,6 +95,16 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     ).drop_duplicates("source_path")
     lab = labels.drop(columns=[c for c in ("pid", "camid") if c in labels.columns]).copy()
     lab["source_path"] = lab["source_path"].astype(str)
+    for col in ("longest_missing_run",):  # a count of COCO-17 keypoints, written as an integer
+        if col in lab.columns:
+            values = pd.to_numeric(lab[col], errors="coerce")
+            num = values.notna()
+            bad = (~num & lab[col].notna()) | (num & (~values.between(0, 17) | (values % 1 != 0)))
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise DataError(f"{where}: row {i + 2}, column {col}: {lab[col].iloc[i]!r} is not a keypoint count "
+                                "(an integer 0-17)")
+            lab[col] = values
     merged = pool.merge(lab, on="source_path", how="inner")
     if len(merged) < len(pool):
         abs_pool = pool.assign(_key=[os.path.abspath(p) for p in pool["source_path"]])
@@ -109,12 +121,30 @@ def _default_rule() -> Any:
     return OcclusionRule()
 
 
-def filtered_keypoints_copy(src_h5: Path, dest_h5: Path, keep: set[str]) -> None:
+def filtered_keypoints_copy(src_h5: Path, dest_h5: Path, keep: set[str], durable: bool = True) -> None:
     """Write the keypoints of the crops in ``keep`` from ``src_h5`` to ``dest_h5`` (atomic, sorted rows)."""
     from opreid_bench.splits.cache import read_h5, write_h5
 
     entries, backend = read_h5(src_h5)
-    write_h5(dest_h5, {k: v for k, v in entries.items() if k in keep}, backend)
+    write_h5(dest_h5, {k: v for k, v in entries.items() if k in keep}, backend, durable=durable)
+
+
+def pool_inputs(pool: Sequence[ImageRecord | str], pool_name: str | None = None) -> list[tuple[str, Path]]:
+    """What a pool reads: its manifest (or folder) and every folder holding one of its crops."""
+    from opreid_bench.outputs import record_folders
+
+    inputs: list[tuple[str, Path]] = []
+    if pool_name and os.path.exists(pool_name):
+        inputs.append(("pool", Path(pool_name)))
+    inputs += record_folders((r.path if isinstance(r, ImageRecord) else r for r in pool), "pool's crop folder")
+    return inputs
+
+
+def pool_fingerprint(pool: Sequence[ImageRecord]) -> str:
+    """sha256 of the pool's crops (absolute path, pid, camid): what the split is drawn from."""
+    from opreid_bench.outputs import fingerprint
+
+    return fingerprint(sorted((os.path.abspath(r.path), int(r.pid), int(r.camid)) for r in pool))
 
 
 def build_split(
@@ -131,20 +161,43 @@ def build_split(
     corrections: str | os.PathLike[str] | None = None,
     pool_name: str = "pool",
     progress: bool = True,
+    undetermined: str = "exclude",
 ) -> BuildResult:
     """Build an OPReID-style split from ``pool`` into ``out_dir`` (see the module docstring)."""
-    from opreid_bench.splits.annotate import annotate_pool
-    from opreid_bench.splits.cache import read_keypoints
-    from opreid_bench.splits.classify import classify_store
-    from opreid_bench.splits.datacard import write_data_card
-    from opreid_bench.splits.sample import same_camera_queries, sample_split, split_summary
-    from opreid_bench.splits.writer import write_split
+    from opreid_bench.outputs import content_digest, fingerprint, output_folder
+    from opreid_bench.splits.annotate import pose_inputs
+    from opreid_bench.splits.sample import same_camera_queries, split_summary
 
     if not pool:
         raise DataError(f"{pool_name}: the pool has no crops")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / WORK_DIR
+    inputs = pool_inputs(pool, pool_name) + pose_inputs(pose)
+    if corrections is not None:
+        inputs.append(("corrections file", Path(corrections)))
+    options = {"protocol": protocol.to_dict(), "seed": seed, "pose": pose, "mask": mask, "rule": repr(rule),
+               "undetermined": undetermined,
+               "corrections": content_digest(corrections) if corrections is not None else None}
+    fp = fingerprint({"pool": pool_fingerprint(pool), **options})
+    with output_folder(out, "build-split", kind="split", inputs=inputs, fingerprint=fp, swap=True,
+                       options={k: v for k, v in options.items() if k != "protocol"}) as new:
+        written, split, skipped = _build_into(new, out / WORK_DIR, pool, protocol, seed, pose=pose, workers=workers,
+                                              engine=engine, mask=mask, rule=rule, corrections=corrections,
+                                              pool_name=pool_name, progress=progress, undetermined=undetermined)
+    return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped)
+
+
+def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: SplitProtocol, seed: int, *,
+                pose: str, workers: int, engine: str, mask: str, rule: Any, corrections: str | os.PathLike[str] | None,
+                pool_name: str, progress: bool,
+                undetermined: str = "exclude") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Stages 1-4 of :func:`build_split`: the keypoint cache in ``work``, the split's files in the fresh ``new``."""
+    from opreid_bench.splits.annotate import annotate_pool
+    from opreid_bench.splits.cache import read_keypoints
+    from opreid_bench.splits.classify import classify_store
+    from opreid_bench.splits.datacard import write_data_card
+    from opreid_bench.splits.sample import sample_split
+    from opreid_bench.splits.writer import write_split
+
     print(f"[1/4] keypoints ({pose}) for {len(pool):,} crops", file=sys.stderr)
     kp_h5 = annotate_pool(list(pool), work, backend=pose, workers=workers, engine=engine, progress=progress)
     skipped: list[str] = list(getattr(pool, "skipped", []))
@@ -153,7 +206,7 @@ def build_split(
         for s in json.loads(report.read_text(encoding="utf-8")).get("skipped", []):
             skipped.append(f"{s['source_path']}: {s.get('reason', 'skipped')}")
     print("[2/4] occluded or holistic", file=sys.stderr)
-    labels = classify_store(kp_h5, rule if rule is not None else _default_rule(), corrections)
+    labels = classify_store(kp_h5, rule if rule is not None else _default_rule(), corrections, undetermined)
     labelled = labels_for_pool(pool, labels, where=str(kp_h5))
     check_protocol_fits(labelled, protocol)
     print(f"[3/4] sampling by protocol '{protocol.name}' (seed {seed})", file=sys.stderr)
@@ -162,14 +215,110 @@ def build_split(
     with stage_progress(progress) as prog:
         task = prog.add_task(f"[4/4] writing {len(split):,} crops (mask: {mask})", total=len(split))
         written = write_split(
-            split, out, keypoints=keypoints, mask=mask, workers=workers,
-            on_done=lambda n: prog.advance(task, n),
+            split, new, keypoints=keypoints, mask=mask, workers=workers,
+            on_done=lambda n: prog.advance(task, n), durable=False,
         )
-    filtered_keypoints_copy(kp_h5, out / "keypoints.h5", set(written["source_path"]))
+    filtered_keypoints_copy(kp_h5, new / "keypoints.h5", set(written["source_path"]), durable=False)
     write_data_card(
-        out, written, protocol, seed=seed, pose=pose, mask=mask, pool=pool_name, pool_size=len(pool), skipped=skipped
+        new, written, protocol, seed=seed, pose=pose, mask=mask, pool=pool_name, pool_size=len(pool), skipped=skipped
     )
-    return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped)
+    return written, split, skipped
+
+
+def write_sampled_split(
+    split: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    protocol: SplitProtocol,
+    seed: int,
+    *,
+    pool: Sequence[ImageRecord],
+    pool_path: str | os.PathLike[str],
+    labels_path: str | os.PathLike[str],
+    keypoints: str | os.PathLike[str] | None = None,
+    mask: str | None = "blur",
+    workers: int = 1,
+    dry_run: bool = False,
+) -> pd.DataFrame | None:
+    """``sample``'s output: ``split.csv`` and (unless ``dry_run``) the split folder, built aside and swapped in whole.
+
+    Returns the written manifest rows (None for a dry run).
+    """
+    from opreid_bench.atomic import atomic_write_text
+    from opreid_bench.outputs import content_digest, fingerprint, output_folder
+    from opreid_bench.splits.cache import read_keypoints, resolve_keypoints_path
+    from opreid_bench.splits.datacard import write_data_card
+    from opreid_bench.splits.writer import write_split
+
+    if dry_run:
+        _refuse_dry_run_over_built_split(Path(out_dir))
+    kp_file = resolve_keypoints_path(keypoints) if keypoints is not None else None
+    inputs = pool_inputs(pool, str(pool_path)) + [("labels file", Path(labels_path))]
+    if kp_file is not None:
+        inputs.append(("keypoint file", kp_file))
+    options = {"protocol": protocol.to_dict(), "seed": seed, "mask": mask, "dry_run": dry_run,
+               "labels": content_digest(labels_path),
+               "keypoints": content_digest(kp_file) if kp_file is not None else None}
+    fp = fingerprint({"pool": pool_fingerprint(pool), **options})
+    written = None
+    with output_folder(out_dir, "sample", kind="split", inputs=inputs, fingerprint=fp, swap=True,
+                       options={k: v for k, v in options.items() if k != "protocol"}) as new:
+        atomic_write_text(new / "split.csv", split.to_csv(index=False, lineterminator="\n"), durable=False)
+        if not dry_run:
+            kps = read_keypoints(kp_file) if kp_file is not None else None
+            with stage_progress() as prog:
+                task = prog.add_task(f"writing {len(split):,} crops (mask: {mask or 'none'})", total=len(split))
+                written = write_split(split, new, keypoints=kps, mask=mask, workers=workers,
+                                      on_done=lambda n: prog.advance(task, n), durable=False)
+            if kp_file is not None:
+                filtered_keypoints_copy(kp_file, new / "keypoints.h5", set(written["source_path"]), durable=False)
+            write_data_card(new, written, protocol, seed=seed, pose=f"labels {Path(labels_path).name}", mask=mask,
+                            pool=str(pool_path), pool_size=len(pool))
+    return written
+
+
+def write_masked_pool(
+    pool: Sequence[ImageRecord],
+    pool_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    keypoints: dict[str, Any] | None = None,
+    mask: str = "blur",
+    mask_all_faces: bool = False,
+    workers: int = 1,
+) -> pd.DataFrame:
+    """``mask``'s output: every pool crop with its face masked under ``out_dir`` (the pool's relative names, .jpg)
+    and ``masks.csv`` (source, output, whether a face was masked and how), all written while the folder is held.
+    """
+    from opreid_bench.atomic import atomic_write_text
+    from opreid_bench.outputs import output_folder
+    from opreid_bench.splits.mask_plan import mask_output_names
+    from opreid_bench.splits.writer import write_images
+
+    out = Path(out_dir)
+    kps = keypoints or {}
+    paths = sorted({r.path for r in pool})
+    rels = mask_output_names(paths, out)
+    spec = f"{mask}+all" if mask_all_faces else mask
+    jobs = [(p, str(out / rel), kps.get(p), spec) for p, rel in zip(paths, rels)]
+    with output_folder(out, "mask", kind="masked", inputs=pool_inputs(pool, str(pool_path))):  # marked, locked
+        with stage_progress() as prog:
+            task = prog.add_task(f"masking {len(jobs):,} crops ({mask})", total=len(jobs))
+            res = write_images(jobs, workers=workers, on_done=lambda n: prog.advance(task, n))
+        table = pd.DataFrame({"source_path": paths, "path": rels, "face_masked": [m for m, _ in res],
+                              "method": [h for _, h in res]})
+        atomic_write_text(out / "masks.csv", table.to_csv(index=False, lineterminator="\n"))
+    return table
+
+
+def _refuse_dry_run_over_built_split(out: Path) -> None:
+    """A dry run writes split.csv alone: it must not replace a built split (its images, manifest and data card)."""
+    from opreid_bench.errors import OutputError
+    from opreid_bench.outputs import read_marker
+
+    marker = read_marker(out) if out.is_dir() else None
+    if marker and marker.get("kind") == "split" and not marker.get("options", {}).get("dry_run", False):
+        raise OutputError(f"{out}: holds a built split; a --dry-run would replace it with split.csv alone: choose "
+                          "another --out for the dry run (nothing was changed)")
 
 
 def check_protocol_fits(labels: pd.DataFrame, protocol: SplitProtocol) -> None:

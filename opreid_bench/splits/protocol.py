@@ -121,19 +121,77 @@ class SplitProtocol:
         return d
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _pair(value: Any, where: str, src: str) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         return (value, value)
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):
         return (int(value[0]), int(value[1]))
     raise ProtocolError(f"{src}: {where} must be an integer or a [lo, hi] pair, got {value!r}")
+
+
+#: Every key a split protocol may hold, per section (None: a leaf). A key outside this schema is an error naming the
+#: file and the key -- a typo such as ``occluded_fracton`` must not silently fall back to the default.
+_SCHEMA: dict[str, Any] = {
+    "kind": None, "name": None, "description": None,
+    "query": {"ids": None, "images": None, "images_per_id": None},
+    "gallery": {"ids": None, "images": None, "per_query_id": {"occluded": None, "holistic": None},
+                "distractor_per_id": {"occluded": None, "holistic": None}},
+    "train": {"ids": None, "images": None, "images_per_id": None, "occluded_fraction": None},
+    "published": {"train": {"ids": None, "images": None}, "query": {"ids": None, "images": None},
+                  "gallery": {"ids": None, "images": None}, "overall": {"ids": None, "images": None},
+                  "cameras": None, "source": None},
+}
+
+
+def _check_keys(data: Any, schema: dict[str, Any], where: str, src: str) -> None:
+    """Raise :class:`ProtocolError` for a key outside ``schema`` or a section that is not a mapping."""
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{src}: {where or 'the protocol'} must be a mapping, got {data!r}")
+    for key, value in data.items():
+        name = f"{where}.{key}" if where else str(key)
+        if key not in schema:
+            raise ProtocolError(f"{src}: unknown key '{name}'; known: {', '.join(schema)}")
+        sub = schema[key]
+        if sub is not None and value is not None:
+            _check_keys(value, sub, name, src)
+
+
+def _published(data: Any, src: str) -> dict[str, Any]:
+    """The optional ``published`` section: counts are non-negative integers, ``source`` is text."""
+    if data is None:
+        return {}
+    for section, counts in data.items():
+        if section == "source":
+            if not isinstance(counts, str):
+                raise ProtocolError(f"{src}: published.source must be text, got {counts!r}")
+        elif section == "cameras":
+            if not _is_int(counts) or counts < 0:
+                raise ProtocolError(f"{src}: published.cameras must be a non-negative integer, got {counts!r}")
+        else:
+            for key, value in (counts or {}).items():
+                if not _is_int(value) or value < 0:
+                    raise ProtocolError(f"{src}: published.{section}.{key} must be a non-negative integer, "
+                                        f"got {value!r}")
+    return dict(data)
 
 
 def _int(section: dict[str, Any], key: str, where: str, src: str) -> int:
     if key not in section:
         raise ProtocolError(f"{src}: missing {where}.{key}")
     value = section[key]
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not _is_int(value):
+        raise ProtocolError(f"{src}: {where}.{key} must be an integer, got {value!r}")
+    return value
+
+
+def _count(section: dict[str, Any], key: str, default: int, where: str, src: str) -> int:
+    """An optional integer entry of ``section`` (``default`` when absent)."""
+    value = section.get(key, default)
+    if not _is_int(value):
         raise ProtocolError(f"{src}: {where}.{key} must be an integer, got {value!r}")
     return value
 
@@ -147,6 +205,7 @@ def protocol_from_dict(data: Any, source: str = "<memory>") -> SplitProtocol:
     for key in ("query", "gallery", "train"):
         if not isinstance(data.get(key), dict):
             raise ProtocolError(f"{source}: missing section '{key}'")
+    _check_keys(data, _SCHEMA, "", source)
     q, g, t = data["query"], data["gallery"], data["train"]
     per_q = g.get("per_query_id", {}) or {}
     dis = g.get("distractor_per_id", {}) or {}
@@ -160,15 +219,15 @@ def protocol_from_dict(data: Any, source: str = "<memory>") -> SplitProtocol:
         query_images_per_id=_pair(q.get("images_per_id", [1, 2]), "query.images_per_id", source),
         gallery_ids=_int(g, "ids", "gallery", source),
         gallery_images=_int(g, "images", "gallery", source),
-        per_query_occluded=int(per_q.get("occluded", 1)),
-        per_query_holistic=int(per_q.get("holistic", 1)),
+        per_query_occluded=_count(per_q, "occluded", 1, "gallery.per_query_id", source),
+        per_query_holistic=_count(per_q, "holistic", 1, "gallery.per_query_id", source),
         distractor_occluded=_pair(dis.get("occluded", [1, 3]), "gallery.distractor_per_id.occluded", source),
         distractor_holistic=_pair(dis.get("holistic", [1, 3]), "gallery.distractor_per_id.holistic", source),
         train_ids=_int(t, "ids", "train", source),
         train_images=_int(t, "images", "train", source),
         train_images_per_id=_pair(t.get("images_per_id", [5, 20]), "train.images_per_id", source),
         train_occluded_fraction=float(frac),
-        published=dict(data.get("published") or {}),
+        published=_published(data.get("published"), source),
         source=source,
     )
     proto.validate()
@@ -188,4 +247,6 @@ def load_protocol(path: str | os.PathLike[str]) -> SplitProtocol:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ProtocolError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return protocol_from_dict(data, source=str(p))

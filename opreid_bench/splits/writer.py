@@ -16,8 +16,9 @@ crop's 1-based row in ``manifest.csv`` (rows sorted by split, pid, source path),
 ``manifest.csv`` booleans are ``true``/``false``, ``path`` is relative to the folder and ``pid``/``camid`` are the
 numbers in the file name (the loaders' camid is zero-based: file camera - 1).
 
-Writes are atomic and idempotent: an image whose bytes are unchanged is not rewritten, and crops in the split folders
-that the new manifest does not list (left by an earlier run with another seed) are deleted.
+``write_split`` never deletes a file: commands build a split in a fresh temporary sibling of ``--out`` and swap it in
+whole at the end (``opreid_bench.outputs.output_folder(..., swap=True)``), so ``--out`` holds the previous complete
+split or the new one, never a mix, and files of the old folder that a command did not write are kept.
 """
 
 from __future__ import annotations
@@ -72,12 +73,14 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[by
     return buf.getvalue(), masked, method
 
 
-def _write_one(job: tuple[str, str, Keypoints | None, str | None]) -> tuple[bool, str]:
-    source, dest, kp, mask = job
+def _write_one(job: tuple[str, str, Keypoints | None, str | None] | tuple[str, str, Keypoints | None, str | None,
+                                                                            bool]) -> tuple[bool, str]:
+    source, dest, kp, mask = job[:4]
+    durable = bool(job[4]) if len(job) > 4 else True
     data, masked, method = encode_crop(source, kp, mask)
     p = Path(dest)
     if not (p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data):
-        atomic_write_bytes(p, data)
+        atomic_write_bytes(p, data, durable=durable)
     return masked, method
 
 
@@ -85,8 +88,14 @@ def write_images(
     jobs: list[tuple[str, str, Keypoints | None, str | None]],
     workers: int = 1,
     on_done: Callable[[int], None] | None = None,
+    durable: bool = True,
 ) -> list[tuple[bool, str]]:
-    """Encode and write every (source, dest, keypoints, mask) job; results in job order."""
+    """Encode and write every (source, dest, keypoints, mask) job; results in job order.
+
+    ``durable=False`` skips the per-file fsync (for a temporary folder that is synced as a whole before its swap).
+    """
+    if not durable:
+        jobs = [(*job[:4], False) for job in jobs]  # type: ignore[misc]
     results: list[tuple[bool, str]] = []
     if workers <= 1 or len(jobs) < 64:
         for job in jobs:
@@ -135,21 +144,6 @@ def assign_names(split: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return df, pid_df, cam_df
 
 
-def remove_stale(out_dir: Path, keep: set[str]) -> int:
-    """Delete crops in the split folders that ``keep`` (relative paths) does not list; returns how many."""
-    n = 0
-    for sub in SPLIT_DIRS.values():
-        folder = out_dir / sub
-        if not folder.is_dir():
-            continue
-        for f in folder.iterdir():
-            rel = f"{sub}/{f.name}"
-            if f.is_file() and rel not in keep:
-                f.unlink()
-                n += 1
-    return n
-
-
 def write_split(
     split: pd.DataFrame,
     out_dir: str | os.PathLike[str],
@@ -158,8 +152,11 @@ def write_split(
     mask: str | None = "blur",
     workers: int = 1,
     on_done: Callable[[int], None] | None = None,
+    durable: bool = True,
 ) -> pd.DataFrame:
     """Write the crops of ``split`` (from :func:`sample_split`) and ``manifest.csv``; returns the manifest rows.
+
+    Writes into ``out_dir`` and deletes nothing; give it a fresh folder (see the module docstring).
 
     The returned frame has the manifest columns plus ``mask_method`` (keypoints/haar/none), ``role``,
     ``source_pid`` and ``source_camid`` for the data card.
@@ -168,10 +165,9 @@ def write_split(
     df, pid_df, cam_df = assign_names(split)
     for sub in SPLIT_DIRS.values():
         (out / sub).mkdir(parents=True, exist_ok=True)
-    remove_stale(out, set(df["path"]))
     kps = keypoints or {}
     jobs = [(src, str(out / rel), kps.get(src), mask) for src, rel in zip(df["source_path"], df["path"])]
-    results = write_images(jobs, workers=workers, on_done=on_done)
+    results = write_images(jobs, workers=workers, on_done=on_done, durable=durable)
     df["face_masked"] = [m for m, _ in results]
     df["mask_method"] = [how for _, how in results]
     for col, default in (("missing_keypoints", ""), ("longest_missing_run", 0)):
@@ -182,7 +178,6 @@ def write_split(
     manifest = df[MANIFEST_COLUMNS].copy()
     manifest["occluded"] = _bool_text(manifest["occluded"])
     manifest["face_masked"] = _bool_text(manifest["face_masked"])
-    atomic_write_text(out / "pid_map.csv", pid_df.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(out / "camera_map.csv", cam_df.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(out / "manifest.csv", manifest.to_csv(index=False, lineterminator="\n"))
+    for name, frame in (("pid_map.csv", pid_df), ("camera_map.csv", cam_df), ("manifest.csv", manifest)):
+        atomic_write_text(out / name, frame.to_csv(index=False, lineterminator="\n"), durable=durable)
     return df

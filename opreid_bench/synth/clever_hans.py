@@ -48,11 +48,24 @@ def build_clever_hans(out_dir: str | Path, cfg: CleverHansConfig = CleverHansCon
     """Write ``out_dir/same`` and ``out_dir/different`` as Market-style folders (``query/``, ``bounding_box_test/``).
 
     File names follow Market-1501 (``PPPP_cC_s1_IIIIII_00.jpg``) so the ``market1501``-style loaders and the
-    Market junk rule apply (query and true matches always come from different cameras).
+    Market junk rule apply (query and true matches always come from different cameras). The sets are built in a
+    temporary sibling and swapped in whole (``opreid_bench.outputs``): a rerun with fewer identities leaves no stale
+    crop, a killed run leaves the previous sets, and a folder that another command wrote is refused.
     """
+    from dataclasses import asdict
+
+    from opreid_bench.outputs import fingerprint, output_folder
+
     out = Path(out_dir)
+    options = asdict(cfg)
+    with output_folder(out, "synth-clever-hans", kind="clever-hans", fingerprint=fingerprint(options),
+                       options=options, swap=True) as new:
+        _build_into(new, cfg)
+    return {variant: out / variant for variant in ("same", "different")}
+
+
+def _build_into(out: Path, cfg: CleverHansConfig) -> None:
     size = (cfg.width, cfg.height)
-    result = {}
     for variant in ("same", "different"):
         root = out / variant
         rows = ["path,pid,camid,occluder"]
@@ -83,10 +96,8 @@ def build_clever_hans(out_dir: str | Path, cfg: CleverHansConfig = CleverHansCon
                                    occluder_params=params)
                 name = f"{pid:04d}_c{cam}s1_{idx:06d}_00.jpg"
                 target = root / folder / name
-                with atomic_path(target) as tmp:
+                with atomic_path(target, durable=False) as tmp:  # the whole folder is synced before its swap
                     crop.image.save(tmp, format="JPEG", quality=90)
                 rows.append(f"{folder}/{name},{pid},{cam},{occ}")
         (root / "bounding_box_train").mkdir(parents=True, exist_ok=True)  # test-only set: no training images
-        atomic_write_text(root / "occluders.csv", "\n".join(rows) + "\n")
-        result[variant] = root
-    return result
+        atomic_write_text(root / "occluders.csv", "\n".join(rows) + "\n", durable=False)

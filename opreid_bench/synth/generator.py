@@ -117,19 +117,35 @@ def write_keypoints_csv(rows: list[dict], path: Path) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def pool_fingerprint(cfg: SynthConfig) -> str:
+    """What a pool's content depends on: the config (every value is part of the seed's meaning)."""
+    from opreid_bench.outputs import fingerprint
+
+    return fingerprint({"synth": asdict(cfg)})
+
+
 def generate_pool(out_dir: str | Path, cfg: SynthConfig, *, workers: int = 1, progress=None) -> Path:
     """Write a pool folder: ``images/``, ``manifest.csv`` (path,pid,camid,view,occluder,...), ``keypoints.csv``
     (ground truth, for ``build-split --pose precomputed:``) and ``synth.json`` (the config). Returns the manifest.
 
-    Images already present with the right size are kept (a killed run resumes); the manifest is written last.
+    ``out_dir`` must be new, empty or an earlier pool (it is locked and marked, see ``opreid_bench.outputs``; its
+    marker's fingerprint is :func:`pool_fingerprint`). Every image is rendered and compared with the file on disk,
+    which is rewritten unless its bytes are equal, so a killed run resumes and a rerun with another config never
+    keeps a stale image; the manifest is written last.
     """
-    out = Path(out_dir)
+    from opreid_bench.outputs import output_folder
+
+    with output_folder(out_dir, "synth", kind="pool", fingerprint=pool_fingerprint(cfg), options=asdict(cfg)):
+        return _generate_into(Path(out_dir), cfg, workers=workers, progress=progress)
+
+
+def _generate_into(out: Path, cfg: SynthConfig, *, workers: int, progress) -> Path:
     (out / "images").mkdir(parents=True, exist_ok=True)
     specs = plan_pool(cfg)
     rows: list[dict] = []
     for data, row in iter_rendered(specs, cfg, workers=workers):
         target = out / row["path"]
-        if not (target.exists() and target.stat().st_size == len(data)):
+        if not (target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data):
             atomic_write_bytes(target, data)
         rows.append(row)
         if progress is not None:

@@ -56,6 +56,11 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Processes for pose and writing.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--mask", type=click.Choice(MASK_CHOICES), default="blur", show_default=True, help="Face mask.")
+@click.option("--mask-all-faces", is_flag=True,
+              help="Also mask every face a face detector finds in a crop, bystanders included.")
+@click.option("--undetermined", type=click.Choice(["exclude", "occluded", "holistic"]), default="exclude",
+              show_default=True,
+              help="Crops where no person was found: leave out of sampling, or count them all as occluded/holistic.")
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
               help="Keypoint score below which a keypoint is missing (default: the classifier's).")
 @click.option("--min-missing-run", type=click.IntRange(1), default=None,
@@ -64,13 +69,16 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
               help="CSV of manual label corrections (see `classify --help`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path, seed: int,
-                    pose: str, workers: int, engine: str, mask: str, score_threshold: float | None,
-                    min_missing_run: int | None, corrections: Path | None, as_json: bool) -> None:
+                    pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, undetermined: str,
+                    score_threshold: float | None, min_missing_run: int | None, corrections: Path | None,
+                    as_json: bool) -> None:
     """Turn a pool of labelled crops into an OPReID-style occluded benchmark (paper Section 4), end to end.
 
     Stages: pose keypoints (cached in OUT/.annotate, resumable) -> occluded/holistic label -> sampling by the
     protocol -> faces masked, written as bounding_box_train/, query/, bounding_box_test/ with manifest.csv,
     keypoints.h5, DATA_CARD.md and occlusion_stats.png. Same pool, protocol and seed: byte-identical output.
+    The split is built beside OUT and swapped in whole at the end (a killed run leaves the previous split); OUT must
+    be new, empty or an earlier split, and may neither hold nor lie inside the pool.
 
     \b
     Examples:
@@ -94,21 +102,15 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
         if min_missing_run is not None:
             kw["min_missing_run"] = min_missing_run
         rule = OcclusionRule(**kw)
-    result = build_split(pool, protocol, out, seed, pose=pose, workers=workers, engine=engine, mask=mask, rule=rule,
-                         corrections=corrections, pool_name=str(pool_path))
+    result = build_split(pool, protocol, out, seed, pose=pose, workers=workers, engine=engine,
+                         mask=f"{mask}+all" if mask_all_faces else mask, rule=rule, corrections=corrections,
+                         pool_name=str(pool_path), undetermined=undetermined)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     info = result.to_json()
     click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; queries without a cross-camera match: "
                f"{info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
     if as_json:
         click.echo(json.dumps(info))
-
-
-def _common_root(paths: list[str]) -> Path:
-    import os
-
-    dirs = [os.path.dirname(os.path.abspath(p)) for p in paths]
-    return Path(os.path.commonpath(dirs)) if dirs else Path(".")
 
 
 @click.command("mask")
@@ -118,28 +120,32 @@ def _common_root(paths: list[str]) -> Path:
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for the masked crops (with --verify and no --pool: the folder to check).")
 @click.option("--mask", type=click.Choice(MASK_CHOICES), default="blur", show_default=True)
-@click.option("--verify", is_flag=True, help="Run the face detector over the output and report faces still found.")
+@click.option("--mask-all-faces", is_flag=True,
+              help="Also mask every face BlazeFace finds in a crop, bystanders included.")
+@click.option("--verify", is_flag=True, help="Run a face detector over the output and report faces still found.")
+@click.option("--verify-detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto",
+              show_default=True,
+              help="Checker for --verify; auto: BlazeFace, or Haar when --mask-all-faces let BlazeFace place masks.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keypoints_dir: Path | None, out: Path,
-             mask: str, verify: bool, workers: int, as_json: bool) -> None:
+             mask: str, mask_all_faces: bool, verify: bool, verify_detector: str, workers: int,
+             as_json: bool) -> None:
     """Stage 3 on its own: mask the faces of a pool's crops (head keypoints, else OpenCV's Haar face detector).
 
-    Writes the masked crops under OUT (same relative paths as in the pool) and OUT/masks.csv
-    (source_path,path,face_masked,method). --verify runs the Haar detector over the written crops and lists every
-    face it still finds; with --verify and no --pool it only checks the images already under OUT (e.g. a split).
+    Writes the masked crops under OUT (same relative paths as in the pool, as .jpg) and OUT/masks.csv
+    (source_path,path,face_masked,method). Refused: an OUT that is the pool's image folder or inside it, and two
+    crops that would get one name (a.jpg and a.png); rename one. Where nothing locates the head, a head prior (the top of the person's box) is masked
+    (method "prior": check those crops). --verify runs a face detector other than the ones that placed the masks
+    (BlazeFace; Haar with --mask-all-faces) over the written crops and lists every face it still finds; with --verify and no --pool it only checks the images already under OUT (e.g. a split).
 
     \b
     Examples:
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --mask pixelate --verify
       opreid-bench mask --verify --out split/
     """
-    import pandas as pd
-
-    from opreid_bench.atomic import atomic_write_text
     from opreid_bench.errors import OpreidError
-    from opreid_bench.splits.pipeline import stage_progress
-    from opreid_bench.splits.writer import write_images
+    from opreid_bench.splits.pipeline import write_masked_pool
 
     result: dict[str, Any] = {"out": str(out)}
     if pool_path is not None:
@@ -151,16 +157,8 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
             from opreid_bench.splits.cache import read_keypoints
 
             kps = read_keypoints(keypoints_dir)
-        paths = sorted({r.path for r in pool})
-        root = _common_root(paths)
-        rels = [Path(p).resolve().relative_to(root).with_suffix(".jpg").as_posix() for p in paths]
-        jobs = [(p, str(out / rel), kps.get(p), mask) for p, rel in zip(paths, rels)]
-        with stage_progress() as prog:
-            task = prog.add_task(f"masking {len(jobs):,} crops ({mask})", total=len(jobs))
-            res = write_images(jobs, workers=workers, on_done=lambda n: prog.advance(task, n))
-        table = pd.DataFrame({"source_path": paths, "path": rels, "face_masked": [m for m, _ in res],
-                              "method": [h for _, h in res]})
-        atomic_write_text(out / "masks.csv", table.to_csv(index=False, lineterminator="\n"))
+        table = write_masked_pool(pool, pool_path, out, keypoints=kps, mask=mask, mask_all_faces=mask_all_faces,
+                                  workers=workers)
         result.update(crops=len(table), faces_masked=int(table["face_masked"].sum()),
                       methods={k: int(v) for k, v in table["method"].value_counts().sort_index().items()})
         click.echo(f"masked {result['faces_masked']:,} of {len(table):,} crops {result['methods']}; wrote "
@@ -170,7 +168,10 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     if verify:
         from opreid_bench.splits.face_detect import verify_faces
 
-        found = verify_faces(out)
+        detector = verify_detector
+        if detector == "auto":
+            detector = "haar" if mask_all_faces else "mediapipe"
+        found = verify_faces(out, detector=detector)
         result.update(verified=found["checked"], faces_found=len(found["faces"]), faces=found["faces"][:100])
         _verify_table(found)
     if as_json:
@@ -182,7 +183,8 @@ def _verify_table(found: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(stderr=True)
-    console.print(f"verify: {found['checked']:,} crops checked, {len(found['faces']):,} with a face still found")
+    console.print(f"verify ({found.get('detector', 'haar')}): {found['checked']:,} crops checked, "
+                  f"{len(found['faces']):,} with a face still found")
     if found["faces"]:
         table = Table(title="faces still found (first 20)")
         table.add_column("path")
@@ -222,9 +224,8 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     """
     import pandas as pd
 
-    from opreid_bench.atomic import atomic_write_text
     from opreid_bench.errors import DataError
-    from opreid_bench.splits.pipeline import check_protocol_fits, filtered_keypoints_copy, labels_for_pool
+    from opreid_bench.splits.pipeline import check_protocol_fits, labels_for_pool, write_sampled_split
     from opreid_bench.splits.protocol import load_protocol
     from opreid_bench.splits.sample import same_camera_queries, sample_split, split_summary
 
@@ -237,31 +238,14 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     labelled = labels_for_pool(pool, labels, where=str(labels_path))
     check_protocol_fits(labelled, protocol)
     split = sample_split(labelled, protocol, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "split.csv", split.to_csv(index=False, lineterminator="\n"))
+    written = write_sampled_split(split, out, protocol, seed, pool=pool, pool_path=pool_path, labels_path=labels_path,
+                                  keypoints=keypoints_dir, mask=None if mask == "none" else mask, workers=workers,
+                                  dry_run=dry_run)
     info: dict[str, Any] = {"out": str(out), "split_csv": str(out / "split.csv")}
-    if dry_run:
+    if written is None:
         summary = split_summary(split)
         info.update(splits=summary, same_camera_queries=same_camera_queries(split))
     else:
-        from opreid_bench.splits.datacard import write_data_card
-        from opreid_bench.splits.pipeline import stage_progress
-        from opreid_bench.splits.writer import write_split
-
-        kps, kp_file = None, None
-        if keypoints_dir is not None:
-            from opreid_bench.splits.cache import read_keypoints, resolve_keypoints_path
-
-            kp_file = resolve_keypoints_path(keypoints_dir)
-            kps = read_keypoints(kp_file)
-        with stage_progress() as prog:
-            task = prog.add_task(f"writing {len(split):,} crops (mask: {mask})", total=len(split))
-            written = write_split(split, out, keypoints=kps, mask=None if mask == "none" else mask, workers=workers,
-                                  on_done=lambda n: prog.advance(task, n))
-        if kp_file is not None:
-            filtered_keypoints_copy(kp_file, out / "keypoints.h5", set(written["source_path"]))
-        write_data_card(out, written, protocol, seed=seed, pose=f"labels {labels_path.name}",
-                        mask=None if mask == "none" else mask, pool=str(pool_path), pool_size=len(pool))
         summary = split_summary(written)
         info.update(splits=summary, same_camera_queries=same_camera_queries(written),
                     faces_masked=int(written["face_masked"].sum()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -88,8 +89,10 @@ def list_cmd(as_json: bool) -> None:
               help="Folder holding the dataset folder (or the dataset folder itself; the manifest file for 'manifest').")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Loader option, repeatable (e.g. query_folder=partial for partial_reid; pattern=REGEX for folder).")
+@click.option("--decode", is_flag=True,
+              help="Also decode every image: truncated, undecodable and wrongly named files are listed, exit 2.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (warnings go to stderr).")
-def verify_cmd(name: str, root: Path, options: tuple[str, ...], as_json: bool) -> None:
+def verify_cmd(name: str, root: Path, options: tuple[str, ...], decode: bool, as_json: bool) -> None:
     """Count images, ids and cameras per split and compare them with the dataset's known counts.
 
     A missing folder is an error (exit 2) naming the expected path and layout. Counts that differ from the known ones
@@ -99,7 +102,13 @@ def verify_cmd(name: str, root: Path, options: tuple[str, ...], as_json: bool) -
     JSON keys: dataset, splits {SPLIT: {images, ids, cameras}}, matches_known_counts (false when the dataset has no
     known counts), plus known_counts ({SPLIT: {images, ids}} or null), root (the dataset folder found), unparsed
     (count), unparsed_examples (first 10, relative paths), junk (images dropped by the junk rule, e.g. Market pid -1),
-    ignored (non-image files passed over), notes (other warnings).
+    ignored (non-image files passed over), notes (other warnings); with --decode also decode {checked, failed,
+    counts {truncated, undecodable, wrong_format}, problems [{path, problem, detail}] (first 100)}.
+
+    \b
+    --decode opens and fully decodes every image the loader reads (slower: seconds per 10,000 crops). A file that is
+    truncated, not decodable, or of another format than its extension (PNG data in a .jpg) is listed and the
+    command ends with one error line, exit code 2.
 
     \b
     Examples:
@@ -109,7 +118,9 @@ def verify_cmd(name: str, root: Path, options: tuple[str, ...], as_json: bool) -
     """
     from opreid_bench.data.datasets import get_dataset
 
-    report = get_dataset(name, root, **parse_key_values(options)).verify()
+    dataset = get_dataset(name, root, **parse_key_values(options))
+    report = dataset.verify()
+    decoded = _decode_all(dataset, progress=not as_json) if decode else None
     for line in report.mismatches():
         click.echo(f"warning: {report.dataset} at {report.root}: counts differ from the known ones: {line}", err=True)
     if report.unparsed:
@@ -119,8 +130,33 @@ def verify_cmd(name: str, root: Path, options: tuple[str, ...], as_json: bool) -
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if as_json:
-        click.echo(json.dumps(report.to_json()))
-        return
+        click.echo(json.dumps({**report.to_json(), **({"decode": decoded.to_json()} if decoded else {})}))
+    else:
+        _print_verify(report, decoded)
+    if decoded is not None and decoded.problems:
+        from opreid_bench.errors import DataError
+
+        first = decoded.problems[0]
+        raise DataError(f"{report.root}: {len(decoded.problems):,} of {decoded.checked:,} images failed to decode "
+                        f"{decoded.counts()}; first: {first['path']}: {first['problem']} ({first['detail']})")
+
+
+def _decode_all(dataset, progress: bool):  # noqa: ANN001, ANN202 - a ReIDDataset -> DecodeReport
+    """Decode every image the loader reads (all splits), with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from opreid_bench.data.decode import decode_images
+
+    raw = dataset.read()
+    paths = sorted({r.path for split in dataset.splits for r in getattr(raw, split)})
+    with Progress(TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
+                  disable=not progress) as bar:
+        task = bar.add_task("decode", total=len(paths))
+        return decode_images(paths, on_done=lambda n: bar.advance(task, n))
+
+
+def _print_verify(report, decoded) -> None:  # noqa: ANN001 - VerificationReport, DecodeReport | None
     from rich.console import Console
     from rich.table import Table
 
@@ -140,6 +176,19 @@ def verify_cmd(name: str, root: Path, options: tuple[str, ...], as_json: bool) -
     verdict = ("[green]matches the known counts[/]" if report.matches_known_counts
                else "[yellow]does not match the known counts[/]" if report.known_counts else "no known counts")
     console.print(f"{verdict}  ({', '.join(extras)})")
+    if decoded is None:
+        return
+    counts = ", ".join(f"{k}: {v:,}" for k, v in decoded.counts().items())
+    console.print(f"decoded {decoded.checked:,} images: {len(decoded.problems):,} failed" + (f" ({counts})" if counts
+                                                                                              else ""))
+    if decoded.problems:
+        bad = Table(title=f"images that failed to decode (first 20; paths under {report.root})")
+        bad.add_column("path", no_wrap=True)
+        bad.add_column("problem", no_wrap=True)
+        bad.add_column("detail")
+        for item in decoded.problems[:20]:
+            bad.add_row(os.path.relpath(item["path"], report.root), item["problem"], item["detail"])
+        console.print(bad)
 
 
 COMMANDS = [datasets]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from opreid_bench.errors import OpreidError
+from opreid_bench.cli.options import refuse_output_over_input
+from opreid_bench.errors import EvaluationError, OpreidError
 
 COLUMNS = ("query_index", "query_path", "rank", "gallery_index", "gallery_path", "distance", "same_pid")
 
@@ -51,6 +52,26 @@ def _print_preview(indices, distances, q_pids, g_pids, q_paths, g_paths, title: 
             cells.append(f"{mark} {g_pids[gi]} @ {float(distances[qi, r]):.3f}")
         table.add_row(*cells)
     Console().print(table)
+
+
+def _ranked(query, gallery, topk, metric, rerank, k1, k2, lambda_value, ann_cfg, device, err):  # noqa: ANN001, ANN202
+    """The top-k lists (exact, re-ranked or approximate) with a status line on stderr."""
+    nq, ng = len(query), len(gallery)
+    with err.status(f"searching {nq} queries in {ng} gallery items ({metric}{', re-ranked' if rerank else ''})"):
+        if rerank:
+            from opreid_bench.evaluation.rerank import rerank_features
+            from opreid_bench.evaluation.retrieval import topk_from_distmat
+
+            dist = rerank_features(query.features, gallery.features, metric=metric, k1=k1, k2=k2,
+                                   lambda_value=lambda_value, device=device, ann=ann_cfg)
+            return topk_from_distmat(dist, topk)
+        if ann_cfg is not None:
+            from opreid_bench.evaluation.ann import ann_topk
+
+            return ann_topk(query.features, gallery.features, topk, metric=metric, ann=ann_cfg)
+        from opreid_bench.evaluation.retrieval import topk_search
+
+        return topk_search(query.features, gallery.features, topk, metric=metric, device=device)
 
 
 @click.command("search")
@@ -91,7 +112,11 @@ def search(features: Path, topk: int, out: Path, metric: str | None, rerank: boo
     from rich.console import Console
 
     from opreid_bench.evaluation.features import read_feature_file
+    from opreid_bench.evaluation.retrieval import resolve_device
 
+    refuse_output_over_input(out, "--out", {"--features": features})
+    if device is not None:
+        resolve_device(device)  # an unknown device, or CUDA without one: one line before any work
     query, gallery, attrs = read_feature_file(features)
     if metric is None:
         metric = str(attrs.get("metric", "euclidean"))
@@ -105,23 +130,10 @@ def search(features: Path, topk: int, out: Path, metric: str | None, rerank: boo
         ann_cfg = AnnConfig(kind=ann, nprobe=nprobe)
     err = Console(stderr=True)
     nq, ng = len(query), len(gallery)
-    with err.status(f"searching {nq} queries in {ng} gallery items ({metric}{', re-ranked' if rerank else ''})"):
-        if rerank:
-            from opreid_bench.evaluation.rerank import rerank_features
-            from opreid_bench.evaluation.retrieval import topk_from_distmat
-
-            dist = rerank_features(query.features, gallery.features, metric=metric, k1=k1, k2=k2,
-                                   lambda_value=lambda_value, device=device, ann=ann_cfg)
-            result = topk_from_distmat(dist, topk)
-            del dist
-        elif ann_cfg is not None:
-            from opreid_bench.evaluation.ann import ann_topk
-
-            result = ann_topk(query.features, gallery.features, topk, metric=metric, ann=ann_cfg)
-        else:
-            from opreid_bench.evaluation.retrieval import topk_search
-
-            result = topk_search(query.features, gallery.features, topk, metric=metric, device=device)
+    try:
+        result = _ranked(query, gallery, topk, metric, rerank, k1, k2, lambda_value, ann_cfg, device, err)
+    except EvaluationError as exc:  # e.g. distances that overflow to inf: name the file, write nothing
+        raise EvaluationError(f"{features}: {exc}") from None
     q_pids, g_pids = np.asarray(query.pids), np.asarray(gallery.pids)
     write_results_csv(out, result.indices, result.distances, q_pids, g_pids, query.paths, gallery.paths)
     hit1 = float(np.mean(q_pids == g_pids[result.indices[:, 0]]))

@@ -15,10 +15,13 @@ class PoseBackend(abc.ABC):
 
     A backend is built once per process (or Ray actor) and reused for every crop; ``close`` frees its model.
     ``cache_key`` names the backend and its settings, stored in ``keypoints.h5`` so that a resumed run refuses to
-    mix keypoints of two different backends.
+    mix keypoints of two different backends. It must hash what the backend reads (file contents, the installed
+    library's version) and its options, never a path's spelling. ``keyed_by_path``: the answer for a crop depends on
+    where it is, not only on its bytes (the cache then keys entries by absolute path and content hash).
     """
 
     name: str = "base"
+    keyed_by_path: bool = False
 
     @abc.abstractmethod
     def predict(self, image: np.ndarray, source_path: str) -> Keypoints | None:

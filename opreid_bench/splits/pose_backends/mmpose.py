@@ -56,7 +56,15 @@ class MMPose(PoseBackend):
 
     @property
     def cache_key(self) -> str:
-        return f"mmpose:{self.config.resolve()}:{self.checkpoint.resolve()}"
+        from importlib.metadata import PackageNotFoundError, version
+
+        from opreid_bench.outputs import content_digest
+
+        try:
+            lib = version("mmpose")
+        except PackageNotFoundError:  # pragma: no cover - mmpose imported above
+            lib = "unknown"
+        return f"mmpose-{lib}:config={content_digest(self.config)}:checkpoint={content_digest(self.checkpoint)}"
 
     def predict(self, image: np.ndarray, source_path: str) -> Keypoints:  # pragma: no cover - needs mmpose
         h, w = image.shape[:2]

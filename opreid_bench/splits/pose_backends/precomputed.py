@@ -38,9 +38,22 @@ def _norm(path: str) -> str:
     return Path(path).as_posix().lstrip("./")
 
 
+def _numbers(value: Any, where: str, what: str) -> np.ndarray:
+    """``value`` as a flat float32 array of finite numbers; a DataError naming ``where`` and ``what`` otherwise."""
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        raise DataError(f"{where}: {what} must be a list of numbers, got {value!r:.60}")
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {what} must be a list of numbers, got {value!r:.60}") from None
+    if arr.ndim != 1 or not np.isfinite(arr).all():
+        raise DataError(f"{where}: {what} must be a flat list of finite numbers, got {value!r:.60}")
+    return arr
+
+
 def openpose_to_coco17(flat: list[float], where: str) -> np.ndarray:
     """(17, 3) COCO-17 ``x, y, score`` from OpenPose's flat BODY_25 (75) or COCO-18 (54) list."""
-    arr = np.asarray(flat, dtype=np.float32)
+    arr = _numbers(flat, where, "pose_keypoints_2d")
     if arr.size == 75:
         mapping = BODY25_TO_COCO17
     elif arr.size == 54:
@@ -53,12 +66,20 @@ def openpose_to_coco17(flat: list[float], where: str) -> np.ndarray:
 def _read_coco_json(path: Path) -> dict[str, np.ndarray]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
         raise DataError(f"{path}: not a readable JSON file ({exc})") from None
     id_to_name: dict[Any, str] = {}
     visibility_flags = False
     if isinstance(data, dict):
-        id_to_name = {img["id"]: img["file_name"] for img in data.get("images", []) if "id" in img}
+        images = data.get("images", [])
+        if not isinstance(images, list):
+            raise DataError(f"{path}: 'images' must be a list of {{id, file_name}} entries")
+        for i, img in enumerate(images):
+            if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
+                raise DataError(f"{path}: images[{i}] must have an id and a file_name (text), got {img!r:.80}")
+            if not isinstance(img["id"], (int, str)) or isinstance(img["id"], bool):
+                raise DataError(f"{path}: images[{i}].id must be a number or text, got {img['id']!r:.40}")
+            id_to_name[img["id"]] = img["file_name"]
         if "annotations" in data:
             entries, visibility_flags = data["annotations"], True
         else:
@@ -67,21 +88,28 @@ def _read_coco_json(path: Path) -> dict[str, np.ndarray]:
         entries = data
     else:
         raise DataError(f"{path}: expected a COCO results list or a dict with images/annotations")
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: the keypoint entries must be a list, got {type(entries).__name__}")
     best: dict[str, tuple[float, np.ndarray]] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or "keypoints" not in entry or "image_id" not in entry:
             raise DataError(f"{path}: entry {i} lacks image_id or keypoints")
         image_id = entry["image_id"]
+        if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
+            raise DataError(f"{path}: entry {i} has image_id {image_id!r:.40}; expected a file name or a number")
         name = id_to_name.get(image_id, image_id if isinstance(image_id, str) else None)
         if name is None:
             raise DataError(f"{path}: entry {i} has numeric image_id {image_id} but no images[] entry names its file")
-        kp = np.asarray(entry["keypoints"], dtype=np.float32)
+        kp = _numbers(entry["keypoints"], f"{path}: entry {i}", "keypoints")
         if kp.size != 3 * NUM_KEYPOINTS:
             raise DataError(f"{path}: entry {i} has {kp.size} keypoint numbers; expected 51 (COCO-17 x, y, score)")
         kp = kp.reshape(NUM_KEYPOINTS, 3).copy()
         if visibility_flags:
             kp[:, 2] = (kp[:, 2] >= 2).astype(np.float32)
-        rank = float(entry.get("score", kp[:, 2].mean()))
+        score = entry.get("score", float(kp[:, 2].mean()))
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not np.isfinite(score):
+            raise DataError(f"{path}: entry {i} has score {score!r:.40}; expected a number")
+        rank = float(score)
         key = _norm(str(name))
         if key not in best or rank > best[key][0]:
             best[key] = (rank, kp)
@@ -96,11 +124,14 @@ def _read_openpose_dir(path: Path) -> dict[str, np.ndarray]:
     for f in files:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
             raise DataError(f"{f}: not a readable OpenPose JSON file ({exc})") from None
         stem = f.name[: -len("_keypoints.json")]
         key = _norm(str(f.parent.relative_to(path) / stem))
-        people = [openpose_to_coco17(p.get("pose_keypoints_2d", []), str(f)) for p in data.get("people", [])]
+        found = data.get("people", []) if isinstance(data, dict) else None
+        if not isinstance(found, list) or not all(isinstance(p, dict) for p in found):
+            raise DataError(f"{f}: expected an OpenPose object with a 'people' list of objects")
+        people = [openpose_to_coco17(p.get("pose_keypoints_2d", []), str(f)) for p in found]
         if people:
             out[key] = max(people, key=lambda kp: float(kp[:, 2].mean()))
         else:
@@ -127,7 +158,13 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
                 f"{path}: CSV has {len(cols)} keypoint columns; expected 51 (x, y, score per COCO-17 keypoint) "
                 "or columns named like nose_x, nose_y, nose_score"
             )
-    values = df[cols].to_numpy(dtype=np.float32, na_value=0.0).reshape(len(df), NUM_KEYPOINTS, 3)
+    table = df[cols].apply(pd.to_numeric, errors="coerce")
+    bad = table.notna().to_numpy() != df[cols].notna().to_numpy()  # text where a number belongs
+    values = table.to_numpy(dtype=np.float32, na_value=0.0)
+    if bad.any() or not np.isfinite(values).all():
+        r, c = (int(v) for v in np.argwhere(bad | ~np.isfinite(values))[0])
+        raise DataError(f"{path}: row {r + 2}, column {cols[c]}: {df[cols].iat[r, c]!r} is not a finite number")
+    values = values.reshape(len(df), NUM_KEYPOINTS, 3)
     return {_norm(str(p)): values[i] for i, p in enumerate(df["source_path"].astype(str))}
 
 
@@ -148,10 +185,12 @@ class PrecomputedPose(PoseBackend):
     """Looks crops up in a keypoint file instead of running a model (scores are the file's, clipped to [0, 1])."""
 
     name = "precomputed"
+    keyed_by_path = True  # crops are looked up by path
 
     def __init__(self, file: str | Path) -> None:
         self.file = Path(file)
         self._table = read_precomputed(self.file)
+        self._digest: str | None = None
         self._by_name: dict[str, list[str]] = {}
         self._by_stem: dict[str, list[str]] = {}
         for key in self._table:
@@ -168,7 +207,11 @@ class PrecomputedPose(PoseBackend):
 
     @property
     def cache_key(self) -> str:
-        return f"precomputed:{self.file.resolve()}"
+        if self._digest is None:  # the file's content, not its path: an edited file invalidates the cache
+            from opreid_bench.outputs import content_digest
+
+            self._digest = content_digest(self.file)
+        return f"precomputed:sha256={self._digest}"
 
     def lookup(self, source_path: str) -> np.ndarray | None:
         """The (17, 3) entry for ``source_path`` (exact path, then suffix match, then unique file name), or None."""

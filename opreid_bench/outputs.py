@@ -1,0 +1,462 @@
+"""Output folders that are never lost, never half-written and never stale.
+
+Every folder a command writes carries a marker, ``.opreid-output.json``::
+
+    {"format": "opreid-output", "version": 1, "command": "build-split", "kind": "split",
+     "fingerprint": "<sha256 of the inputs' content and the options>", "complete": true,
+     "options": {...}, "written": [relative paths of the files the command wrote]}
+
+Rules (:func:`output_folder` applies them all):
+
+- a command writes into a new or empty folder, or into one whose marker says it holds this command's kind of output;
+  any other non-empty folder is refused, and so is an ``--out`` equal to, inside or around an input (one line naming
+  both paths);
+- one run at a time: a lock file (``fcntl.flock``, released by the kernel even when the run is killed) names the
+  holder, and a second run gets one line naming it;
+- ``swap=True`` (splits, the Clever Hans sets): the new output is built in a temporary sibling
+  ``.{name}.opreid-new-{pid}`` and swapped in at the end by one atomic rename (``renameat2(RENAME_EXCHANGE)`` where
+  the kernel has it), so after a kill at any moment the folder holds the previous complete output or the new one.
+  Files in the old folder that the command did not write are carried over, never deleted; a killed run's temporary
+  sibling (one carrying our marker) is deleted by the next run;
+- ``swap=False`` (resumable folders: keypoint caches, run directories, pools): files are written atomically in place,
+  the marker says ``complete: false`` until the run ends, and killed runs' temporary files are deleted.
+
+``fingerprint`` lets a command decide whether earlier output is still valid (``demo`` reuses a stage only when its
+fingerprint matches): it hashes file *contents* (:func:`content_digest`) and options, never paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from opreid_bench.atomic import atomic_write_text, clean_stale_tmp, fsync_dir, fsync_file, is_our_tmp
+from opreid_bench.errors import OutputError
+
+MARKER = ".opreid-output.json"
+MARKER_FORMAT = "opreid-output"
+MARKER_VERSION = 1
+LOCK_INSIDE = ".opreid.lock"
+NEW_INFIX = ".opreid-new-"
+OLD_INFIX = ".opreid-old-"
+KEEP_ACROSS_SWAP = (".annotate",)  # caches that live in an output folder and survive a swap
+
+PathLike = str | os.PathLike[str]
+
+
+# ---- content fingerprints ----
+
+
+def content_digest(path: PathLike) -> str:
+    """sha256 of a file's bytes, or of a folder's files (sorted relative names and their bytes); never the path."""
+    path = Path(path)
+    h = hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(q for q in path.rglob("*") if q.is_file()):
+            h.update(p.relative_to(path).as_posix().encode() + b"\0")
+            h.update(content_digest(p).encode())
+        return h.hexdigest()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(obj: Any) -> str:
+    """sha256 of a JSON-able object in canonical form (sorted keys): the options half of a cache or reuse key."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---- inputs vs output ----
+
+
+def _resolved(p: PathLike) -> Path:
+    return Path(os.path.abspath(p)).resolve()
+
+
+def is_within(child: PathLike, parent: PathLike) -> bool:
+    """True when ``child`` is ``parent`` or lies inside it (both resolved: symlinks and ``..`` followed)."""
+    c, p = _resolved(child), _resolved(parent)
+    return c == p or p in c.parents
+
+
+def check_separate(out: PathLike, inputs: Iterable[tuple[str, PathLike]], option: str = "--out") -> None:
+    """Refuse an output folder equal to, inside, or around any input; ``inputs`` are (what, path) pairs."""
+    o = _resolved(out)
+    for label, path in inputs:
+        i = _resolved(path)
+        if i == o:
+            raise OutputError(f"{option} {out} is the same as the {label} {path}; choose another {option}")
+        if i in o.parents:
+            raise OutputError(f"{option} {out} is inside the {label} {path}; choose a folder outside it")
+        if o in i.parents:
+            raise OutputError(f"the {label} {path} is inside {option} {out}; choose an {option} that holds no input")
+
+
+def record_folders(paths: Iterable[PathLike], label: str = "crop folder") -> list[tuple[str, Path]]:
+    """(label, folder) for every distinct folder holding one of ``paths`` (the inputs a pool or dataset reads)."""
+    seen: dict[str, None] = {}
+    for p in paths:
+        seen[os.path.dirname(os.path.abspath(p))] = None
+    return [(label, Path(d)) for d in seen]
+
+
+# ---- markers ----
+
+
+def read_marker(folder: PathLike) -> dict[str, Any] | None:
+    """The marker of ``folder``, or None when it has none (or an unreadable one)."""
+    path = Path(folder) / MARKER
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == MARKER_FORMAT else None
+
+
+def write_marker(folder: PathLike, *, command: str, kind: str, fingerprint: str, complete: bool,
+                 options: Mapping[str, Any] | None = None, written: list[str] | None = None,
+                 extra: Mapping[str, Any] | None = None) -> None:
+    """Write the marker of ``folder`` atomically (deterministic: no time, host or pid in it)."""
+    data: dict[str, Any] = {"format": MARKER_FORMAT, "version": MARKER_VERSION, "command": command, "kind": kind,
+                            "fingerprint": fingerprint, "complete": complete, "options": dict(options or {})}
+    if extra:
+        data.update(extra)
+    if written is not None:
+        data["written"] = written
+    atomic_write_text(Path(folder) / MARKER, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n not in (MARKER, LOCK_INSIDE) and not is_our_tmp(n))
+
+
+def claim(out: PathLike, command: str, kind: str) -> dict[str, Any] | None:
+    """Check that ``command`` may write ``out``: new, empty, or holding this kind of output. Returns its marker."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; choose another --out")
+    if not out.exists():
+        return None
+    marker = read_marker(out)
+    if marker is None:
+        if _foreign_entries(out):
+            raise OutputError(f"{out}: the folder is not empty and was not written by `opreid-bench {command}` "
+                              f"(it has no {MARKER}); choose a new or empty --out (nothing in it was changed)")
+        return None
+    if marker.get("kind") != kind:
+        raise OutputError(f"{out}: holds the output of `opreid-bench {marker.get('command')}`, not of "
+                          f"`opreid-bench {command}`; choose another --out (nothing in it was changed)")
+    return marker
+
+
+# ---- locks ----
+
+
+class FolderLock:
+    """An exclusive lock on a lock file (``fcntl.flock``: the kernel drops it when the holder dies, even by SIGKILL).
+
+    The file holds who has it (pid, host, command, start time), so a second run can name the holder. It is removed
+    on release; acquiring checks that the locked file is still the one at the path, so removal cannot let two runs in.
+    """
+
+    def __init__(self, path: PathLike, target: PathLike, what: str) -> None:
+        self.path, self.target, self.what = Path(path), Path(target), what
+        self._fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        """Take the lock or raise :class:`OutputError` naming the holder."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self._acquire_excl()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_fd(fd)
+                os.close(fd)
+                raise self._busy(holder) from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the holder released and removed it between our open and flock: take the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, _holder_text(self.what).encode())
+        self._fd = fd
+        return self
+
+    def _acquire_excl(self) -> FolderLock:  # pragma: no cover - exercised only where fcntl is missing
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self.path.read_text(errors="replace") if self.path.exists() else ""
+                if _holder_alive(holder):
+                    raise self._busy(holder) from None
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # stale: its holder is gone
+                continue
+            os.write(fd, _holder_text(self.what).encode())
+            self._fd = fd
+            return self
+        raise self._busy(self.path.read_text(errors="replace"))
+
+    def _busy(self, holder: str) -> OutputError:
+        who = holder.strip() or "another process"
+        return OutputError(f"{self.target}: in use by another opreid-bench run ({who}); wait for it to finish or "
+                           "choose another --out")
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (idempotent)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_fd(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, 0)
+        return os.read(fd, 4096).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _holder_text(what: str) -> str:
+    since = datetime.datetime.now().isoformat(timespec="seconds")
+    return f"pid {os.getpid()} on {socket.gethostname()}, {what}, since {since}"
+
+
+def _holder_alive(holder: str) -> bool:  # pragma: no cover - O_EXCL fallback only
+    parts = holder.split()
+    if len(parts) < 4 or parts[0] != "pid" or parts[3].rstrip(",") != socket.gethostname():
+        return bool(holder.strip())
+    try:
+        os.kill(int(parts[1]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_beside(folder: PathLike, what: str) -> FolderLock:
+    """The lock of a folder that gets swapped: a file beside it (``.{name}.opreid-lock``), not in it."""
+    folder = Path(os.path.abspath(folder))
+    return FolderLock(folder.parent / f".{folder.name}.opreid-lock", folder, what)
+
+
+def lock_inside(folder: PathLike, what: str) -> FolderLock:
+    """The lock of a folder written in place: ``FOLDER/.opreid.lock``."""
+    return FolderLock(Path(folder) / LOCK_INSIDE, folder, what)
+
+
+# ---- swapping a folder in ----
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this filesystem or kernel cannot exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def fsync_tree(root: PathLike, workers: int = 8) -> None:
+    """fsync every file under ``root`` and every folder (in parallel: the journal batches concurrent syncs)."""
+    files, dirs = [], []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        dirs.append(dirpath)
+        files += [os.path.join(dirpath, n) for n in filenames]
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        list(ex.map(fsync_file, files))
+    for d in dirs:
+        fsync_dir(d)
+
+
+def _written_files(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
+        out += [(rel / n).as_posix() for n in filenames if n != MARKER]
+    return sorted(out)
+
+
+def _carry_over(old: Path, new: Path, written: set[str]) -> None:
+    """Move files the command did not write from the old folder into the new one (never delete a user's file)."""
+    for dirpath, dirnames, filenames in os.walk(old):
+        rel = Path(dirpath).relative_to(old)
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
+        for n in filenames:
+            r = (rel / n).as_posix()
+            if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n) or r in written:
+                continue
+            dest = new / r
+            if dest.exists():
+                dest = dest.with_name(dest.name + ".kept")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(os.path.join(dirpath, n), dest)
+
+
+def _siblings(folder: Path, infix: str) -> list[Path]:
+    prefix = f".{folder.name}{infix}"
+    if not folder.parent.is_dir():
+        return []
+    return sorted(p for p in folder.parent.iterdir() if p.name.startswith(prefix) and p.is_dir())
+
+
+def recover(folder: PathLike) -> int:
+    """Undo what a run killed during a swap left behind; returns how many temporary siblings were removed.
+
+    A temporary sibling is removed only when it carries our marker. A cache it holds is moved back when the folder
+    lacks one; an old folder set aside by the two-rename fallback is moved back when the folder is missing.
+    """
+    folder = Path(os.path.abspath(folder))
+    n = 0
+    for old in _siblings(folder, OLD_INFIX):
+        if read_marker(old) is None:
+            continue
+        if not folder.exists():
+            os.rename(old, folder)
+        else:
+            shutil.rmtree(old)
+            n += 1
+    for tmp in _siblings(folder, NEW_INFIX):
+        if read_marker(tmp) is None:
+            continue
+        for keep in KEEP_ACROSS_SWAP:
+            if (tmp / keep).is_dir() and folder.is_dir() and not (folder / keep).exists():
+                os.rename(tmp / keep, folder / keep)
+        shutil.rmtree(tmp)
+        n += 1
+    return n
+
+
+def swap_in(new: Path, folder: Path) -> None:
+    """Replace ``folder`` by ``new`` (both ours) so that a reader sees one or the other, then delete the old one."""
+    old_marker = read_marker(folder) if folder.is_dir() else None
+    if folder.is_dir():
+        for keep in KEEP_ACROSS_SWAP:
+            if (folder / keep).is_dir() and not (new / keep).exists():
+                os.rename(folder / keep, new / keep)
+        _carry_over(folder, new, set((old_marker or {}).get("written", [])))
+    fsync_dir(new)
+    if not folder.exists():
+        os.rename(new, folder)
+        fsync_dir(folder.parent)
+        return
+    if _exchange(new, folder):
+        fsync_dir(folder.parent)
+        shutil.rmtree(new)  # ``new`` now holds the old folder
+        return
+    old = folder.parent / f".{folder.name}{OLD_INFIX}{os.getpid()}"  # fallback: two renames; ``recover`` heals
+    os.rename(folder, old)
+    os.rename(new, folder)
+    fsync_dir(folder.parent)
+    shutil.rmtree(old)
+
+
+# ---- the whole protocol ----
+
+
+@contextlib.contextmanager
+def output_folder(
+    out: PathLike,
+    command: str,
+    *,
+    kind: str | None = None,
+    inputs: Iterable[tuple[str, PathLike]] = (),
+    fingerprint: str = "",
+    options: Mapping[str, Any] | None = None,
+    swap: bool = False,
+    option: str = "--out",
+) -> Iterator[Path]:
+    """Claim, lock and mark ``out`` for ``command``; yield the folder to write into (see the module docstring).
+
+    With ``swap=True`` the yielded folder is a temporary sibling that replaces ``out`` when the block ends without
+    an error (an error deletes it and leaves ``out`` as it was).
+    """
+    out = Path(out)
+    kind = kind or command
+    check_separate(out, inputs, option)
+    if swap:
+        out = Path(os.path.realpath(out))  # swap the folder a symlink points to, never the link itself
+    claim(out, command, kind)
+    lock = lock_beside(out, command) if swap else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        if swap:
+            recover(out)
+            clean_stale_tmp(out)  # e.g. a marker write killed half-way
+        claim(out, command, kind)  # again, now that no other run can change it
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        marker_args: dict[str, Any] = dict(command=command, kind=kind, fingerprint=fingerprint, options=options)
+        if not swap:
+            with lock_inside(out, command):
+                write_marker(out, complete=False, **marker_args)
+                clean_stale_tmp(out, recursive=True)
+                yield out
+                write_marker(out, complete=True, **marker_args)
+            return
+        if created or read_marker(out) is None:
+            write_marker(out, complete=False, **marker_args)  # so a killed first run's folder is still ours
+        work = out.parent / f".{out.name}{NEW_INFIX}{os.getpid()}"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        write_marker(work, complete=False, **marker_args)
+        try:
+            yield work
+            clean_stale_tmp(work, recursive=True)
+            write_marker(work, complete=True, written=_written_files(work), **marker_args)
+            fsync_tree(work)
+            swap_in(work, Path(os.path.abspath(out)))
+        except BaseException:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+            raise
+    finally:
+        if lock is not None:
+            lock.release()

@@ -1,0 +1,74 @@
+"""Issue 10, items 7-8: `search`/`evaluate` with a device that does not exist is one line, and `search` refuses
+features whose distances are not finite instead of writing inf/nan (as `evaluate` does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opreid_bench.cli import main
+from opreid_bench.errors import EvaluationError
+from opreid_bench.evaluation import FeatureSet, write_feature_file
+from opreid_bench.evaluation.retrieval import resolve_device, topk_from_distmat, topk_search
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def _features(path: Path, scale: float = 1.0) -> Path:
+    rng = np.random.default_rng(0)
+    q = FeatureSet((scale * rng.standard_normal((4, 3))).astype(np.float32), np.arange(4), np.zeros(4, int))
+    g = FeatureSet((scale * rng.standard_normal((8, 3))).astype(np.float32), np.arange(8) % 4, np.ones(8, int))
+    write_feature_file(path, q, g)
+    return path
+
+
+def test_unknown_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = _features(tmp_path / "f.h5")
+    code, _, err = _cli(["search", "--features", str(f), "--device", "bogus", "--out", str(tmp_path / "r.csv")],
+                        capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("error: unknown torch device 'bogus'")
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = _features(tmp_path / "f.h5")
+    code, _, err = _cli(["search", "--features", str(f), "--out", str(tmp_path / "r.csv"), "--device", "cuda"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == ["error: device 'cuda' requested but CUDA is not available here; use "
+                                        "--device cpu"]
+    with pytest.raises(EvaluationError, match="CUDA is not available"):
+        resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("extra", [[], ["--rerank", "--k1", "3", "--k2", "2"], ["--metric", "cosine"]])
+def test_search_refuses_distances_that_overflow(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                extra: list[str]) -> None:
+    f = _features(tmp_path / "big.h5", scale=1e30)  # finite features, but their squared distances overflow float32
+    out = tmp_path / "r.csv"
+    code, _, err = _cli(["search", "--features", str(f), "--out", str(out), *extra], capsys)
+    if extra == ["--metric", "cosine"]:  # cosine normalises first: finite, so it is written
+        assert code == 0 and out.exists()
+        return
+    assert code == 2
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {f}: distance between query 0 and gallery ") and "NaN/inf" in line
+    assert not out.exists()
+
+
+def test_topk_functions_check_every_block() -> None:
+    with pytest.raises(EvaluationError, match="query 1 and gallery 2 is nan"):
+        d = np.zeros((3, 4), np.float32)
+        d[1, 2] = np.nan
+        topk_from_distmat(d, 2)
+    big = np.full((2, 3), 1e30, np.float32)
+    with pytest.raises(EvaluationError, match="NaN/inf"):
+        topk_search(big, -big, 1, query_chunk=1, gallery_chunk=1)
