@@ -368,7 +368,7 @@ def _plot(results: dict[str, Any], plot_dir: Path) -> None:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, m in enumerate(m for m in methods if results[m].get("curves")):
+    for i, m in enumerate(m for m in methods if results[m].get("curves") and m != ME_OFF):  # ME_OFF: ours' run
         for s, curve in results[m]["curves"].items():
             if curve:
                 ax.plot([c["epoch"] for c in curve], [100 * c["mAP"] for c in curve], color=f"C{i}",
