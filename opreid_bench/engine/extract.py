@@ -37,6 +37,19 @@ def extract_features(
     device = torch.device(device)
     model.eval()
     loader = build_test_loader(records, cfg.data)
+
+    def features_of(images: torch.Tensor, _idx: torch.Tensor) -> np.ndarray:
+        with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
+            feats = model(images.to(device, non_blocking=True))
+        return feats.float().cpu().numpy()
+
+    return collect_features(loader, features_of, len(records), progress=progress, description=description)
+
+
+def collect_features(loader: Any, features_of: Any, total: int, *, progress: bool = True,
+                     description: str = "extract") -> np.ndarray:
+    """(N, D) float32 features from ``features_of(images, indices)`` over every batch of ``loader``, in loader
+    order, with a rich progress bar; shared by the PyTorch and the onnxruntime extractors."""
     chunks: list[np.ndarray] = []
     bar = None
     if progress:
@@ -45,14 +58,13 @@ def extract_features(
 
         bar = Progress(console=Console(stderr=True), transient=True)
         bar.start()
-        task = bar.add_task(description, total=len(records))
+        task = bar.add_task(description, total=total)
     try:
-        for images, _pids, _camids, _idx in loader:
-            with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
-                feats = model(images.to(device, non_blocking=True))
-            chunks.append(feats.float().cpu().numpy())
+        for images, _pids, _camids, idx in loader:
+            feats = features_of(images, idx)
+            chunks.append(feats)
             if bar is not None:
-                bar.update(task, advance=images.shape[0])
+                bar.update(task, advance=feats.shape[0])
     finally:
         if bar is not None:
             bar.stop()

@@ -282,35 +282,22 @@ class OnnxFeatureExtractor:
         from torch.utils.data import DataLoader
 
         from opreid_bench.data.torch_dataset import ImageDataset
+        from opreid_bench.engine.extract import collect_features
 
         loader = DataLoader(ImageDataset(records, self.transform()), batch_size=self.batch_size, shuffle=False,
                             num_workers=self.workers)
-        chunks: list[np.ndarray] = []
-        bar = None
-        if progress:
-            from rich.console import Console
-            from rich.progress import Progress
 
-            bar = Progress(console=Console(stderr=True), transient=True)
-            bar.start()
-            task = bar.add_task(f"{description} (onnxruntime)", total=len(records))
-        try:
-            for images, _pids, _camids, idx in loader:
-                feats = self.run_batch(images.numpy())
-                bad = np.flatnonzero(~np.isfinite(feats).all(axis=1))
-                if bad.size:
-                    rec = records[int(idx[bad[0]])]
-                    raise OnnxModelError(f"{self.path}: output '{self.prep.output_name}' holds NaN/inf for image "
-                                         f"{rec.path} ({bad.size} of {feats.shape[0]} rows in its batch)")
-                chunks.append(feats)
-                if bar is not None:
-                    bar.update(task, advance=feats.shape[0])
-        finally:
-            if bar is not None:
-                bar.stop()
-        if not chunks:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
+        def features_of(images: Any, idx: Any) -> np.ndarray:
+            feats = self.run_batch(images.numpy())
+            bad = np.flatnonzero(~np.isfinite(feats).all(axis=1))
+            if bad.size:
+                rec = records[int(idx[bad[0]])]
+                raise OnnxModelError(f"{self.path}: output '{self.prep.output_name}' holds NaN/inf for image "
+                                     f"{rec.path} ({bad.size} of {feats.shape[0]} rows in its batch)")
+            return feats
+
+        return collect_features(loader, features_of, len(records), progress=progress,
+                                description=f"{description} (onnxruntime)")
 
 
 def onnx_feature_sets(
