@@ -44,10 +44,16 @@ class EvaluationReport:
         return out
 
 
-def _check_set(fs: FeatureSet, side: str) -> None:
-    bad = fs.problems()
-    if bad:
-        raise EvaluationError(f"{side} {bad[0]}")
+def check_inputs(query: FeatureSet, gallery: FeatureSet, metric: str, junk: str) -> None:
+    """Raise EvaluationError for an unknown metric or junk rule, or an inconsistent feature set (the first fault)."""
+    if metric not in METRICS:
+        raise EvaluationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if junk not in JUNK_MODES:
+        raise EvaluationError(f"junk must be one of {', '.join(JUNK_MODES)}, got {junk!r}")
+    for side, fs in (("query", query), ("gallery", gallery)):
+        bad = fs.problems()
+        if bad:
+            raise EvaluationError(f"{side} {bad[0]}")
 
 
 def evaluate_features(query: FeatureSet, gallery: FeatureSet, *, metric: str = "euclidean", junk: str = "market",
@@ -58,14 +64,9 @@ def evaluate_features(query: FeatureSet, gallery: FeatureSet, *, metric: str = "
     ``bootstrap > 0`` adds 95% percentile CIs over resampled queries (seeded by ``seed``). ``progress`` shows a
     rich progress bar on stderr. Raises :class:`EvaluationError` for inconsistent inputs or no valid query.
     """
-    if metric not in METRICS:
-        raise EvaluationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if junk not in JUNK_MODES:
-        raise EvaluationError(f"junk must be one of {', '.join(JUNK_MODES)}, got {junk!r}")
     if query_chunk < 1:
         raise EvaluationError(f"query_chunk must be positive, got {query_chunk}")
-    _check_set(query, "query")
-    _check_set(gallery, "gallery")
+    check_inputs(query, gallery, metric, junk)
     nq, ng = len(query), len(gallery)
     rows = max(1, min(query_chunk, MAX_CHUNK_ELEMENTS // ng))
 

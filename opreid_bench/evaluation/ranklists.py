@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from opreid_bench.errors import EvaluationError
-from opreid_bench.evaluation.distances import METRICS, iter_distance_chunks
+from opreid_bench.evaluation.distances import iter_distance_chunks
+from opreid_bench.evaluation.evaluator import check_inputs
 from opreid_bench.evaluation.features import FeatureSet
-from opreid_bench.evaluation.metrics import JUNK_MODES, evaluate_distmat, merge_results
+from opreid_bench.evaluation.metrics import evaluate_distmat, merge_results
 
 SORTS = ("ap", "rank1", "random")
 MAX_CHUNK_ELEMENTS = 1 << 24  # 16M distances (64 MB float32) per chunk
@@ -88,16 +89,9 @@ def compute_rank_lists(query: FeatureSet, gallery: FeatureSet, *, metric: str = 
 
     from opreid_bench.evaluation.retrieval import stable_topk
 
-    if metric not in METRICS:
-        raise EvaluationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if junk not in JUNK_MODES:
-        raise EvaluationError(f"junk must be one of {', '.join(JUNK_MODES)}, got {junk!r}")
+    check_inputs(query, gallery, metric, junk)  # the evaluator's own checks
     if topk < 1:
         raise EvaluationError(f"topk must be at least 1, got {topk}")
-    for side, fs in (("query", query), ("gallery", gallery)):
-        bad = fs.problems()
-        if bad:
-            raise EvaluationError(f"{side} {bad[0]}")
     nq, ng = len(query), len(gallery)
     width = min(ng, topk + _max_junk(query, gallery, junk))
     rows = chunk_rows or max(1, min(1024, MAX_CHUNK_ELEMENTS // ng))
