@@ -10,15 +10,17 @@ Ground truth:
   written once under the cache folder) must stay holistic.
 
 Held-out numbers (what the README reports): identity-disjoint k-fold cross-validation (5 folds; Partial-REID's 60
-and CUHK03's 100 identities each shuffled with seed 0 and dealt into the folds). On each fold the score threshold is
+and CUHK03's 100 identities each shuffled with seed 0 and dealt into the folds). On each fold the score threshold
+and the support threshold (person-segmentation support, see ``classify.py``; "none" is one of the choices) are
 chosen on the *training* identities only, maximising balanced accuracy (recall on the occluded crops of both sets;
 specificity averaged over both sets' holistic crops at every scale), then the held-out identities are labelled with
 it. The held-out predictions of all folds give ``heldout_*`` (Partial-REID occluded vs whole, full size),
 ``holistic_false_occluded`` (CUHK03 hand-checked holistic crops, full size) and ``false_occluded_by_scale`` (both
 sets' holistic crops). The same is run with partial instead of occluded positives (``heldout_partial_*``) and for
 each chain preset, which is how the cross-knee chain was judged. ``default_threshold_choice`` is what the procedure
-picks on all identities; ``classify.DEFAULT_SCORE_THRESHOLD`` is set to it. ``precision``, ``recall``,
-``balanced_accuracy`` are the classify defaults on all of Partial-REID (occluded vs whole), kept for comparison with
+picks on all identities; ``classify.DEFAULT_SCORE_THRESHOLD`` and ``DEFAULT_SUPPORT_THRESHOLD`` are set to
+it. ``heldout_balanced_accuracy_without_support`` is the same procedure with the support signal switched off.
+``precision``, ``recall``, ``balanced_accuracy`` are the classify defaults on all of Partial-REID (occluded vs whole), kept for comparison with
 earlier runs. A crop where no person is found is *undetermined*: counted as a miss on positives and as a false
 occluded on negatives (the worst case), and its share is ``undetermined_share``.
 
@@ -65,6 +67,8 @@ LABELS = REPO / "benchmarks" / "labels"
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 SCALES = (1.0, 0.5, 0.33, 0.25)
 THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.30, 0.975, 0.02))
+SUPPORTS: tuple[float | None, ...] = (None, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+Choice = tuple[float, float | None]  # (score threshold, support threshold or None = visibility only)
 CHAIN_CHOICES = ("body", "anatomical", "limbs")
 
 
@@ -163,12 +167,23 @@ def predict_all(kps: dict, crops: Sequence[Crop], rule) -> np.ndarray:  # type: 
     return out
 
 
+_META: dict[int, tuple[Sequence[Crop], np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _meta(crops: Sequence[Crop]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group, set and scale of every crop as arrays, computed once per crop list (the grid calls this a lot)."""
+    hit = _META.get(id(crops))
+    if hit is None or hit[0] is not crops:
+        hit = (crops, np.array([c.group for c in crops]), np.array([c.dataset for c in crops]),
+               np.array([c.scale for c in crops]))
+        _META[id(crops)] = hit
+    return hit[1], hit[2], hit[3]
+
+
 def objective(pred: np.ndarray, crops: Sequence[Crop], mask: np.ndarray, positive: str) -> float:
     """Balanced accuracy on the crops in ``mask``: recall on each set's positives, specificity on each set's
     holistic crops at every scale, each averaged over the groups present."""
-    groups = np.array([c.group for c in crops])
-    ds = np.array([c.dataset for c in crops])
-    sc = np.array([c.scale for c in crops])
+    groups, ds, sc = _meta(crops)
     recalls, specs = [], []
     for d, pos in (("partial_reid", positive), ("cuhk03", "cocc")):
         m = mask & (ds == d) & (groups == pos) & (sc == 1.0)
@@ -192,26 +207,32 @@ def folds_of(crops: Sequence[Crop], k: int, seed: int = 0) -> np.ndarray:
     return np.array([fold_of[c.pid] for c in crops])
 
 
-def cross_validate(preds: dict[float, np.ndarray], crops: Sequence[Crop], folds: np.ndarray, positive: str,
-                   k: int) -> tuple[np.ndarray, list[float]]:
-    """Held-out predictions: per fold, the threshold that maximises the objective on the other folds."""
+def _rank(choice: Choice) -> tuple[float, float]:
+    """Tie-break between equally good choices: the lower score threshold, then no (or the lower) support one."""
+    return (-choice[0], -(choice[1] or 0.0))
+
+
+def cross_validate(preds: dict[Choice, np.ndarray], crops: Sequence[Crop], folds: np.ndarray, positive: str,
+                   k: int) -> tuple[np.ndarray, list[Choice]]:
+    """Held-out predictions: per fold, the (score, support) thresholds that maximise the objective on the other
+    folds."""
     held = np.full(len(crops), -1, dtype=np.int8)
     groups = np.array([c.group for c in crops])
     use = groups != ("par" if positive == "occ" else "occ")
     chosen = []
     for f in range(k):
         train = use & (folds != f)
-        best = max(THRESHOLDS, key=lambda t: (objective(preds[t], crops, train, positive), -t))
+        best = max(preds, key=lambda t: (objective(preds[t], crops, train, positive), *_rank(t)))
         chosen.append(best)
         test = folds == f
         held[test] = preds[best][test]
     return held, chosen
 
 
-def choose_on_all(preds: dict[float, np.ndarray], crops: Sequence[Crop], positive: str) -> float:
+def choose_on_all(preds: dict[Choice, np.ndarray], crops: Sequence[Crop], positive: str) -> Choice:
     groups = np.array([c.group for c in crops])
     use = groups != ("par" if positive == "occ" else "occ")
-    return max(THRESHOLDS, key=lambda t: (objective(preds[t], crops, use, positive), -t))
+    return max(preds, key=lambda t: (objective(preds[t], crops, use, positive), *_rank(t)))
 
 
 def summarise(pred: np.ndarray, crops: Sequence[Crop], positive: str = "occ") -> dict[str, object]:
@@ -240,6 +261,10 @@ def summarise(pred: np.ndarray, crops: Sequence[Crop], positive: str = "occ") ->
     cocc = full & (ds == "cuhk03") & (groups == "cocc")
     out["cuhk03_recall"] = round(float(np.mean(pred[cocc] == 1)), 4) if cocc.any() else None
     return out
+
+
+def _fmt_choice(choice: Choice) -> str:
+    return f"{choice[0]:g}/{'-' if choice[1] is None else f'{choice[1]:g}'}"
 
 
 # ---- faces ----
@@ -319,37 +344,10 @@ def pose_stage_speed(paths: Sequence[str], spec: str, workers: int, engine: str 
         return len(paths) / (time.perf_counter() - t0), 1000 * (_cpu_s() - c0) / len(paths)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
-              help="Partial-REID release.")
-@click.option("--cuhk03", "cuhk_root", type=click.Path(path_type=Path), default=DEFAULT_CUHK, show_default=True,
-              help="CUHK03 (labeled) root holding val/; the hand-checked crops are read from there.")
-@click.option("--pose", "pose_spec", default="mediapipe", show_default=True, help="pose backend spec")
-@click.option("--workers", default=2, show_default=True, help="pose worker processes (accuracy run and speed)")
-@click.option("--cache", type=click.Path(path_type=Path), default=None,
-              help="keypoints and downscaled crops live here (default: a folder in the temp dir, reused)")
-@click.option("--folds", default=5, show_default=True, help="identity-disjoint folds")
-@click.option("--speed-crops", default=240, show_default=True, help="crops timed for the speed ratio (0: skip)")
-@click.option("--scaling", is_flag=True, help="also time --workers 1 and 2 and --engine ray")
-@click.option("--no-faces", is_flag=True, help="skip the mask numbers")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
-def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path | None, folds: int,
-         speed_crops: int, scaling: bool, no_faces: bool, as_json: bool) -> None:
-    """Held-out accuracy of the occluded label (Partial-REID + hand-checked CUHK03), resolution, faces, speed."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from opreid_bench.splits.annotate import annotate_pool
-    from opreid_bench.splits.cache import read_keypoints
+def accuracy_numbers(kps: dict, crops: Sequence[Crop], folds: int,  # type: ignore[type-arg]
+                     no_faces: bool) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """Held-out (and, for the kept keys, in-sample) accuracy of the label, resolution, faces; see the docstring."""
     from opreid_bench.splits.classify import DEFAULT_CHAINS, OcclusionRule
-
-    console = Console(stderr=as_json, width=150)
-    cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_occlusion"
-    cache.mkdir(parents=True, exist_ok=True)
-    crops = list_crops(root, cuhk_root if cuhk_root.is_dir() else None, cache)
-    kp_dir = cache / ("kp_" + "".join(ch if ch.isalnum() else "_" for ch in pose_spec))
-    annotate_pool([c.path for c in crops], kp_dir, backend=pose_spec, workers=workers, progress=not as_json)
-    kps = read_keypoints(kp_dir)
 
     result: dict[str, object] = {}
     default = OcclusionRule()
@@ -359,14 +357,22 @@ def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path 
 
     fold = folds_of(crops, folds)
     per_chain: dict[str, dict[str, object]] = {}
+    has_support = any(kp.support is not None for kp in kps.values())
+    supports = SUPPORTS if has_support else (None,)
     for chains in CHAIN_CHOICES:
-        preds = {t: predict_all(kps, crops, OcclusionRule(score_threshold=t, chains=chains)) for t in THRESHOLDS}
+        preds = {(t, sup): predict_all(kps, crops, OcclusionRule(score_threshold=t, chains=chains,
+                                                                 support_threshold=sup))
+                 for t in THRESHOLDS for sup in supports}
         held, chosen = cross_validate(preds, crops, fold, "occ", folds)
         s = summarise(held, crops)
         held_p, chosen_p = cross_validate(preds, crops, fold, "par", folds)
         sp = summarise(held_p, crops, positive="par")
         per_chain[chains] = {"heldout": s, "chosen": chosen, "partial": sp, "chosen_partial": chosen_p,
                              "all_data_choice": choose_on_all(preds, crops, "occ")}
+        if chains == DEFAULT_CHAINS:
+            vis_only = {k: v for k, v in preds.items() if k[1] is None}
+            held_v, _ = cross_validate(vis_only, crops, fold, "occ", folds)
+            no_support = summarise(held_v, crops)
     main_cv = per_chain[DEFAULT_CHAINS]
     h = main_cv["heldout"]
     result.update({
@@ -381,8 +387,11 @@ def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path 
         "fold_thresholds": main_cv["chosen"],
         "default_threshold_choice": main_cv["all_data_choice"],
         "default_rule": {"score_threshold": default.score_threshold, "chains": default.chains,
+                         "support_threshold": default.support_threshold,
                          "cuhk03_false_occluded": default_summary["holistic_false_occluded"],
                          "false_occluded_by_scale": default_summary["false_occluded_by_scale"]},
+        "heldout_balanced_accuracy_without_support": round(float(no_support["balanced_accuracy"]), 4),
+        "false_occluded_by_scale_without_support": no_support["false_occluded_by_scale"],
         "heldout_balanced_accuracy_by_chains": {c: round(float(v["heldout"]["balanced_accuracy"]), 4)
                                                 for c, v in per_chain.items()},
         "threshold_choice_by_chains": {c: v["all_data_choice"] for c, v in per_chain.items()},
@@ -395,6 +404,13 @@ def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path 
     if not no_faces:
         result.update(face_numbers(kps, crops))
 
+    return result, per_chain
+
+
+def speed_numbers(crops: Sequence[Crop], pose_spec: str, workers: int, speed_crops: int,
+                  scaling: bool) -> dict[str, object]:
+    """Crops/s of the pose stage against one mediapipe process, measured in the same run (module docstring)."""
+    result: dict[str, object] = {}
     if speed_crops > 0:
         pr = [c.path for c in crops if c.dataset == "partial_reid" and c.scale == 1.0]
         step = max(1, len(pr) // speed_crops)
@@ -417,6 +433,16 @@ def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path 
     else:
         result.update(crops_per_s=None, single_process_crops_per_s=None, speedup=None)
 
+    return result
+
+
+def print_accuracy(console: object, result: dict[str, object], per_chain: dict[str, dict[str, object]]) -> None:
+    """The held-out table and the default rule's line."""
+    from rich.table import Table
+
+    from opreid_bench.splits.classify import OcclusionRule
+
+    default = OcclusionRule()
     table = Table(title="occluded label, held out (identity-disjoint folds; threshold chosen on training folds)")
     for col in ("chains", "fold thresholds", "PR occ BA", "prec.", "recall", "PR partial BA", "CUHK03 false occ.",
                 "CUHK03 recall", "false occ. 1/.5/.33/.25"):
@@ -424,16 +450,60 @@ def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path 
     for c, v in per_chain.items():
         s = v["heldout"]
         fo = s["false_occluded_by_scale"]
-        table.add_row(c, ",".join(f"{t:g}" for t in v["chosen"]), f"{s['balanced_accuracy']:.3f}",
+        table.add_row(c, ",".join(_fmt_choice(t) for t in v["chosen"]), f"{s['balanced_accuracy']:.3f}",
                       f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{v['partial']['balanced_accuracy']:.3f}",
                       f"{s['holistic_false_occluded']}", f"{s['cuhk03_recall']}",
                       " / ".join(f"{fo[k]:.3f}" for k in ("1.0", "0.5", "0.33", "0.25")))
     console.print(table)
-    console.print(f"default rule ({default.chains}, threshold {default.score_threshold:g}) on all of Partial-REID: "
+    thresholds = _fmt_choice((default.score_threshold, default.support_threshold))
+    console.print(f"default rule ({default.chains}, thresholds {thresholds}) on all of Partial-REID: "
                   f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
                   f"balanced accuracy {result['balanced_accuracy']:.3f}; undetermined share "
                   f"{result['undetermined_share']:.3f}; procedure's choice on all identities: "
-                  f"{result['default_threshold_choice']}")
+                  f"{_fmt_choice(result['default_threshold_choice'])}; held out without the support signal: "
+                  f"{result['heldout_balanced_accuracy_without_support']:.3f}")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
+              help="Partial-REID release.")
+@click.option("--cuhk03", "cuhk_root", type=click.Path(path_type=Path), default=DEFAULT_CUHK, show_default=True,
+              help="CUHK03 (labeled) root holding val/; the hand-checked crops are read from there.")
+@click.option("--pose", "pose_spec", default="mediapipe", show_default=True, help="pose backend spec")
+@click.option("--workers", default=2, show_default=True, help="pose worker processes (accuracy run and speed)")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="keypoints and downscaled crops live here (default: a folder in the temp dir, reused)")
+@click.option("--folds", default=5, show_default=True, help="identity-disjoint folds")
+@click.option("--speed-crops", default=900, show_default=True,
+              help="crops timed for the speed ratio (0: skip); 900 = every full-size Partial-REID crop")
+@click.option("--scaling", is_flag=True, help="also time --workers 1 and 2 and --engine ray")
+@click.option("--no-faces", is_flag=True, help="skip the mask numbers")
+@click.option("--accuracy/--no-accuracy", default=True, show_default=True,
+              help="--no-accuracy: only the speed part (annotates the crops first all the same, cached)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path | None, folds: int,
+         speed_crops: int, scaling: bool, no_faces: bool, accuracy: bool, as_json: bool) -> None:
+    """Held-out accuracy of the occluded label (Partial-REID + hand-checked CUHK03), resolution, faces, speed."""
+    from rich.console import Console
+
+    from opreid_bench.splits.annotate import annotate_pool
+    from opreid_bench.splits.cache import read_keypoints
+
+    console = Console(stderr=as_json, width=150)
+    cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_occlusion"
+    cache.mkdir(parents=True, exist_ok=True)
+    crops = list_crops(root, cuhk_root if cuhk_root.is_dir() else None, cache)
+    kp_dir = cache / ("kp_" + "".join(ch if ch.isalnum() else "_" for ch in pose_spec))
+    annotate_pool([c.path for c in crops], kp_dir, backend=pose_spec, workers=workers, progress=not as_json)
+    kps = read_keypoints(kp_dir)
+
+    result: dict[str, object] = {}
+    per_chain: dict[str, dict[str, object]] = {}
+    if accuracy:
+        result, per_chain = accuracy_numbers(kps, crops, folds, no_faces)
+    result.update(speed_numbers(crops, pose_spec, workers, speed_crops, scaling))
+    if accuracy:
+        print_accuracy(console, result, per_chain)
     if result.get("speedup") is not None:
         console.print(f"pose stage: {result['crops_per_s']} crops/s ({pose_spec}, {workers} worker(s)) vs one "
                       f"mediapipe process {result['single_process_crops_per_s']} crops/s -> {result['speedup']}x; "

@@ -32,3 +32,23 @@ def refuse_output_over_input(out: Path | None, out_flag: str, inputs: dict[str, 
         if path is not None and os.path.realpath(path) == target:
             raise OpreidError(f"{out_flag} {out} is the {flag} file {path}: it would overwrite its own input; "
                               f"choose another {out_flag}")
+
+
+def support_kwargs(value: str | None) -> dict[str, float | None]:
+    """``--support-threshold`` -> ``OcclusionRule`` keyword arguments: a number in [0, 1], ``none`` (visibility
+    only), or unset (``{}``: the classifier's default)."""
+    if value is None:
+        return {}
+    if value.strip().lower() == "none":
+        return {"support_threshold": None}
+    try:
+        number = float(value)
+    except ValueError:
+        raise OpreidError(f"--support-threshold must be a number in [0, 1] or 'none', got '{value}'") from None
+    if not 0.0 <= number <= 1.0:
+        raise OpreidError(f"--support-threshold must be in [0, 1], got {value}")
+    return {"support_threshold": number}
+
+
+SUPPORT_THRESHOLD_HELP = ("Person-segmentation support below which a keypoint is missing (it sits on an occluder), "
+                          "a number in [0, 1] or 'none' for visibility only (default: the classifier's).")

@@ -37,6 +37,7 @@ class VisualizeJob:
     image_root: Path | None = None
     link_images: bool = False
     attention: bool = False
+    attention_map: str = "gradcam"  # "gradcam" | "rp" (the RP mask of Eq. 2; models with an RP branch)
     device: str = "cpu"
 
 
@@ -108,9 +109,10 @@ def run_visualize(job: VisualizeJob) -> dict[str, Any]:
 
     heat = None
     if model is not None:
-        from opreid_bench.visualize.attention import GradCam
+        from opreid_bench.visualize.attention import GradCam, RPAttention
 
-        cam = GradCam(model, cfg.data.height, cfg.data.width, device=job.device)
+        maker = RPAttention if job.attention_map == "rp" else GradCam
+        cam = maker(model, cfg.data.height, cfg.data.width, device=job.device)
 
         def heat(path: str, m: int, reference: str | None) -> Any:
             if m != 0:

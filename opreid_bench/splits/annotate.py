@@ -157,10 +157,13 @@ def results_to_batch(results: Sequence[Result]) -> dict[str, np.ndarray]:
     score = np.zeros((n, NUM_KEYPOINTS), np.float32)
     size = np.zeros((n, 2), np.int32)
     detected = np.zeros(n, bool)
+    support = np.full((n, NUM_KEYPOINTS), np.nan, np.float32)
     for i, r in enumerate(results):
         if r.keypoints is not None:
             xy[i], score[i], detected[i] = r.keypoints.xy, r.keypoints.score, r.keypoints.detected
             size[i] = r.keypoints.image_size or (0, 0)
+            if r.keypoints.support is not None:
+                support[i] = r.keypoints.support
     return {
         "source_path": np.array([r.source_path for r in results], dtype=object),
         "sha1": np.array([r.sha1 or "" for r in results], dtype=object),
@@ -169,6 +172,7 @@ def results_to_batch(results: Sequence[Result]) -> dict[str, np.ndarray]:
         "score": score,
         "image_size": size,
         "detected": detected,
+        "support": support,
     }
 
 
@@ -184,6 +188,7 @@ def batch_to_results(batch: dict[str, np.ndarray]) -> list[Result]:
             kp = Keypoints(
                 batch["xy"][i], batch["score"][i], image_size=(w, h) if w and h else None,
                 detected=bool(batch["detected"][i]),
+                support=batch["support"][i] if "support" in batch else None,
             )
         out.append(Result(str(p), sha1, kp, err))
     return out

@@ -11,6 +11,8 @@ Layout of ``keypoints.h5`` (one row per crop, rows sorted by ``source_path``; fo
     score        (N, 17)     float32        keypoint score in [0, 1] (meaning: see the backend)
     image_size   (N, 2)      int32          crop width, height
     detected     (N,)        bool           False when the backend found no person
+    support      (N, 17)     float32        optional: person-segmentation support per keypoint, NaN where unknown
+                                            (``Keypoints.support``; files without it read as "unknown")
 
 Cache key: the backend's ``cache_key`` (which hashes what the backend reads: the precomputed file's content, the
 installed mediapipe version, the mmpose config and checkpoint content, plus options) and the crop's sha1. Backends
@@ -68,10 +70,13 @@ def write_h5(path: str | Path, entries: dict[str, Entry], backend: str, *, abs_p
     score = np.zeros((n, NUM_KEYPOINTS), np.float32)
     size = np.zeros((n, 2), np.int32)
     detected = np.zeros(n, bool)
+    support = np.full((n, NUM_KEYPOINTS), np.nan, np.float32)
     for i, k in enumerate(keys):
         kp = entries[k].keypoints
         xy[i], score[i], detected[i] = kp.xy, kp.score, kp.detected
         size[i] = kp.image_size if kp.image_size is not None else (0, 0)
+        if kp.support is not None:
+            support[i] = kp.support
     with atomic_path(path, durable=durable) as tmp, h5py.File(tmp, "w", track_order=False) as f:
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
@@ -84,6 +89,8 @@ def write_h5(path: str | Path, entries: dict[str, Entry], backend: str, *, abs_p
         f.create_dataset("score", data=score, **opts)
         f.create_dataset("image_size", data=size, **opts)
         f.create_dataset("detected", data=detected, **opts)
+        if not np.isnan(support).all():
+            f.create_dataset("support", data=support, **opts)
         if abs_paths:
             absolute = [entries[k].abs_path or os.path.abspath(k) for k in keys]
             f.create_dataset("abs_path", data=np.array(absolute, dtype=object), dtype=h5py.string_dtype("utf-8"),
@@ -112,15 +119,19 @@ def read_h5(path: str | Path) -> tuple[dict[str, Entry], str]:
         sha1 = [s.decode("ascii") for s in f["sha1"][()]]
         xy, score, size, detected = f["xy"][()], f["score"][()], f["image_size"][()], f["detected"][()]
         backend = str(f.attrs.get("backend", ""))
+        support = f["support"][()] if "support" in f else None
         absolute = ([p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in f["abs_path"][()]]
                     if "abs_path" in f else [None] * len(paths))
     n = len(paths)
     if not (len(sha1) == xy.shape[0] == score.shape[0] == size.shape[0] == detected.shape[0] == len(absolute) == n):
         raise DataError(f"{path}: keypoint datasets have different lengths")
+    if support is not None and support.shape != (n, NUM_KEYPOINTS):
+        raise DataError(f"{path}: keypoint dataset 'support' has shape {support.shape}, expected ({n}, 17)")
     entries = {}
     for i, p in enumerate(paths):
         w, h = int(size[i, 0]), int(size[i, 1])
-        kp = Keypoints(xy[i], score[i], image_size=(w, h) if w > 0 and h > 0 else None, detected=bool(detected[i]))
+        kp = Keypoints(xy[i], score[i], image_size=(w, h) if w > 0 and h > 0 else None, detected=bool(detected[i]),
+                       support=None if support is None else support[i])
         entries[p] = Entry(sha1[i], kp, absolute[i])
     return entries, backend
 

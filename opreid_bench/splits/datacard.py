@@ -98,8 +98,13 @@ def render_data_card(
     pool: str,
     pool_size: int,
     skipped: list[str] | None = None,
+    labelling: dict[str, Any] | None = None,
 ) -> str:
-    """The markdown text of DATA_CARD.md (deterministic: no timestamps)."""
+    """The markdown text of DATA_CARD.md (deterministic: no timestamps).
+
+    ``labelling`` (from :func:`labelling_summary`) adds how the pool was labelled: the rule, and how many crops were
+    occluded, holistic and *undetermined* (no person found; left out of sampling unless the user decided).
+    """
     df = manifest.copy()
     df["occluded"] = df["occluded"].astype(str).str.lower().isin(["true", "1"])
     if "source_camid" in df.columns:  # count the pool's cameras (unknown cameras are not a camera)
@@ -159,6 +164,7 @@ def render_data_card(
         f"{p.distractor_holistic[0]}-{p.distractor_holistic[1]} holistic crops.",
         f"- Train: identities disjoint from all test identities, {p.train_images_per_id[0]}-{p.train_images_per_id[1]} "
         f"crops each, {p.train_occluded_fraction:.0%} occluded.",
+        *(_labelling_lines(labelling) if labelling else []),
         "",
         "## Privacy",
         "",
@@ -184,6 +190,49 @@ def render_data_card(
             lines.append(f"- ... and {len(skipped) - 200} more")
     lines += ["", f"![occlusion statistics]({PLOT_NAME})", ""]
     return "\n".join(lines)
+
+
+def labelling_summary(labels: pd.DataFrame, rule: Any, undetermined: str) -> dict[str, Any]:
+    """What the data card says about the pool's labels: the rule's settings and the label counts before sampling."""
+    label = labels["label"].astype(str)
+    return {
+        "crops": len(labels),
+        "occluded": int((label == "occluded").sum()),
+        "holistic": int((label == "holistic").sum()),
+        "undetermined": int((label == "undetermined").sum()),
+        "undetermined_policy": undetermined,
+        "corrected": int(labels.attrs.get("corrected", 0)),
+        "score_threshold": rule.score_threshold,
+        "support_threshold": rule.support_threshold,
+        "min_missing_run": rule.min_missing_run,
+        "chains": rule.chains if isinstance(rule.chains, str) else "custom",
+        "undetermined_paths": labels.loc[label == "undetermined", "source_path"].astype(str).tolist(),
+    }
+
+
+def _labelling_lines(lab: dict[str, Any]) -> list[str]:
+    support = ("visibility only" if lab["support_threshold"] is None
+               else f"person-segmentation support below {lab['support_threshold']:g}")
+    policy = {"exclude": "left out of sampling",
+              "occluded": "counted as occluded (--undetermined occluded)",
+              "holistic": "counted as holistic (--undetermined holistic)"}[lab["undetermined_policy"]]
+    lines = [
+        "",
+        "## Occlusion labels of the pool",
+        "",
+        f"Rule: occluded when at least {lab['min_missing_run']} sequential keypoints (chains `{lab['chains']}`) are "
+        f"missing: score below {lab['score_threshold']:g}, outside the crop, or {support}.",
+        "",
+        "| crops | occluded | holistic | undetermined (no person found) | corrected by hand |",
+        "|---|---|---|---|---|",
+        f"| {lab['crops']:,} | {lab['occluded']:,} | {lab['holistic']:,} | {lab['undetermined']:,} | "
+        f"{lab['corrected']:,} |",
+        "",
+        f"Undetermined crops are {policy}."
+        + (" Review them: " + ", ".join(f"`{x}`" for x in lab["undetermined_paths"][:20])
+           + (" ..." if len(lab["undetermined_paths"]) > 20 else "") + "." if lab["undetermined_paths"] else ""),
+    ]
+    return lines
 
 
 def write_data_card(out_dir: str | os.PathLike[str], manifest: pd.DataFrame, protocol: SplitProtocol, **kw: Any) -> Path:

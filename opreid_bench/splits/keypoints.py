@@ -60,12 +60,19 @@ class Keypoints:
     documents it). ``image_size`` is the crop's (width, height) when known, so that a rule can treat keypoints
     predicted outside the crop as not visible. ``detected`` is False when the backend found no person at all
     (then every score is 0).
+
+    ``support`` (optional, (17,) float32 in [0, 1], NaN where unknown) is a second, independent occlusion signal:
+    how strongly the backend's *person segmentation* covers the pixels under the keypoint. A pose model places
+    hidden joints where the body should be, often with a confident score, but on top of the occluder; the
+    segmentation of the person does not cover the occluder there, so ``support`` drops. Backends without a
+    segmentation leave it ``None`` (the rule then uses the score alone).
     """
 
     xy: np.ndarray
     score: np.ndarray
     image_size: tuple[int, int] | None = None
     detected: bool = field(default=True)
+    support: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=np.float32).reshape(NUM_KEYPOINTS, 2)
@@ -73,6 +80,11 @@ class Keypoints:
         self.score = np.clip(np.nan_to_num(score, nan=0.0), 0.0, 1.0).astype(np.float32)
         if self.image_size is not None:
             self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        if self.support is not None:
+            sup = np.asarray(self.support, dtype=np.float32).reshape(NUM_KEYPOINTS)
+            self.support = np.where(np.isnan(sup), np.nan, np.clip(sup, 0.0, 1.0)).astype(np.float32)
+            if np.isnan(self.support).all():
+                self.support = None
 
     @classmethod
     def empty(cls, image_size: tuple[int, int] | None = None) -> Keypoints:

@@ -194,7 +194,7 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
     from opreid_bench.splits.annotate import annotate_pool
     from opreid_bench.splits.cache import read_keypoints
     from opreid_bench.splits.classify import classify_store
-    from opreid_bench.splits.datacard import write_data_card
+    from opreid_bench.splits.datacard import labelling_summary, write_data_card
     from opreid_bench.splits.sample import sample_split
     from opreid_bench.splits.writer import write_split
 
@@ -206,7 +206,8 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
         for s in json.loads(report.read_text(encoding="utf-8")).get("skipped", []):
             skipped.append(f"{s['source_path']}: {s.get('reason', 'skipped')}")
     print("[2/4] occluded or holistic", file=sys.stderr)
-    labels = classify_store(kp_h5, rule if rule is not None else _default_rule(), corrections, undetermined)
+    rule = rule if rule is not None else _default_rule()
+    labels = classify_store(kp_h5, rule, corrections, undetermined)
     labelled = labels_for_pool(pool, labels, where=str(kp_h5))
     check_protocol_fits(labelled, protocol)
     print(f"[3/4] sampling by protocol '{protocol.name}' (seed {seed})", file=sys.stderr)
@@ -220,7 +221,8 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
         )
     filtered_keypoints_copy(kp_h5, new / "keypoints.h5", set(written["source_path"]), durable=False)
     write_data_card(
-        new, written, protocol, seed=seed, pose=pose, mask=mask, pool=pool_name, pool_size=len(pool), skipped=skipped
+        new, written, protocol, seed=seed, pose=pose, mask=mask, pool=pool_name, pool_size=len(pool), skipped=skipped,
+        labelling=labelling_summary(labels, rule, undetermined),
     )
     return written, split, skipped
 

@@ -169,6 +169,8 @@ def write_review_html(
         note = f" (showing {len(shown)})" if len(shown) < len(group) else ""
         sections.append(f'<h2 id="{title}">{title}: {len(group)} crops{note}</h2>\n<div class="sheet">{figures}</div>')
     chains = rule.chains if isinstance(rule.chains, str) else "custom"
+    support_text = ("" if rule.support_threshold is None else
+                    f", or person-segmentation support below {rule.support_threshold:g} (on an occluder)")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>opreid-bench occlusion review</title>
 <style>
@@ -179,8 +181,8 @@ figcaption {{ font-size: 11px; color: #333; max-width: 140px; overflow-wrap: any
 .err {{ width: 80px; height: {thumb_height}px; background: #eee; font-size: 11px; }}
 </style></head><body>
 <h1>Occlusion labels for review</h1>
-<p>Rule: occluded when at least {rule.min_missing_run} sequential keypoints (chains: {html.escape(chains)}) have a
-score below {rule.score_threshold:g}. Green dots: visible keypoints; red crosses: missing; thick red line: the
+<p>Rule: occluded when at least {rule.min_missing_run} sequential keypoints (chains: {html.escape(chains)}) are
+missing: a score below {rule.score_threshold:g}, outside the crop{support_text}. Green dots: visible keypoints; red crosses: missing; thick red line: the
 longest missing run (why the crop is occluded). Undetermined: no person found (left out of sampling until decided).
 Hover a crop for its path and missing keypoints. Set a wrong verdict with its selector, then
 <button onclick="downloadCorrections()">download corrections</button> and pass the CSV to

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -140,8 +141,9 @@ _DRAW: dict[str, DrawFn] = {
 def draw_occluder(canvas: Image.Image, kind: str, rng: np.random.Generator, params: dict | None = None) -> np.ndarray:
     """Draw an occluder of ``kind`` onto ``canvas`` in place; return its boolean mask (H, W), True = hidden.
 
-    ``params`` pins the occluder's placement/colour (used by the Clever Hans protocol to occlude query and gallery
-    with the same object at the same place); unspecified values are drawn from ``rng``.
+    ``params`` pins the occluder's placement/colour; unspecified values and the kind's random details are drawn from
+    ``rng``. To fix the whole geometry and choose the appearance (the Clever Hans test), use
+    :func:`draw_pinned_occluder`.
     """
     if kind not in _DRAW:
         raise ValueError(f"unknown occluder kind {kind!r}; known: {', '.join(OCCLUDER_KINDS)}")
@@ -161,3 +163,83 @@ def keypoint_visibility(xy: np.ndarray, occluder_mask: np.ndarray | None, size: 
         idx = np.flatnonzero(inside)
         vis[idx] = ~occluder_mask[y[idx], x[idx]]
     return vis
+
+
+# ------------------------------------------------------------------------------ pinned geometry, chosen appearance
+APPEARANCE_PATTERNS = ("native", "stripes", "checks")
+
+
+@dataclass(frozen=True)
+class OccluderAppearance:
+    """What an occluder looks like, apart from its shape: a colour and a surface pattern.
+
+    ``native`` is the kind's own drawing in ``color`` (a cart's mesh, a sign's text bars, a bush's leaves);
+    ``stripes`` / ``checks`` paint the whole silhouette with ``color`` and a dark shade of it.
+    """
+
+    color: tuple[int, int, int]
+    pattern: str = "native"
+
+    def label(self) -> str:
+        """A short text for manifests, e.g. ``stripes#c83232``."""
+        return f"{self.pattern}#{self.color[0]:02x}{self.color[1]:02x}{self.color[2]:02x}"
+
+
+@dataclass(frozen=True)
+class PinnedOccluder:
+    """An occluder with a fixed geometry and a chosen appearance (the Clever Hans test's building block).
+
+    The geometry is the kind's silhouette at the ``placement`` values (e.g. ``x0``, ``width``, ``top``) with every
+    other random choice drawn from ``shape_seed``: the mask depends on (kind, placement, shape_seed, crop size) only,
+    never on the appearance nor on the crop it is drawn onto, so one geometry filled with two appearances hides
+    exactly the same pixels.
+    """
+
+    kind: str
+    placement: tuple[tuple[str, float], ...]
+    shape_seed: int
+    appearance: OccluderAppearance
+
+    def with_appearance(self, appearance: OccluderAppearance) -> PinnedOccluder:
+        """The same geometry filled with another appearance."""
+        return PinnedOccluder(self.kind, self.placement, self.shape_seed, appearance)
+
+
+def _paint_pattern(layer: Image.Image, mask: Image.Image, appearance: OccluderAppearance) -> None:
+    w, h = layer.size
+    period = max(4, round(h / 24))
+    dark = tuple(int(c * 0.3) for c in appearance.color)
+    tile = Image.new("RGB", (w, h), appearance.color)
+    d = ImageDraw.Draw(tile)
+    if appearance.pattern == "stripes":
+        for y in range(0, h, 2 * period):
+            d.rectangle([0, y, w, y + period - 1], fill=dark)
+    else:  # checks
+        for y in range(0, h, period):
+            for x in range((y // period) % 2 * period, w, 2 * period):
+                d.rectangle([x, y, x + period - 1, y + period - 1], fill=dark)
+    layer.paste(tile, (0, 0), mask)
+
+
+def occluder_layer(size: tuple[int, int], occluder: PinnedOccluder) -> tuple[Image.Image, np.ndarray]:
+    """The occluder drawn alone: (RGB layer, boolean mask (H, W), True = hidden); only mask pixels count."""
+    if occluder.kind not in _DRAW:
+        raise ValueError(f"unknown occluder kind {occluder.kind!r}; known: {', '.join(OCCLUDER_KINDS)}")
+    if occluder.appearance.pattern not in APPEARANCE_PATTERNS:
+        raise ValueError(f"unknown occluder pattern {occluder.appearance.pattern!r}; known: "
+                         f"{', '.join(APPEARANCE_PATTERNS)}")
+    layer = Image.new("RGB", size, (0, 0, 0))
+    mask = Image.new("L", size, 0)
+    params = {**dict(occluder.placement), "color": occluder.appearance.color}
+    # every draw function consumes the same random numbers whatever the colour, so the mask is appearance-free
+    _DRAW[occluder.kind](layer, mask, np.random.default_rng(occluder.shape_seed), params)
+    if occluder.appearance.pattern != "native":
+        _paint_pattern(layer, mask, occluder.appearance)
+    return layer, np.asarray(mask) > 0
+
+
+def draw_pinned_occluder(canvas: Image.Image, occluder: PinnedOccluder) -> np.ndarray:
+    """Paste ``occluder`` onto ``canvas`` in place (exactly its mask's pixels) and return the mask (H, W)."""
+    layer, mask = occluder_layer(canvas.size, occluder)
+    canvas.paste(layer, (0, 0), Image.fromarray((mask * 255).astype(np.uint8)))
+    return mask

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from opreid_bench.synth.appearance import VIEWS, CameraStyle, Identity
-from opreid_bench.synth.occluders import draw_occluder, keypoint_visibility
+from opreid_bench.synth.occluders import PinnedOccluder, draw_occluder, draw_pinned_occluder, keypoint_visibility
 from opreid_bench.synth.person import draw_person, make_pose
 
 
@@ -22,6 +22,8 @@ class Crop:
     view: str
     occluder: str  # "" when none
     hidden_body_fraction: float  # share of the person's silhouette under the occluder
+    occluder_mask: np.ndarray | None = None  # (H, W) bool, True = hidden by the occluder; None when holistic
+    person_mask: np.ndarray | None = None  # (H, W) bool, the target person's silhouette before occlusion
 
 
 def _background(cam: CameraStyle, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
@@ -63,8 +65,16 @@ def _camera_effects(img: Image.Image, cam: CameraStyle, rng: np.random.Generator
 
 
 def render_crop(ident: Identity, cam: CameraStyle, rng: np.random.Generator, *, size: tuple[int, int] = (128, 256),
-                occluder: str = "", occluder_params: dict | None = None, view: str | None = None) -> Crop:
-    """Draw ``ident`` as seen by ``cam``; ``occluder`` names the kind (or "" for a holistic crop)."""
+                occluder: str = "", occluder_params: dict | None = None, view: str | None = None,
+                pinned_occluder: PinnedOccluder | None = None) -> Crop:
+    """Draw ``ident`` as seen by ``cam``; ``occluder`` names the kind (or "" for a holistic crop).
+
+    ``pinned_occluder`` (instead of ``occluder``) draws an occluder of fixed geometry and chosen appearance that
+    takes no random number from ``rng``: two renders with the same ``rng`` seed and the same geometry differ only
+    in the occluder's pixels (the Clever Hans test, ``opreid_bench.synth.clever_hans``).
+    """
+    if pinned_occluder is not None and occluder:
+        raise ValueError("pass either occluder or pinned_occluder, not both")
     w, h = size
     if view is None:
         view = VIEWS[int(rng.choice(3, p=np.asarray(cam.view_probs)))]
@@ -75,10 +85,13 @@ def render_crop(ident: Identity, cam: CameraStyle, rng: np.random.Generator, *, 
     pose = make_pose(ident, view, cx=cx, feet_y=feet_y, height_px=h * scale * 0.98, rng=rng)
     silhouette = np.asarray(draw_person(img, ident, pose)) > 0
     occ_mask = None
-    if occluder:
+    if pinned_occluder is not None:
+        occluder = pinned_occluder.kind
+        occ_mask = draw_pinned_occluder(img, pinned_occluder)
+    elif occluder:
         occ_mask = draw_occluder(img, occluder, rng, occluder_params)
     visible = keypoint_visibility(pose.xy, occ_mask, size)
     hidden = float((silhouette & occ_mask).sum() / max(1, silhouette.sum())) if occ_mask is not None else 0.0
     img = _camera_effects(img, cam, rng)
     return Crop(image=img, keypoints=pose.xy, visible=visible, view=view, occluder=occluder,
-                hidden_body_fraction=hidden)
+                hidden_body_fraction=hidden, occluder_mask=occ_mask, person_mask=silhouette)

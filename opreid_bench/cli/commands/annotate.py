@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from opreid_bench.cli.options import SUPPORT_THRESHOLD_HELP, support_kwargs
+
 
 def _skipped_from_pool(pool) -> list[dict[str, str]]:  # pool: opreid_bench.data.datasets.Pool
     out = []
@@ -81,6 +83,7 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
 @click.option("--keypoints", "keypoints_path", type=click.Path(path_type=Path), required=True,
               help="An annotate folder or its keypoints.h5.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="labels.csv to write.")
+@click.option("--support-threshold", "support", default=None, help=SUPPORT_THRESHOLD_HELP)
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Keypoint score below which it is missing [default: the classifier's, chosen by cross-validation "
                    "for mediapipe].")
@@ -101,13 +104,15 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
               help="At most N crops per label on the sheet (a seeded random sample).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the review sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")
-def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missing_run: int | None,
+def classify(keypoints_path: Path, out: Path, support: str | None, threshold: float | None,
+             min_missing_run: int | None,
              chains: str | None, undetermined: str, corrections: Path | None, review: Path | None,
              review_masks: str | None, review_limit: int | None, seed: int, as_json: bool) -> None:
     """Stage 2 of build-split: occluded or holistic per crop, from its keypoints (the paper's rule).
 
-    A crop is occluded when at least --min-missing-run (3) sequential keypoints along a body chain have a score
-    below --threshold; a crop where no person was found is undetermined. Writes OUT with columns
+    A crop is occluded when at least --min-missing-run (3) sequential keypoints along a body chain are missing: a
+    score below --threshold, outside the crop, or (when the backend measured it) person-segmentation support below
+    --support-threshold; a crop where no person was found is undetermined. Writes OUT with columns
     source_path,occluded,label,missing_keypoints,longest_missing_run,visible_fraction,missing_run,back_view. With
     --review, also REVIEW.corrections.csv: every crop with its label, to edit and pass back as --corrections.
 
@@ -133,6 +138,7 @@ def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missi
         score_threshold=DEFAULT_SCORE_THRESHOLD if threshold is None else threshold,
         min_missing_run=DEFAULT_MIN_MISSING_RUN if min_missing_run is None else min_missing_run,
         chains=chains or DEFAULT_CHAINS,
+        **support_kwargs(support),
     )
     labels = classify_store(keypoints_path, rule, corrections, undetermined)
     write_labels(labels, out)
@@ -155,6 +161,7 @@ def classify(keypoints_path: Path, out: Path, threshold: float | None, min_missi
         "occluded_share": round(occ / n, 4) if n else 0.0,
         "corrected": int(labels.attrs.get("corrected", 0)),
         "score_threshold": rule.score_threshold,
+        "support_threshold": rule.support_threshold,
         "min_missing_run": rule.min_missing_run,
         "chains": rule.chains,
         "review": str(review) if review is not None else None,

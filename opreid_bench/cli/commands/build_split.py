@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from opreid_bench.cli.options import SUPPORT_THRESHOLD_HELP, support_kwargs
+
 MASK_CHOICES = ["blur", "pixelate", "fill"]
 
 
@@ -63,6 +65,7 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
               help="Crops where no person was found: leave out of sampling, or count them all as occluded/holistic.")
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
               help="Keypoint score below which a keypoint is missing (default: the classifier's).")
+@click.option("--support-threshold", "support", default=None, help=SUPPORT_THRESHOLD_HELP)
 @click.option("--min-missing-run", type=click.IntRange(1), default=None,
               help="Sequential missing keypoints that make a crop occluded (default 3, the paper's rule).")
 @click.option("--corrections", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -70,7 +73,8 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path, seed: int,
                     pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, undetermined: str,
-                    score_threshold: float | None, min_missing_run: int | None, corrections: Path | None,
+                    score_threshold: float | None, support: str | None, min_missing_run: int | None,
+                    corrections: Path | None,
                     as_json: bool) -> None:
     """Turn a pool of labelled crops into an OPReID-style occluded benchmark (paper Section 4), end to end.
 
@@ -93,10 +97,10 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
     rule = None
-    if score_threshold is not None or min_missing_run is not None:
+    if score_threshold is not None or min_missing_run is not None or support is not None:
         from opreid_bench.splits.classify import OcclusionRule
 
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = dict(support_kwargs(support))
         if score_threshold is not None:
             kw["score_threshold"] = score_threshold
         if min_missing_run is not None:

@@ -87,21 +87,28 @@ def synth_occlude(dataset: str, root: Path, out: Path, splits: str, rate: float,
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--ids", "num_ids", type=click.IntRange(2), default=100, show_default=True)
 @click.option("--distractors", type=click.IntRange(0), default=100, show_default=True)
+@click.option("--size", type=(click.IntRange(16), click.IntRange(16)), default=(128, 256), show_default=True,
+              help="Width and height in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth_clever_hans(out: Path, num_ids: int, distractors: int, seed: int) -> None:
-    """Build the Clever Hans test: OUT/same (query and true matches share the occluder) and OUT/different.
+def synth_clever_hans(out: Path, num_ids: int, distractors: int, size: tuple[int, int], seed: int) -> None:
+    """Build the Clever Hans test: OUT/same and OUT/different, Market-style folders.
 
-    Evaluate a model on both (Market-style folders, Market junk rule); the gap same - different shows how much it
-    matches occluders instead of people.
+    Each query and its true matches are hidden by one occluder geometry (same shape, place and size in both sets);
+    in `same` the true matches' occluder also looks like the query's, in `different` it has another colour and
+    pattern. Visible body region, queries and distractors are identical between the sets, so the gap
+    mAP(same) - mAP(different) measures how much a model matches the occluder's appearance instead of the person.
+    OUT/<set>/occluders.csv lists each crop's occluder, appearance, role and mask digest.
 
     \b
     Example:
       opreid-bench synth-clever-hans --out ch
       opreid-bench evaluate --method ours --weights run/model.pt --dataset market1501 --root ch/same --json
+      python benchmarks/bench_clever_hans.py --weights run/model.pt   # gap with a paired bootstrap CI
     """
     from opreid_bench.synth.clever_hans import CleverHansConfig, build_clever_hans
 
-    paths = build_clever_hans(out, CleverHansConfig(num_ids=num_ids, distractor_ids=distractors, seed=seed))
+    paths = build_clever_hans(out, CleverHansConfig(num_ids=num_ids, distractor_ids=distractors, width=size[0],
+                                                    height=size[1], seed=seed))
     for name, p in paths.items():
         click.echo(f"wrote {name}: {p}", err=True)
 

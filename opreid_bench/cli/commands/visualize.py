@@ -39,13 +39,17 @@ from opreid_bench.errors import OpreidError
 @click.option("--image-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder that relative image paths are relative to (default: the current folder).")
 @click.option("--link-images", is_flag=True, help="Link the images (file:// URIs) instead of embedding them.")
-@click.option("--attention", is_flag=True, help="Overlay Grad-CAM of the --weights model on the shown crops.")
+@click.option("--attention", is_flag=True, help="Overlay an attention map of the --weights model on the shown crops.")
+@click.option("--attention-map", type=click.Choice(["gradcam", "rp"]), default="gradcam", show_default=True,
+              help="gradcam: what makes the retrieval feature match; rp: the model's reconstructive-pooling mask "
+                   "softmax(W^m F) (paper Eq. 2; ours and the RP ablation rows).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object on stdout.")
 def visualize(features: Path | None, weights: Path | None, dataset: str | None, root: Path | None,
               dataset_option: tuple[str, ...], out: Path, compare: Path | None, topk: int, sort: str, seed: int,
               only: str | None, query_path: str | None, limit: int, per_page: int, metric: str | None,
-              junk: str | None, image_root: Path | None, link_images: bool, attention: bool, device: str,
+              junk: str | None, image_root: Path | None, link_images: bool, attention: bool, attention_map: str,
+              device: str,
               json_out: bool) -> None:
     """Show each query's top-k gallery crops: green = true match, red = wrong, grey dashed = junk (not counted).
 
@@ -73,7 +77,7 @@ def visualize(features: Path | None, weights: Path | None, dataset: str | None, 
                        options=parse_key_values(dataset_option), out=out, compare=compare, topk=topk, sort=sort,
                        seed=seed, only_failures=only == "failures", query=query_path, limit=limit,
                        per_page=per_page, metric=metric, junk=junk, image_root=image_root, link_images=link_images,
-                       attention=attention, device=device)
+                       attention=attention, attention_map=attention_map, device=device)
     summary = run_visualize(job)
     if json_out:
         click.echo(json.dumps(summary))
