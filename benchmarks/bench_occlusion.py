@@ -10,16 +10,17 @@ Ground truth:
   written once under the cache folder) must stay holistic.
 
 Held-out numbers (what the README reports): identity-disjoint k-fold cross-validation (5 folds; Partial-REID's 60
-and CUHK03's 100 identities each shuffled with seed 0 and dealt into the folds). On each fold the score threshold
-and the support threshold (person-segmentation support, see ``classify.py``; "none" is one of the choices) are
-chosen on the *training* identities only, maximising balanced accuracy (recall on the occluded crops of both sets;
+and CUHK03's 100 identities each shuffled with seed 0 and dealt into the folds). On each fold the score threshold,
+the support threshold (person-segmentation support, see ``classify.py``; "none" is one of the choices) and the
+crop height below which support is ignored are chosen on the *training* identities only, maximising balanced
+accuracy (recall on the occluded crops of both sets;
 specificity averaged over both sets' holistic crops at every scale), then the held-out identities are labelled with
 it. The held-out predictions of all folds give ``heldout_*`` (Partial-REID occluded vs whole, full size),
 ``holistic_false_occluded`` (CUHK03 hand-checked holistic crops, full size) and ``false_occluded_by_scale`` (both
 sets' holistic crops). The same is run with partial instead of occluded positives (``heldout_partial_*``) and for
 each chain preset, which is how the cross-knee chain was judged. ``default_threshold_choice`` is what the procedure
-picks on all identities; ``classify.DEFAULT_SCORE_THRESHOLD`` and ``DEFAULT_SUPPORT_THRESHOLD`` are set to
-it. ``heldout_balanced_accuracy_without_support`` is the same procedure with the support signal switched off.
+picks on all identities; ``classify.DEFAULT_SCORE_THRESHOLD``, ``DEFAULT_SUPPORT_THRESHOLD`` and
+``DEFAULT_SUPPORT_MIN_HEIGHT`` are set to it. ``heldout_balanced_accuracy_without_support`` is the same procedure with the support signal switched off.
 ``precision``, ``recall``, ``balanced_accuracy`` are the classify defaults on all of Partial-REID (occluded vs whole), kept for comparison with
 earlier runs. A crop where no person is found is *undetermined*: counted as a miss on positives and as a false
 occluded on negatives (the worst case), and its share is ``undetermined_share``.
@@ -68,7 +69,9 @@ IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 SCALES = (1.0, 0.5, 0.33, 0.25)
 THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.30, 0.975, 0.02))
 SUPPORTS: tuple[float | None, ...] = (None, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
-Choice = tuple[float, float | None]  # (score threshold, support threshold or None = visibility only)
+SUPPORT_HEIGHTS = (0, 64, 96, 128)  # px: the support signal counts only on crops at least this high
+# (score threshold, support threshold or None = visibility only, support min height)
+Choice = tuple[float, float | None, int]
 CHAIN_CHOICES = ("body", "anatomical", "limbs")
 
 
@@ -154,16 +157,25 @@ def read_cuhk_labels() -> list[tuple[str, bool]]:
 # ---- cross-validation ----
 
 
-def predict_all(kps: dict, crops: Sequence[Crop], rule) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Per crop: 1 occluded, 0 holistic, 2 undetermined (no keypoints or no person)."""
-    from opreid_bench.splits.classify import classify_keypoints
+_ARRAYS: dict[tuple[int, int], tuple[object, object, object]] = {}
 
-    out = np.full(len(crops), 2, dtype=np.int8)
-    for i, c in enumerate(crops):
-        kp = kps.get(c.path)
-        if kp is not None:
-            lab = classify_keypoints(kp, rule)
-            out[i] = 2 if lab.undetermined else int(lab.occluded)
+
+def predict_all(kps: dict, crops: Sequence[Crop], rule) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Per crop: 1 occluded, 0 holistic, 2 undetermined (no keypoints or no person); ``classify.label_codes``, the
+    whole-pool form of ``classify_keypoints`` (a test holds them equal)."""
+    from opreid_bench.splits.classify import KeypointArrays, label_codes
+    from opreid_bench.splits.keypoints import Keypoints
+
+    key = (id(kps), id(crops))
+    hit = _ARRAYS.get(key)
+    if hit is None or hit[0] is not kps or hit[1] is not crops:
+        have = np.array([c.path in kps for c in crops])
+        arrays = KeypointArrays.stack([kps.get(c.path) or Keypoints.empty() for c in crops])
+        hit = (kps, crops, (arrays, have))
+        _ARRAYS[key] = hit
+    arrays, have = hit[2]  # type: ignore[misc]
+    out = label_codes(arrays, rule)
+    out[~have] = 2
     return out
 
 
@@ -207,9 +219,10 @@ def folds_of(crops: Sequence[Crop], k: int, seed: int = 0) -> np.ndarray:
     return np.array([fold_of[c.pid] for c in crops])
 
 
-def _rank(choice: Choice) -> tuple[float, float]:
-    """Tie-break between equally good choices: the lower score threshold, then no (or the lower) support one."""
-    return (-choice[0], -(choice[1] or 0.0))
+def _rank(choice: Choice) -> tuple[float, float, float]:
+    """Tie-break between equally good choices: the lower score threshold, then no (or the lower) support one, then
+    the lower min height."""
+    return (-choice[0], -(choice[1] or 0.0), -choice[2])
 
 
 def cross_validate(preds: dict[Choice, np.ndarray], crops: Sequence[Crop], folds: np.ndarray, positive: str,
@@ -264,7 +277,7 @@ def summarise(pred: np.ndarray, crops: Sequence[Crop], positive: str = "occ") ->
 
 
 def _fmt_choice(choice: Choice) -> str:
-    return f"{choice[0]:g}/{'-' if choice[1] is None else f'{choice[1]:g}'}"
+    return f"{choice[0]:g}/{'-' if choice[1] is None else f'{choice[1]:g}@{choice[2]}px'}"
 
 
 # ---- faces ----
@@ -360,9 +373,11 @@ def accuracy_numbers(kps: dict, crops: Sequence[Crop], folds: int,  # type: igno
     has_support = any(kp.support is not None for kp in kps.values())
     supports = SUPPORTS if has_support else (None,)
     for chains in CHAIN_CHOICES:
-        preds = {(t, sup): predict_all(kps, crops, OcclusionRule(score_threshold=t, chains=chains,
-                                                                 support_threshold=sup))
-                 for t in THRESHOLDS for sup in supports}
+        grid = [(t, sup, h) for t in THRESHOLDS for sup in supports
+                for h in ((0,) if sup is None else SUPPORT_HEIGHTS)]
+        preds = {(t, sup, h): predict_all(kps, crops, OcclusionRule(score_threshold=t, chains=chains,
+                                                                    support_threshold=sup, support_min_height=h))
+                 for t, sup, h in grid}
         held, chosen = cross_validate(preds, crops, fold, "occ", folds)
         s = summarise(held, crops)
         held_p, chosen_p = cross_validate(preds, crops, fold, "par", folds)
@@ -388,6 +403,7 @@ def accuracy_numbers(kps: dict, crops: Sequence[Crop], folds: int,  # type: igno
         "default_threshold_choice": main_cv["all_data_choice"],
         "default_rule": {"score_threshold": default.score_threshold, "chains": default.chains,
                          "support_threshold": default.support_threshold,
+                         "support_min_height": default.support_min_height,
                          "cuhk03_false_occluded": default_summary["holistic_false_occluded"],
                          "false_occluded_by_scale": default_summary["false_occluded_by_scale"]},
         "heldout_balanced_accuracy_without_support": round(float(no_support["balanced_accuracy"]), 4),
@@ -455,7 +471,7 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
                       f"{s['holistic_false_occluded']}", f"{s['cuhk03_recall']}",
                       " / ".join(f"{fo[k]:.3f}" for k in ("1.0", "0.5", "0.33", "0.25")))
     console.print(table)
-    thresholds = _fmt_choice((default.score_threshold, default.support_threshold))
+    thresholds = _fmt_choice((default.score_threshold, default.support_threshold, default.support_min_height))
     console.print(f"default rule ({default.chains}, thresholds {thresholds}) on all of Partial-REID: "
                   f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
                   f"balanced accuracy {result['balanced_accuracy']:.3f}; undetermined share "

@@ -155,9 +155,9 @@ def test_folds_are_identity_disjoint_and_thresholds_come_from_training_folds():
     assert all(len(v) == 1 for v in by_pid.values()) and len(set(folds.tolist())) == 5
     # threshold 0.5 is perfect on every identity but those of fold 0, where only 0.9 is right: a procedure that
     # looked at the test fold would pick 0.9 there
-    t_good, t_bad = (0.5, None), (0.9, 0.8)
+    t_good, t_bad = (0.5, None, 0), (0.9, 0.8, 96)
     truth = np.array([1 if c.group == "occ" else 0 for c in crops], np.int8)
-    preds = {(t, s): 1 - truth for t in bench.THRESHOLDS for s in bench.SUPPORTS}
+    preds = {(t, s, h): 1 - truth for t in bench.THRESHOLDS for s in bench.SUPPORTS for h in bench.SUPPORT_HEIGHTS}
     preds[t_good] = truth.copy()
     preds[t_bad] = np.where(folds == 0, truth, 1 - truth).astype(np.int8)
     preds[t_good] = np.where(folds == 0, 1 - truth, truth).astype(np.int8)

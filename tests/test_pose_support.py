@@ -117,3 +117,37 @@ def test_blazepose_support_is_high_on_the_body_and_low_on_an_occluder(partial_re
         assert classify_keypoints(kp, OcclusionRule(support_threshold=0.5)).occluded
     finally:
         backend.close()
+
+
+def test_vectorised_labels_equal_the_per_crop_rule():
+    """label_codes (the whole-pool path the benchmark's grid uses) gives classify_keypoints' verdict on every crop."""
+    from opreid_bench.splits.classify import KeypointArrays, label_codes
+
+    rng = np.random.default_rng(0)
+    kps = []
+    for i in range(400):
+        base = standing().xy + rng.normal(0, 4, (17, 2))
+        if i % 7 == 0:
+            base[:, 0] = 100 - base[:, 0]  # mirrored: back-view shoulder order
+        size = None if i % 11 == 0 else (100, int(rng.choice([60, 96, 240])))
+        sup = None if i % 5 == 0 else np.where(rng.random(17) < 0.1, np.nan, rng.random(17))
+        kps.append(Keypoints(base, rng.random(17) ** 0.3, image_size=size, detected=i % 13 != 0, support=sup))
+    arrays = KeypointArrays.stack(kps)
+    for rule in (OcclusionRule(), OcclusionRule(support_threshold=None), OcclusionRule(support_min_height=0),
+                 OcclusionRule(score_threshold=0.5, chains="limbs", back_view=False, outside_margin=None),
+                 OcclusionRule(score_threshold=0.9, support_threshold=0.3, min_missing_run=2)):
+        codes = label_codes(arrays, rule)
+        expect = [2 if (lab := classify_keypoints(kp, rule)).undetermined else int(lab.occluded) for kp in kps]
+        assert codes.tolist() == expect, rule
+    assert set(label_codes(arrays, OcclusionRule()).tolist()) == {0, 1, 2}
+
+
+def test_support_is_ignored_on_crops_below_the_min_height():
+    sup = np.ones(17, np.float32)
+    sup[[K["left_knee"], K["right_knee"], K["left_ankle"], K["right_ankle"]]] = 0.1
+    tall = standing(sup)
+    small = Keypoints(tall.xy / 4, tall.score, image_size=(25, 60), support=sup)
+    rule = OcclusionRule(score_threshold=0.8, support_threshold=0.5, support_min_height=96)
+    assert classify_keypoints(tall, rule).occluded and not classify_keypoints(small, rule).occluded
+    assert classify_keypoints(small, OcclusionRule(score_threshold=0.8, support_threshold=0.5,
+                                                   support_min_height=0)).occluded
