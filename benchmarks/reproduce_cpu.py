@@ -417,12 +417,27 @@ def _seed_list(text: str) -> list[int]:
 @click.option("--plots", "plot_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write reproduce_cpu.png and reproduce_cpu_curves.png here (e.g. docs).")
 @click.option("--json", "json_out", is_flag=True, help="Print results.json as one JSON object on stdout.")
+@click.option("--report-only", is_flag=True,
+              help="Train nothing: print the table (and --plots) of OUT/results.json as it stands, e.g. while a sweep "
+                   "is still running (results.json is rewritten after every run).")
 def main(**args: Any) -> None:
     """Train and evaluate bot, baseline, ours (several seeds) and the Table 5 rows; write OUT/results.json."""
     from opreid_bench.atomic import atomic_write_text
     from opreid_bench.outputs import content_digest
 
     out = Path(args["out"])
+    if args["report_only"]:
+        path = out / "results.json"
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"{path}: no readable results.json to report ({exc})") from None
+        _print_table(results)
+        if args["plot_dir"]:
+            _plot(results, args["plot_dir"])
+        if args["json_out"]:
+            click.echo(json.dumps(results, sort_keys=True))
+        return
     out.mkdir(parents=True, exist_ok=True)
     seeds, ablation_seeds = _seed_list(args["seeds"]), _seed_list(args["ablation_seeds"])
     methods = [m for m in args["methods"].split(",") if m]

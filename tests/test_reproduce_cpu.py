@@ -114,6 +114,15 @@ def test_results_keys_seeds_cis_and_content_keyed_reuse(tmp_path: Path, trees: t
     more = _run(module, tmp_path / "cpu", trees, "--epochs", "2", "--seeds", "0", "--methods", "ours")
     assert more["ours"]["seeds"]["0"]["epochs"] == 2
     assert len(list((tmp_path / "cpu" / "runs").iterdir())) == 5
+    # --report-only trains nothing: it reports results.json as it stands (here: after the last call)
+    report = CliRunner().invoke(module.main, ["--out", str(tmp_path / "cpu"), "--report-only", "--json",
+                                              "--plots", str(tmp_path / "plots")], catch_exceptions=False)
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout.strip().splitlines()[-1]) == more
+    assert (tmp_path / "plots" / "reproduce_cpu.png").is_file()
+    assert len(list((tmp_path / "cpu" / "runs").iterdir())) == 5
+    missing = CliRunner().invoke(module.main, ["--out", str(tmp_path / "nothing"), "--report-only"])
+    assert missing.exit_code != 0 and "results.json" in missing.output
 
 
 def test_paired_bootstrap_and_seed_mean_ci() -> None:
