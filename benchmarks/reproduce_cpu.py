@@ -185,9 +185,9 @@ def _train_run(method: str, seed: int, args: dict[str, Any], ctx: dict[str, Any]
     if not done_marker.exists():
         resume = (run_dir / "checkpoints" / "last.pt").exists()
         result = train(cfg, ctx["splits"], run_dir, resume=resume, junk="none", time_limit_minutes=args["minutes"])
-        if result.stopped_early:
-            return {"run_dir": str(run_dir), "complete": False, "epochs": result.epochs_done,
-                    "minutes": round(result.minutes, 3)}
+        if result.stopped_early:  # the safety cap: the next call resumes it
+            return {method: {"run_dir": str(run_dir), "complete": False, "epochs": result.epochs_done,
+                             "minutes": round(result.minutes, 3)}}
         from opreid_bench.atomic import atomic_write_text
 
         atomic_write_text(done_marker, json.dumps({"epochs": result.epochs_done, "minutes": result.minutes,

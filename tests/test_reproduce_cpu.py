@@ -142,3 +142,16 @@ def test_paired_bootstrap_and_seed_mean_ci() -> None:
     assert paired_difference_ci(a, b, num_resamples=1000, seed=1) == paired  # seeded
     with pytest.raises(Exception, match="same queries"):
         paired_difference_ci(a, b[:, :10])
+
+
+def test_a_run_stopped_by_the_time_cap_is_reported_incomplete_and_resumed(tmp_path: Path,
+                                                                         trees: tuple[Path, Path]) -> None:
+    module = _module()
+    capped = _run(module, tmp_path / "cpu", trees, "--epochs", "2", "--seeds", "0", "--methods", "bot",
+                  "--minutes-per-run", "0.00001")
+    row = capped["bot"]["seeds"]["0"]
+    assert row["complete"] is False and row["epochs"] == 1 and not capped["bot"]["complete"]
+    assert "cuhk03_val" not in capped["bot"]  # no mean over unfinished runs
+    done = _run(module, tmp_path / "cpu", trees, "--epochs", "2", "--seeds", "0", "--methods", "bot")
+    assert done["bot"]["seeds"]["0"]["complete"] and done["bot"]["seeds"]["0"]["epochs"] == 2
+    assert done["bot"]["seeds"]["0"]["run_dir"] == row["run_dir"]  # resumed, not restarted elsewhere
