@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The demo's backbone starts from torchvision's ImageNet MobileNetV2 when a local copy is at hand (never downloaded).
+# With a local copy of torchvision's ImageNet MobileNetV2 (never downloaded) the demo fine-tunes it; without one it
+# trains the compact resnet_mini from random weights (opreid_bench/demo.py, DEMO_RECIPES).
 DEMO_WEIGHTS ?= $(wildcard ../shared/weights/mobilenet_v2-b0353104.pth)
 
 demo: install

@@ -156,10 +156,10 @@ def test_demo_reuses_a_stage_only_when_its_options_match(tmp_path, monkeypatch) 
         demo.run_demo(demo.DemoConfig(out=tmp_path / "demo", progress=False, methods=("bot",), **kw))
         return list(calls)
 
-    assert run() == ["pool seed=0 ids=260", "split seed=0", "clever_hans", "train bot epochs=10"]
+    assert run() == ["pool seed=0 ids=700", "split seed=0", "clever_hans", "train bot epochs=10"]
     assert run() == []  # same options: everything reused
     assert run(epochs=3) == ["train bot epochs=3"]
-    assert run(epochs=3, seed=1) == ["pool seed=1 ids=260", "split seed=1", "clever_hans", "train bot epochs=3"]
+    assert run(epochs=3, seed=1) == ["pool seed=1 ids=700", "split seed=1", "clever_hans", "train bot epochs=3"]
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"a")
     assert run(epochs=3, seed=1, pretrained=str(weights)) == ["train bot epochs=3"]

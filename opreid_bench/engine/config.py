@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from opreid_bench.errors import ConfigError
-from opreid_bench.modeling.config import ModelConfig
+from opreid_bench.modeling.config import BACKBONE_NAMES, ModelConfig
 
 BASELINES_DIR = Path(os.environ.get("OPREID_BASELINES_DIR", Path(__file__).resolve().parents[2] / "baselines"))
 
@@ -310,7 +310,7 @@ def _check_choice(value: str, choices: tuple[str, ...], key: str, source: str) -
 def validate_config(cfg: MethodConfig, source: str = "config") -> None:
     """Cross-field and range checks the types cannot express; raises :class:`ConfigError`."""
     m, d, lo, o, e = cfg.model, cfg.data, cfg.loss, cfg.optim, cfg.eval
-    _check_choice(m.backbone, ("resnet50", "mobilenetv2"), "model.backbone", source)
+    _check_choice(m.backbone, BACKBONE_NAMES, "model.backbone", source)
     _check_choice(m.pooling, ("avg", "gem"), "model.pooling", source)
     _check_choice(m.classifier, ("linear", "multihead_cosine"), "model.classifier", source)
     _check_choice(m.me_mode, ("subtract", "tde"), "model.me_mode", source)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 from opreid_bench.errors import ConfigError
 
-BACKBONE_NAMES = ("resnet50", "mobilenetv2")
+BACKBONE_NAMES = ("resnet50", "mobilenetv2", "resnet_mini")
 POOLINGS = ("avg", "gem")
 CLASSIFIERS = ("linear", "multihead_cosine")
 ME_MODES = ("subtract", "tde")
@@ -24,7 +24,7 @@ class ModelConfig:
     ``dnl`` replaces ``non_local`` when both are set (ours = baseline + DNL in place of the non-local blocks).
     """
 
-    backbone: str = "resnet50"  # "resnet50" | "mobilenetv2"
+    backbone: str = "resnet50"  # "resnet50" | "mobilenetv2" | "resnet_mini" (compact, from scratch)
     pretrained: str | None = None  # local torchvision checkpoint path (never a download)
     last_stride: int = 1  # 1 for ReID (BoT), 2 = ImageNet layout
     pooling: str = "gem"  # "avg" | "gem" (GeM, learnable p, init 3)

@@ -6,38 +6,47 @@ from pathlib import Path
 
 import click
 
+from opreid_bench.modeling.config import BACKBONE_NAMES
+
 
 @click.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
-@click.option("--ids", type=click.IntRange(240), default=260, show_default=True, help="SynthOcc identities.")
-@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--backbone", type=click.Choice(["mobilenetv2", "resnet50"]), default="mobilenetv2", show_default=True)
+@click.option("--ids", type=click.IntRange(2), default=700, show_default=True,
+              help="SynthOcc identities (the default protocol needs about 700).")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Training epochs [default: the backbone's demo recipe, 10].")
+@click.option("--backbone", type=click.Choice(list(BACKBONE_NAMES)), default=None,
+              help="[default: resnet_mini from random weights; mobilenetv2 with --pretrained]")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Optional local torchvision checkpoint of the backbone.")
-@click.option("--size", type=(int, int), default=(128, 64), show_default=True, help="Input height and width.")
+              help="Optional local torchvision ImageNet checkpoint of the backbone.")
+@click.option("--size", type=(click.IntRange(16), click.IntRange(8)), default=(128, 64), show_default=True,
+              help="Input height and width (the pool is rendered at this size).")
+@click.option("--protocol", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Split protocol YAML [default: protocols/opreid-demo.yaml, 330 queries].")
+@click.option("--clever-hans-ids", type=click.IntRange(2), default=60, show_default=True,
+              help="Identities (and as many distractors) of the Clever Hans sets.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out: Path, ids: int, epochs: int, backbone: str, pretrained: str | None, size: tuple[int, int],
-         seed: int) -> None:
+def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrained: str | None,
+         size: tuple[int, int], protocol: Path | None, clever_hans_ids: int, seed: int) -> None:
     """Synthesise a pool, build an OPReID-style split, train baseline and ours, evaluate, print the leaderboard.
 
     No download: the data is drawn by SynthOcc. About five minutes on 2 CPU cores; a rerun reuses finished stages.
-    The backbone should start from a local ImageNet checkpoint (--pretrained); from random weights the models do not
-    learn enough within this budget.
+    Without --pretrained both methods train the compact `resnet_mini` backbone from random weights; with a local
+    ImageNet checkpoint (torchvision's mobilenet_v2-b0353104.pth, which `make demo` passes when ../shared/weights
+    has it) they fine-tune MobileNetV2. Writes OUT/demo_summary.json (metrics, minutes, config).
 
     \b
     Examples:
       opreid-bench demo
-      opreid-bench demo --out demo_out --epochs 10 --pretrained ../shared/weights/mobilenet_v2-b0353104.pth
+      opreid-bench demo --out demo_out --seed 1 --pretrained ../shared/weights/mobilenet_v2-b0353104.pth
     """
     from opreid_bench.demo import DemoConfig, print_summary, run_demo
 
-    if pretrained is None:
-        click.echo("note: no --pretrained checkpoint: the backbone starts from random weights, and within the demo's "
-                   "budget the models stay near chance. Pass torchvision's ImageNet mobilenet_v2-b0353104.pth "
-                   "(`make demo` does when ../shared/weights has it).", err=True)
-    res = run_demo(DemoConfig(out=out, ids=ids, epochs=epochs, backbone=backbone, pretrained=pretrained,
-                              height=size[0], width=size[1], seed=seed))
-    print_summary(res)
+    cfg = DemoConfig(out=out, ids=ids, epochs=epochs, backbone=backbone, pretrained=pretrained, height=size[0],
+                     width=size[1], clever_hans_ids=clever_hans_ids, seed=seed)
+    if protocol is not None:
+        cfg.protocol = str(protocol)
+    print_summary(run_demo(cfg))
 
 
 COMMANDS = [demo]

@@ -28,7 +28,7 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, dataset: str, roo
                 dataset_option: tuple[str, ...], out: Path, method: str | None, device: str, json_out: bool,
                 input_size: str | None, mean: str | None, std: str | None, channel_order: str | None,
                 onnx_output: str | None, batch_size: int) -> None:
-    """Extract inference features (BNNeck output; ME applied for `ours`) and write them with /query and /gallery.
+    """Extract inference features (the method's retrieval feature; ME applied for `ours`) and write them with /query and /gallery.
 
     The file also records the dataset's junk rule and the method's metric, which `evaluate --features` uses.
 

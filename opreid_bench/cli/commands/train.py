@@ -9,6 +9,7 @@ import click
 
 from opreid_bench.cli.options import parse_key_values
 from opreid_bench.errors import OpreidError
+from opreid_bench.modeling.config import BACKBONE_NAMES
 
 
 def build_overrides(*, backbone: str | None, pretrained: Path | None, epochs: int | None, seed: int | None,
@@ -33,7 +34,7 @@ def build_overrides(*, backbone: str | None, pretrained: Path | None, epochs: in
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config value, YAML-parsed (e.g. --set model.dnl=false --set optim.lr=3.5e-4).")
-@click.option("--backbone", type=click.Choice(["resnet50", "mobilenetv2"]), default=None)
+@click.option("--backbone", type=click.Choice(list(BACKBONE_NAMES)), default=None)
 @click.option("--pretrained", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Local torchvision ImageNet checkpoint of the backbone (never downloaded).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)

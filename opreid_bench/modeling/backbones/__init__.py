@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opreid_bench.modeling.backbones.base import ATTENTION_PREFIX, Backbone
+from opreid_bench.modeling.backbones.compact import CompactResNet, resnet_mini
 from opreid_bench.modeling.backbones.mobilenetv2 import MobileNetV2, mobilenetv2
 from opreid_bench.modeling.backbones.pretrained import LoadReport, load_pretrained
 from opreid_bench.modeling.backbones.resnet import ResNet, resnet50
@@ -11,6 +12,7 @@ from opreid_bench.registry import Registry
 BACKBONES: Registry = Registry("backbone")
 BACKBONES.register("resnet50")(resnet50)
 BACKBONES.register("mobilenetv2")(mobilenetv2)
+BACKBONES.register("resnet_mini")(resnet_mini)  # compact, for training from scratch (no ImageNet weights)
 
 
 def build_backbone(name: str, *, last_stride: int = 1, include_top: bool = False) -> Backbone:
@@ -22,6 +24,7 @@ __all__ = [
     "ATTENTION_PREFIX",
     "BACKBONES",
     "Backbone",
+    "CompactResNet",
     "LoadReport",
     "MobileNetV2",
     "ResNet",
@@ -29,4 +32,5 @@ __all__ = [
     "load_pretrained",
     "mobilenetv2",
     "resnet50",
+    "resnet_mini",
 ]

@@ -1,0 +1,153 @@
+"""`opreid-bench demo` and `opreid-bench synth` from the command line (tiny settings, seconds), the demo's automatic
+backbone choice and recipe, its shipped protocol, and the compact `resnet_mini` backbone it trains from scratch."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from opreid_bench.cli import cli, main
+
+# A split small enough to build and train in seconds: 4 queries, 12-20 gallery crops, 16 training identities (one
+# 16 x 4 batch of the resnet_mini recipe).
+TINY_PROTOCOL = """kind: split
+name: tiny-demo
+query: {ids: 4, images: 4, images_per_id: [1, 1]}
+gallery:
+  ids: 6
+  images: 14
+  per_query_id: {occluded: 1, holistic: 1}
+  distractor_per_id: {occluded: [1, 3], holistic: [1, 3]}
+train: {ids: 16, images: 96, images_per_id: [4, 8], occluded_fraction: 0.15}
+"""
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_synth_cli_writes_a_deterministic_pool(tmp_path: Path) -> None:
+    args = ["synth", "--ids", "3", "--cameras", "2", "--images-per-id", "2", "3", "--size", "32", "64", "--seed", "4"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _invoke([*args, "--out", str(a)]).exit_code == 0
+    result = _invoke([*args, "--out", str(b), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((a / "manifest.csv").open()))
+    assert 3 * 2 <= len(rows) <= 3 * 3
+    assert {r["pid"] for r in rows} == {"1", "2", "3"}
+    with Image.open(a / rows[0]["path"]) as img:
+        assert img.size == (32, 64)
+    assert len((a / "keypoints.csv").read_text().splitlines()) == len(rows) + 1
+    for name in ("manifest.csv", "keypoints.csv", rows[-1]["path"]):  # same seed, same bytes, any number of workers
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the real entry point (which turns user errors into one line and exit code 2)."""
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+def test_synth_cli_rejects_bad_image_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(["synth", "--out", str(tmp_path / "p"), "--images-per-id", "3", "2"], capsys)
+    assert code == 2
+    assert "--images-per-id" in err and "Traceback" not in err and not (tmp_path / "p").exists()
+
+
+def test_demo_cli_tiny_run_writes_the_summary(tmp_path: Path) -> None:
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(TINY_PROTOCOL)
+    out = tmp_path / "demo"
+    result = _invoke(["demo", "--out", str(out), "--ids", "40", "--epochs", "1", "--size", "64", "32",
+                      "--protocol", str(protocol), "--clever-hans-ids", "2", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "demo_summary.json").read_text())
+    for method in ("baseline", "ours"):
+        assert 0.0 <= summary["metrics"][method]["mAP"] <= 1.0
+        assert summary["metrics"][method]["num_valid_queries"] == 4
+        assert (out / "runs" / method / "model.pt").is_file()
+    assert summary["minutes"]["total"] > 0
+    assert summary["config"]["backbone"] == "resnet_mini"  # no --pretrained: the compact backbone, from scratch
+    assert summary["config"]["batch_p"] == "16" and summary["config"]["epochs"] == "1"
+    with Image.open(next((out / "split" / "query").glob("*.jpg"))) as img:
+        assert img.size == (32, 64)  # the pool is rendered at the input size
+    assert "resnet_mini" in (out / "leaderboard.md").read_text()
+    assert "SynthOcc demo" in result.output
+
+    # The kept feature files are what `visualize` reads: the demo's rank lists, and the two models compared.
+    from opreid_bench.evaluation.features import read_feature_file
+
+    q, g, attrs = read_feature_file(out / "runs" / "ours" / "features.h5")
+    assert len(q.pids) == 4 and attrs["junk"] == "market" and attrs["method"] == "ours"
+    vis = _invoke(["visualize", "--features", str(out / "runs" / "ours" / "features.h5"), "--compare",
+                   str(out / "runs" / "baseline" / "features.h5"), "--out", str(tmp_path / "vis"), "--topk", "5",
+                   "--json"])
+    assert vis.exit_code == 0, vis.output
+    shown = json.loads(vis.output)
+    ours_r1 = summary["metrics"]["ours"]["rank1"] * 4
+    base_r1 = summary["metrics"]["baseline"]["rank1"] * 4
+    assert round(ours_r1 - base_r1) == shown["a_wins"] - shown["b_wins"]  # the evaluator's rank-1, query by query
+
+
+def test_demo_cli_rejects_a_missing_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(["demo", "--out", str(tmp_path / "d"), "--protocol", str(tmp_path / "no.yaml")], capsys)
+    assert code == 2 and "no.yaml" in err and not (tmp_path / "d").exists()
+
+
+def test_demo_picks_the_backbone_and_recipe(tmp_path: Path) -> None:
+    from opreid_bench.demo import DEMO_RECIPES, DemoConfig, _method_config, resolve_config
+
+    scratch = resolve_config(DemoConfig(out=tmp_path))
+    assert (scratch.backbone, scratch.epochs, scratch.batch_p) == (
+        "resnet_mini", DEMO_RECIPES["resnet_mini"]["epochs"], DEMO_RECIPES["resnet_mini"]["batch_p"])
+    ours = _method_config("ours", scratch)
+    assert ours.model.backbone == "resnet_mini" and ours.model.pretrained is None
+    assert ours.optim.lr == DEMO_RECIPES["resnet_mini"]["lr"] and ours.data.batch_p == 16
+    assert ours.model.dnl and ours.model.reconstructive_pooling and ours.data.cbe  # still the paper's method
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"x")
+    tuned = resolve_config(DemoConfig(out=tmp_path, pretrained=str(weights)))
+    assert (tuned.backbone, tuned.batch_p) == ("mobilenetv2", 8)
+    cfg = _method_config("baseline", tuned)
+    assert cfg.model.backbone == "mobilenetv2" and cfg.model.pretrained == str(weights)
+    assert cfg.optim.max_iters_per_epoch == 20
+    explicit = resolve_config(DemoConfig(out=tmp_path, backbone="mobilenetv2", epochs=3, batch_p=4))
+    assert (explicit.backbone, explicit.epochs, explicit.batch_p) == ("mobilenetv2", 3, 4)
+
+
+def test_demo_protocol_has_at_least_300_queries() -> None:
+    from opreid_bench.demo import DemoConfig
+    from opreid_bench.splits.protocol import load_protocol
+
+    protocol = load_protocol(DemoConfig(out=Path("x")).protocol)
+    assert protocol.query_images >= 300 and protocol.query_ids >= 300
+
+
+@pytest.mark.parametrize("attention", ["non_local", "dnl"])
+def test_resnet_mini_builds_trains_and_validates(attention: str) -> None:
+    from opreid_bench.engine.config import load_method_config
+    from opreid_bench.modeling import build_model
+    from opreid_bench.modeling.backbones import BACKBONES, build_backbone
+
+    assert "resnet_mini" in BACKBONES.names()
+    backbone = build_backbone("resnet_mini", last_stride=1)
+    fmap = backbone(torch.randn(2, 3, 128, 64))
+    assert fmap.shape == (2, backbone.out_channels, 8, 4)  # stride 16 with last stride 1
+    assert build_backbone("resnet_mini", last_stride=2)(torch.randn(2, 3, 128, 64)).shape[2:] == (4, 2)
+    method = "ours" if attention == "dnl" else "baseline"
+    cfg = load_method_config(method, ["model.backbone=resnet_mini", "data.height=64", "data.width=32"])
+    model = build_model(cfg.model, num_classes=5)
+    assert len(model.backbone.attention) == len(model.backbone.attention_sites) > 0
+    model.train()
+    out = model(torch.randn(8, 3, 64, 32))
+    assert out["logits"].shape == (8, 5)
+    out["logits"].sum().backward()
+    assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
