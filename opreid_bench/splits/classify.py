@@ -9,9 +9,10 @@ Definitions used here:
   (``support_threshold`` not None, and the backend measured it) when its person-segmentation ``support`` is below
   that threshold: the joint was placed on something that is not the person, i.e. on the occluder. That second signal
   exists because pose models score hidden joints as visible far too often (``Keypoints.support``; the mediapipe
-  backend measures it by default). It counts only on crops at least ``support_min_height`` pixels high (96): the
-  segmentation of a smaller crop is too coarse to tell a thin limb from the background, and held out it made small
-  holistic crops "occluded".
+  backend measures it by default, lowered by BlazePose's presence and, for knees and ankles, by the mask along the
+  limb: ``pose_backends.mediapipe.occlusion_support``). It counts only on crops at least ``support_min_height``
+  pixels high (128): the segmentation of a smaller crop is too coarse to tell a thin limb from the background, and
+  held out it made small holistic crops "occluded".
 - **Sequential** means consecutive along a body chain: an ordered list of adjacent COCO-17 joints. A crop is
   occluded when some chain holds a run of at least ``min_missing_run`` (3) consecutive missing keypoints. The
   longest run is recorded (``missing_run``) and drawn on the review sheet: it is why the crop is occluded.
@@ -30,15 +31,17 @@ Definitions used here:
   anatomically sequential; it is kept because an identity-disjoint held-out evaluation shows it is what finds lower-
   body occlusion: BlazePose scores the hips as visible almost always (they anchor its body model), so no chain
   through a hip ever holds 3 missing in a row. Held out (5 identity-disjoint folds over Partial-REID and a hand-checked
-  CUHK03 sample, thresholds chosen on training folds): balanced accuracy on Partial-REID occluded vs whole 0.83 with
-  it, 0.77 without (``anatomical``, the same chains minus the cross-knee one); before the support signal existed,
+  CUHK03 sample, thresholds chosen on training folds): balanced accuracy on Partial-REID occluded vs whole 0.85 with
+  it, 0.79 without (``anatomical``, the same chains minus the cross-knee one); before the support signal existed,
   0.77 against 0.63. ``limbs`` (head, arms, legs
   ``hip-knee-ankle``, torso ``shoulder-hip``) and ``coco_order`` (one chain over the 17 keypoints in COCO index
   order, the literal reading) stay selectable.
-- Defaults, score threshold 0.72, support threshold 0.90, support only on crops at least 96 px high: what that
-  cross-validation procedure picks on all identities (per fold: score 0.68-0.82, support 0.80-0.90, 96 px in every
-  fold). Their held-out numbers are in the README; they are not tuned to anything else. Without the support signal
-  the same procedure gives held-out balanced accuracy 0.77.
+- Defaults, score threshold 0.68, support threshold 0.90, support only on crops at least 128 px high: what that
+  cross-validation procedure picks on all identities (per fold: score 0.68-0.72, support 0.90, 96 or 128 px). Their
+  held-out numbers are in the README; they are not tuned to anything else. Without the support signal the same
+  procedure gives held-out balanced accuracy 0.77. How the support signal itself was chosen (23 variants, one of
+  them picked with held-out numbers in view; a nested cross-validation that also picks the variant on training folds
+  only gives 0.85-0.86): the README, "How good is the occluded label".
 
 Per crop we record the label, the missing keypoints, the longest missing run (length and names), the visible fraction
 (share of the 17 keypoints not missing) and whether the back-view exemption applied. ``--corrections`` applies the
@@ -85,9 +88,9 @@ CHAIN_PRESETS: dict[str, tuple[tuple[str, ...], ...]] = {
 DEFAULT_CHAINS = "body"
 # Chosen by benchmarks/bench_occlusion.py: identity-disjoint 5-fold cross-validation over Partial-REID and the
 # hand-checked CUHK03 sample (benchmarks/labels/), the procedure's choice on all identities; see the module docstring.
-DEFAULT_SCORE_THRESHOLD = 0.72
+DEFAULT_SCORE_THRESHOLD = 0.68
 DEFAULT_SUPPORT_THRESHOLD: float | None = 0.9
-DEFAULT_SUPPORT_MIN_HEIGHT = 96  # px; the support signal is ignored on smaller crops (module docstring)
+DEFAULT_SUPPORT_MIN_HEIGHT = 128  # px; the support signal is ignored on smaller crops (module docstring)
 DEFAULT_MIN_MISSING_RUN = 3  # the paper's "at least three sequential key-points"
 DEFAULT_OUTSIDE_MARGIN = 0.05
 

@@ -26,9 +26,11 @@ Support (``seg=1``, the default): BlazePose's landmark model also outputs a pers
 alone misses much real occlusion: the model places a hidden knee where the knee should be, with a confident score,
 on top of the cart or the pillar in front of it. The segmentation does not cover the occluder there. So each keypoint
 also gets ``Keypoints.support``, the mask averaged over a cell of 1/64 of the crop's height and 1/32 of its width
-around the keypoint (NaN outside the crop, where the outside rule already applies). ``classify`` counts a keypoint
-with low support as missing. The held-out gain is measured in ``benchmarks/bench_occlusion.py``
-(``heldout_balanced_accuracy`` against ``heldout_balanced_accuracy_without_support``).
+around the keypoint (NaN outside the crop, where the outside rule already applies), lowered to the mask's mean along
+the limb leading to it for knees and ankles, and to BlazePose's ``presence`` for the other keypoints (ROI pass):
+:func:`occlusion_support`. ``classify`` counts a keypoint with low support as missing. The held-out gain is
+measured in ``benchmarks/bench_occlusion.py`` (``heldout_balanced_accuracy`` against
+``heldout_balanced_accuracy_without_support``).
 
 Spec options: ``mediapipe:mode=roi,size=256,roi=1.25,pad=0.25,conf=0.5,seg=1`` (``conf`` =
 ``min_detection_confidence``; ``size=0`` keeps the crop's own size; ``seg=0`` skips the segmentation, so
@@ -132,6 +134,49 @@ def keypoint_support(mask: np.ndarray | None, xy: np.ndarray) -> np.ndarray:
     return out
 
 
+# BlazePose landmark -> the landmark its limb segment starts from, for the knees and ankles (hip->knee, knee->ankle).
+LEG_SEGMENTS: dict[int, int] = {25: 23, 26: 24, 27: 25, 28: 26}
+SEGMENT_SAMPLES = 9  # points sampled along a leg segment (both ends included)
+
+
+def segment_support(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Per leg landmark of ``LEG_SEGMENTS`` (NaN elsewhere): the person mask (``SUPPORT_GRID`` cells) averaged over
+    ``SEGMENT_SAMPLES`` points along the segment from its parent to it, points outside the frame left out.
+
+    Why: a knee or ankle that BlazePose places on top of the occluder can sit on a mask cell that still reads as
+    person (the mask bleeds a cell or two past the silhouette), while the limb leading to it crosses the occluder."""
+    out = np.full(len(xy), np.nan, np.float32)
+    for k, parent in LEG_SEGMENTS.items():
+        if k >= len(xy):
+            continue
+        f = np.linspace(0.0, 1.0, SEGMENT_SAMPLES, dtype=np.float32)[:, None]
+        vals = keypoint_support(mask, xy[parent] * (1 - f) + xy[k] * f)
+        if not np.isnan(vals).all():
+            out[k] = float(np.nanmean(vals))
+    return out
+
+
+def occlusion_support(mask: np.ndarray | None, xy: np.ndarray, presence: np.ndarray | None = None) -> np.ndarray:
+    """``Keypoints.support`` of the 33 landmarks: the lowest of the mask cell under the landmark
+    (:func:`keypoint_support`), for knees and ankles the mask along the limb leading to them
+    (:func:`segment_support`), and for the other landmarks BlazePose's ``presence`` (ROI pass only; NaN = not
+    reported); NaN where the landmark is outside the frame or there is no mask.
+
+    Why: BlazePose puts a hidden knee or elbow on top of the occluder with a confident *visibility*, but its
+    *presence* (the landmark is in the frame at all) drops for hidden upper-body points, and the mask along the
+    shin drops where a cart or bench crosses it. ``benchmarks/bench_occlusion.py`` measures the held-out gain."""
+    point = keypoint_support(mask, xy)
+    if mask is None:
+        return point
+    other = segment_support(mask, xy)
+    if presence is not None:
+        pres = np.clip(np.asarray(presence, np.float32), 0.0, 1.0)
+        legs = np.zeros(len(xy), bool)
+        legs[[k for k in LEG_SEGMENTS if k < len(xy)]] = True
+        other = np.where(legs, other, pres[: len(xy)])
+    return np.where(np.isnan(point), np.nan, np.fmin(point, other)).astype(np.float32)
+
+
 @dataclass
 class RawPose:
     """All 33 BlazePose landmarks of one crop in the crop's pixels, and which pass found them."""
@@ -221,7 +266,8 @@ class MediaPipePose(PoseBackend):
         if self.mode == "roi":
             key += f":roi={self.roi_scale:g}"
         key += f":size={self.size}:retry"
-        return key + (f":seg={SUPPORT_GRID[0]}x{SUPPORT_GRID[1]}" if self.segmentation else "")
+        return key + (f":seg={SUPPORT_GRID[0]}x{SUPPORT_GRID[1]}:legs{SEGMENT_SAMPLES}:presence"
+                      if self.segmentation else "")
 
     # ---- the passes ----
 
@@ -270,7 +316,7 @@ class MediaPipePose(PoseBackend):
         vis = np.array([lm.visibility for lm in lms], np.float32)
         pres = np.array([lm.presence for lm in lms], np.float32)
         mask = getattr(result, "segmentation_mask", None) if self.segmentation else None
-        return xy, vis, pres, keypoint_support(mask, xy) if self.segmentation else None
+        return xy, vis, pres, occlusion_support(mask, xy, pres) if self.segmentation else None
 
     def _run_detect(
         self, image: np.ndarray, pad: float, retry: bool
@@ -287,7 +333,7 @@ class MediaPipePose(PoseBackend):
         if self.segmentation:
             mask = result.segmentation_mask
             h, w = image.shape[:2]
-            support = keypoint_support(None if mask is None else mask[border : border + h, border : border + w], xy)
+            support = occlusion_support(None if mask is None else mask[border : border + h, border : border + w], xy)
         return xy, vis, support
 
     def predict_raw(self, image: np.ndarray) -> RawPose:
