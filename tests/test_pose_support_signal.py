@@ -1,4 +1,4 @@
-"""Issue 13 (s4): the mediapipe backend's support also drops for hidden knees/ankles (mask along the limb) and for
+"""The mediapipe backend's support also drops for hidden knees/ankles (mask along the limb) and for
 hidden upper-body points (BlazePose's presence), so the same >=3-sequential rule finds more real occlusion."""
 
 from __future__ import annotations
