@@ -334,13 +334,14 @@ def _print_table(results: dict[str, Any]) -> None:
     console = Console(stderr=True, width=160)
     console.print(table)
     for name, per_test in results.get("comparisons", {}).items():
-        if name == "table5_steps":
-            continue
         for key, c in per_test.items():
-            d = c["mAP"]
-            vs = f" vs {c['baseline']}" if "baseline" in c else ""
-            console.print(f"{name}{vs} on {TEST_LABELS[key]}: mAP {100 * d['diff']:+.2f} "
-                          f"[{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] (paired bootstrap 95% CI)")
+            # table5_steps holds one paired difference per step ("row - previous row"); the others one per test
+            pairs = c.items() if name == "table5_steps" else [(None, c)]
+            for step, pc in pairs:
+                d = pc["mAP"]
+                what = f"Table 5 step {step}" if step else name + (f" vs {pc['baseline']}" if "baseline" in pc else "")
+                console.print(f"{what} on {TEST_LABELS[key]}: mAP {100 * d['diff']:+.2f} "
+                              f"[{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] (paired bootstrap 95% CI)")
 
 
 def _plot(results: dict[str, Any], plot_dir: Path) -> None:
