@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -102,12 +101,6 @@ def _cfg(*extra: str):
     return load_method_config("bot", [*TINY, *extra])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 SCENARIOS = {
     # name: (--set overrides, time_limit_minutes per rank)
     "equivalence": ([f"optim.epochs={EPOCHS}", f"optim.max_iters_per_epoch={ITERS}"], [None, None]),
@@ -116,10 +109,16 @@ SCENARIOS = {
 }
 
 
-def _worker(rank: int, world_size: int, ports: list[int], splits: DatasetSplits, root: str) -> None:
+def _worker(rank: int, world_size: int, splits: DatasetSplits, root: str) -> None:
     """One rank: the engine's ``train`` with TinyNet in place of the reference model, once per scenario (one process
-    group each); saves the weights this rank holds and what ``train`` returned to it."""
+    group each); saves the weights this rank holds and what ``train`` returned to it.
+
+    Each group meets through a file in the run's tmp dir, joined here before ``train`` (whose ``init_distributed``
+    then finds it joined, and whose ``cleanup`` leaves it): a TCP port picked before the fork can be taken by another
+    process (Ray's, from an earlier test) before rank 0 binds it, and the ranks then wait until the timeout."""
     torch.set_num_threads(1)
+    import torch.distributed as dist
+
     import opreid_bench.modeling as modeling
     from opreid_bench.engine.train import train
 
@@ -130,12 +129,13 @@ def _worker(rank: int, world_size: int, ports: list[int], splits: DatasetSplits,
         return built[-1]
 
     modeling.build_model = build_tiny  # type: ignore[assignment]  # train() looks it up at call time
-    for port, (name, (extra, limits)) in zip(ports, SCENARIOS.items(), strict=True):
-        os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    for name, (extra, limits) in SCENARIOS.items():
+        os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+        dist.init_process_group("gloo", init_method=f"file://{root}/{name}.store", rank=rank, world_size=world_size)
         out = Path(root) / name
         result = train(_cfg(*extra), splits, out, progress=False, time_limit_minutes=limits[rank])
         assert built, "train() did not build its model through opreid_bench.modeling.build_model"
+        assert not dist.is_initialized(), "train() did not leave the process group it was run in"
         torch.save(built.pop().state_dict(), out / f"rank{rank}.pt")
         (out / f"rank{rank}.json").write_text(json.dumps(
             {"epochs_done": result.epochs_done, "stopped_early": result.stopped_early}))
@@ -149,10 +149,9 @@ def runs(splits: DatasetSplits, tmp_path_factory: pytest.TempPathFactory) -> tup
     import torch.multiprocessing as mp
 
     root = tmp_path_factory.mktemp("ddp_runs")
-    ports = [_free_port() for _ in SCENARIOS]
     # fork, not spawn: the children inherit the imported torch and engine (spawn re-imports them: ~10 s of a
     # 2-core machine); the suite runs torch single-threaded (conftest), so no OpenMP pool is forked mid-use
-    ctx = mp.start_processes(_worker, args=(WORLD, ports, splits, str(root)), nprocs=WORLD, join=False,
+    ctx = mp.start_processes(_worker, args=(WORLD, splits, str(root)), nprocs=WORLD, join=False,
                              start_method="fork")
     deadline = time.monotonic() + TIMEOUT_S
     try:
