@@ -151,3 +151,38 @@ def test_resnet_mini_builds_trains_and_validates(attention: str) -> None:
     assert out["logits"].shape == (8, 5)
     out["logits"].sum().backward()
     assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
+
+
+def test_demo_trains_side_by_side_what_it_trains_one_after_the_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """The demo trains baseline and ours in two processes at once; each run must come out exactly as when the two
+    train one after the other in the demo's own process (same thread count: one, as the suite runs torch)."""
+    from opreid_bench import demo
+
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(TINY_PROTOCOL)
+    monkeypatch.setattr(demo, "_cores", lambda: 2)  # one thread per process, as in this process
+    weights = {}
+    for parallel in (True, False):
+        out = tmp_path / f"parallel_{parallel}"
+        res = demo.run_demo(demo.DemoConfig(out=out, ids=40, epochs=1, height=64, width=32, seed=3,
+                                            protocol=str(protocol), clever_hans_ids=2, progress=False,
+                                            parallel=parallel))
+        assert set(res.runs) == {"baseline", "ours"}
+        log = capfd.readouterr().err
+        # side by side, each worker process prefixes its log lines with its method
+        assert ("  baseline: epoch 1:" in log and "  ours: epoch 1:" in log) == parallel, log
+        weights[parallel] = {m: torch.load(res.runs[m] / "model.pt", map_location="cpu", weights_only=False)
+                             for m in res.runs}
+    for method in ("baseline", "ours"):
+        a, b = (_state_dict(weights[p][method]) for p in (True, False))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), method
+    # the two methods are different runs (not one model saved twice)
+    base, ours = _state_dict(weights[True]["baseline"]), _state_dict(weights[True]["ours"])
+    assert base.keys() != ours.keys() or any(not torch.equal(base[k], ours[k]) for k in base)
+
+
+def _state_dict(checkpoint: dict) -> dict:
+    """The model weights inside a saved ``model.pt``."""
+    return {k: v for k, v in checkpoint["model"].items() if torch.is_tensor(v)}
