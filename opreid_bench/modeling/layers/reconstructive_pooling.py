@@ -8,6 +8,7 @@ and classifier (``RPBranch``) and the BED loss (Eq. 5); inference never runs it.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from opreid_bench.modeling.layers.bnneck import BNNeck
@@ -27,9 +28,10 @@ class ReconstructivePooling(nn.Module):
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         weights = self.mask(fmap).flatten(2).softmax(dim=2)  # (B, 1, N): softmax over positions of Wm F
-        values = self.value(fmap).flatten(2)  # (B, C, N): Wv F
-        # Reconstructive pooling, Eq. (2): f_r = (Wv F) softmax(Wm F)^T
-        return torch.bmm(values, weights.transpose(1, 2)).squeeze(2)
+        pooled = torch.bmm(fmap.flatten(2), weights.transpose(1, 2)).squeeze(2)  # (B, C): F softmax(Wm F)^T
+        # Reconstructive pooling, Eq. (2): f_r = (Wv F) softmax(Wm F)^T = Wv (F softmax(Wm F)^T); Wv is linear, so
+        # it is applied once to the pooled vector instead of at all N positions (N times cheaper, the same f_r)
+        return F.linear(pooled, self.value.weight.flatten(1))
 
 
 class RPBranch(nn.Module):
