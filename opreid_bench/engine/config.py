@@ -87,6 +87,9 @@ class OptimConfig:
     epochs: int = 120
     max_iters_per_epoch: int | None = None  # cap on iterations per epoch (CPU budgets); None = one pass
     amp: bool = True  # mixed precision; used only on CUDA
+    # NHWC images and weights: oneDNN's convolutions run ~1.25x faster on a CPU for the compact backbone; the results
+    # differ from NCHW only in float rounding
+    channels_last: bool = False
     grad_clip: float | None = None
 
 

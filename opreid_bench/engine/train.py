@@ -108,6 +108,8 @@ def train_one_epoch(
         pids = pids.to(device, non_blocking=True)
         if cfg.data.cbe:
             images, pids = apply_cbe(images, pids, cfg.data, cbe_generator(cfg.seed, epoch, it, dist_info.rank))
+        if cfg.optim.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, enabled=use_amp):
             outputs = model(images)
         loss, parts = criterion({k: v.float() for k, v in outputs.items()}, pids)
@@ -191,6 +193,8 @@ def train(
                                 world_size=dist_info.world_size, source=f"{splits.name} train split",
                                 pin_memory=dev.type == "cuda")
         model = build_model(cfg.model, data.num_classes).to(dev)
+        if cfg.optim.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         criterion = ReIDCriterion(cfg.loss)
         optimizer = build_optimizer(model, cfg.optim)
         scheduler = build_scheduler(optimizer, cfg.optim)
