@@ -9,7 +9,8 @@ path. Rules, and how the exact totals of the protocol are hit:
    occluded and ``per_query_id.holistic`` holistic crops; identities whose matches can come from another camera
    than their query crops are drawn first (then the rest, each tier in seeded random order). The query total is hit
    by drawing per-identity query counts in ``images_per_id`` that sum to ``query.images``
-   (:func:`allocate`: a multivariate hypergeometric draw over each identity's spare capacity).
+   (:func:`allocate`: a multivariate hypergeometric draw over each identity's spare capacity); a draw of identities
+   with too little room for that total swaps its tightest identities for the next drawn ones with more room.
 2. **Query crops and matches**: the query crops of an identity are occluded; its gallery gets exactly
    ``per_query_id.occluded`` occluded and ``per_query_id.holistic`` holistic crops that are not query crops, taken
    from cameras other than the query crops' camera whenever the identity has such crops (camid < 0 = unknown).
@@ -166,7 +167,19 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd
     order = rng.permutation(len(q_ok))
     tier = np.array([0 if _cross_camera_capable(q_ok[j], p) else 1 for j in order])
     order = order[np.argsort(tier, kind="stable")]
-    queries = sorted((q_ok[j] for j in order[: p.query_ids]), key=lambda i: i.pid)
+    def room(j: int) -> int:  # the most query crops identity j can give (its matches stay in the gallery)
+        return min(p.query_images_per_id[1], len(q_ok[j].occ) - p.per_query_occluded)
+
+    chosen = [int(j) for j in order[: p.query_ids]]
+    # a draw whose identities cannot give query.images crops in all: its identities with the least room are swapped,
+    # one by one, for the next drawn ones with more room (a draw that can is kept as it is)
+    for j in order[p.query_ids:]:
+        if sum(room(c) for c in chosen) >= p.query_images:
+            break
+        tightest = min(range(len(chosen)), key=lambda i: room(chosen[i]))
+        if room(int(j)) > room(chosen[tightest]):
+            chosen[tightest] = int(j)
+    queries = sorted((q_ok[j] for j in chosen), key=lambda i: i.pid)
     lo = np.full(len(queries), p.query_images_per_id[0])
     hi = np.array([min(p.query_images_per_id[1], len(i.occ) - p.per_query_occluded) for i in queries])
     q_counts = allocate(p.query_images, lo, hi, rng, f"protocol '{name}' query images")
