@@ -27,9 +27,10 @@ DEMO_RECIPES: dict[str, dict[str, Any]] = {
     "resnet_mini": {"epochs": 10, "batch_p": 16, "lr": 0.01, "warmup_epochs": 1, "max_iters_per_epoch": None,
                     "channels_last": True},
     # From ImageNet (--pretrained): MobileNetV2 fine-tuned at the methods' own learning rate; it is about 8x slower
-    # per image than resnet_mini, so each epoch is capped at 20 steps of 8 x 4 crops. Any other backbone (ResNet-50)
-    # gets this recipe too.
-    "mobilenetv2": {"epochs": 10, "batch_p": 8, "lr": None, "warmup_epochs": 1, "max_iters_per_epoch": 20},
+    # per image than resnet_mini, so each epoch is capped at 20 steps of 8 x 4 crops; NHWC is 1.27x faster here too.
+    # Any other backbone (ResNet-50) gets this recipe too.
+    "mobilenetv2": {"epochs": 10, "batch_p": 8, "lr": None, "warmup_epochs": 1, "max_iters_per_epoch": 20,
+                    "channels_last": True},
 }
 
 
