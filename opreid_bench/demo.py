@@ -41,8 +41,7 @@ def demo_recipe(backbone: str) -> dict[str, Any]:
 
 @dataclass
 class DemoConfig:
-    """What the demo builds; the defaults take about 4.6 minutes on 2 CPU cores (8.7 measured with the ImageNet
-    MobileNetV2 before the two methods trained side by side).
+    """What the demo builds; the defaults take about 4.6 minutes on 2 CPU cores (6.2 with the ImageNet MobileNetV2).
 
     ``backbone=None`` picks ``resnet_mini`` (trained from random weights) without ``pretrained`` and ``mobilenetv2``
     with it; ``epochs`` / ``batch_p`` left at ``None`` come from the backbone's :data:`DEMO_RECIPES` entry (see
