@@ -114,7 +114,7 @@ def _method_config(name: str, cfg: DemoConfig) -> Any:
     ]
     if recipe["lr"] is not None:
         overrides.append(f"optim.lr={recipe['lr']}")
-    if recipe.get("channels_last"):
+    if recipe["channels_last"]:
         overrides.append("optim.channels_last=true")
     if recipe["max_iters_per_epoch"] is not None:
         overrides.append(f"optim.max_iters_per_epoch={recipe['max_iters_per_epoch']}")

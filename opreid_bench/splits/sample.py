@@ -167,6 +167,7 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd
     order = rng.permutation(len(q_ok))
     tier = np.array([0 if _cross_camera_capable(q_ok[j], p) else 1 for j in order])
     order = order[np.argsort(tier, kind="stable")]
+
     def room(j: int) -> int:  # the most query crops identity j can give (its matches stay in the gallery)
         return min(p.query_images_per_id[1], len(q_ok[j].occ) - p.per_query_occluded)
 
@@ -179,9 +180,10 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd
         tightest = min(range(len(chosen)), key=lambda i: room(chosen[i]))
         if room(int(j)) > room(chosen[tightest]):
             chosen[tightest] = int(j)
-    queries = sorted((q_ok[j] for j in chosen), key=lambda i: i.pid)
+    chosen.sort(key=lambda j: q_ok[j].pid)
+    queries = [q_ok[j] for j in chosen]
     lo = np.full(len(queries), p.query_images_per_id[0])
-    hi = np.array([min(p.query_images_per_id[1], len(i.occ) - p.per_query_occluded) for i in queries])
+    hi = np.array([room(j) for j in chosen])
     q_counts = allocate(p.query_images, lo, hi, rng, f"protocol '{name}' query images")
 
     split = np.full(len(df), "", dtype=object)

@@ -31,9 +31,10 @@ def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrain
     """Synthesise a pool, build an OPReID-style split, train baseline and ours, evaluate, print the leaderboard.
 
     No download: the data is drawn by SynthOcc. About 5 minutes on 2 CPU cores (longer with --pretrained); the two
-    methods train side by side, one process each; a rerun reuses finished stages. Without --pretrained both methods train the compact `resnet_mini` backbone from random weights; with a local
-    ImageNet checkpoint (torchvision's mobilenet_v2-b0353104.pth, which `make demo` passes when ../shared/weights
-    has it) they fine-tune MobileNetV2. Writes OUT/demo_summary.json (metrics, minutes, config).
+    methods train side by side, one process each; a rerun reuses finished stages. Without --pretrained both methods
+    train the compact `resnet_mini` backbone from random weights; with a local ImageNet checkpoint (torchvision's
+    mobilenet_v2-b0353104.pth, which `make demo` passes when ../shared/weights has it) they fine-tune MobileNetV2.
+    Writes OUT/demo_summary.json (metrics, minutes, config).
 
     \b
     Examples:
