@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -66,8 +68,8 @@ def test_demo_cli_tiny_run_writes_the_summary(tmp_path: Path) -> None:
     protocol.write_text(TINY_PROTOCOL)
     out = tmp_path / "demo"
     result = _invoke(["demo", "--out", str(out), "--ids", "40", "--epochs", "1", "--size", "64", "32",
-                      "--protocol", str(protocol), "--clever-hans-ids", "2", "--seed", "3"])
-    assert result.exit_code == 0, result.output
+                      "--protocol", str(protocol), "--clever-hans-ids", "2", "--seed", "3", "--ranks", "1"])
+    assert result.exit_code == 0, result.output  # (16 training identities: one 16 x 4 batch, too few for 2 ranks)
     summary = json.loads((out / "demo_summary.json").read_text())
     for method in ("baseline", "ours"):
         assert 0.0 <= summary["metrics"][method]["mAP"] <= 1.0
@@ -111,15 +113,19 @@ def test_demo_picks_the_backbone_and_recipe(tmp_path: Path) -> None:
     assert ours.model.backbone == "resnet_mini" and ours.model.pretrained is None
     assert ours.optim.lr == DEMO_RECIPES["resnet_mini"]["lr"] and ours.data.batch_p == 16
     assert ours.model.dnl and ours.model.reconstructive_pooling and ours.data.cbe  # still the paper's method
-    assert ours.optim.channels_last  # NHWC: the speed that fits 10 epochs in the five minutes
+    assert ours.optim.channels_last  # NHWC: part of the speed that fits the epochs in the five minutes
+    assert ours.loss.bed and ours.loss.bed_alpha == DEMO_RECIPES["resnet_mini"]["bed_alpha"] == 3.0
+    assert _method_config("baseline", scratch).loss.bed_alpha == 0.3  # no BED loss there: left at the default
 
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"x")
     tuned = resolve_config(DemoConfig(out=tmp_path, pretrained=str(weights)))
-    assert (tuned.backbone, tuned.batch_p) == ("mobilenetv2", 8)
+    assert (tuned.backbone, tuned.batch_p, tuned.ranks) == ("mobilenetv2", 8, 1)  # side by side, one process each
+    assert (scratch.ranks, resolve_config(DemoConfig(out=tmp_path, ranks=3)).ranks) == (2, 3)
     cfg = _method_config("baseline", tuned)
     assert cfg.model.backbone == "mobilenetv2" and cfg.model.pretrained == str(weights)
     assert cfg.optim.max_iters_per_epoch == 20
+    assert _method_config("ours", tuned).loss.bed_alpha == 0.3  # the paper's alpha when fine-tuning ImageNet weights
     explicit = resolve_config(DemoConfig(out=tmp_path, backbone="mobilenetv2", epochs=3, batch_p=4))
     assert (explicit.backbone, explicit.epochs, explicit.batch_p) == ("mobilenetv2", 3, 4)
 
@@ -154,10 +160,57 @@ def test_resnet_mini_builds_trains_and_validates(attention: str) -> None:
     assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
 
 
+def test_demo_trains_each_method_data_parallel_and_deterministically(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """With ``ranks=2`` each method trains on two DDP processes: the run says so, each optimiser step takes two of
+    the epoch's P x K batches (half as many steps as one process), rank 0's log lines carry the method's name, and
+    the same seed gives bit-identical weights again (the gradient all-reduce adds no run-to-run noise)."""
+    from opreid_bench import demo
+
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(TINY_PROTOCOL)
+    weights, steps = {}, {}
+    for name, ranks in (("ddp", 2), ("ddp_again", 2), ("single", 1)):
+        if name != "ddp":  # the same pool, split and Clever Hans sets (reused, not rebuilt); the runs train anew
+            shutil.copytree(tmp_path / "ddp", tmp_path / name, ignore=shutil.ignore_patterns("runs"))
+        res = demo.run_demo(demo.DemoConfig(out=tmp_path / name, ids=40, epochs=1, height=64, width=32, seed=3,
+                                            protocol=str(protocol), clever_hans_ids=2, progress=False, ranks=ranks,
+                                            parallel=False, batch_p=4))
+        assert set(res.runs) == {"baseline", "ours"}
+        log = capfd.readouterr().err
+        assert ("  baseline: epoch 1:" in log and "  ours: epoch 1:" in log) == (ranks > 1), log
+        weights[name] = {m: _state_dict(torch.load(res.runs[m] / "model.pt", map_location="cpu",
+                                                   weights_only=False)) for m in res.runs}
+        steps[name] = {m: json.loads((res.runs[m] / "metrics.jsonl").read_text().splitlines()[-1])["iterations"]
+                       for m in res.runs}
+        hardware = json.loads((res.runs["ours"] / "run.json").read_text())["hardware"]
+        assert hardware.startswith("2 x ") == (ranks > 1), hardware
+    for method in ("baseline", "ours"):
+        a, b = weights["ddp"][method], weights["ddp_again"][method]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), method
+        assert steps["ddp"][method] == steps["single"][method] // 2, steps
+    # the two methods are different runs (not one model saved twice)
+    base, ours = weights["ddp"]["baseline"], weights["ddp"]["ours"]
+    assert base.keys() != ours.keys() or any(not torch.equal(base[k], ours[k]) for k in base)
+
+
+def test_demo_data_parallel_training_raises_a_failing_rank_error_instead_of_hanging(tmp_path: Path) -> None:
+    """A rank that fails (here: no config to train) must not leave the parent waiting for the other rank."""
+    from opreid_bench import demo
+
+    job = demo._TrainJob("broken", None, tmp_path / "run", "fingerprint")
+    started = time.perf_counter()
+    with pytest.raises(AttributeError):
+        demo._train_data_parallel(job, splits=None, ranks=2)
+    assert time.perf_counter() - started < 120
+    assert not (tmp_path / "run").exists()
+
+
 def test_demo_trains_side_by_side_what_it_trains_one_after_the_other(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
-    """The demo trains baseline and ours in two processes at once; each run must come out exactly as when the two
-    train one after the other in the demo's own process (same thread count: one, as the suite runs torch)."""
+    """With one process per method (the ImageNet recipe), baseline and ours train in two processes at once; each run
+    must come out exactly as when the two train one after the other in the demo's own process (same thread count:
+    one, as the suite runs torch)."""
     from opreid_bench import demo
 
     protocol = tmp_path / "tiny.yaml"
@@ -166,22 +219,21 @@ def test_demo_trains_side_by_side_what_it_trains_one_after_the_other(
     weights = {}
     for parallel in (True, False):
         out = tmp_path / f"parallel_{parallel}"
+        if not parallel:  # the same pool, split and Clever Hans sets (reused, not rebuilt); the runs train anew
+            shutil.copytree(tmp_path / "parallel_True", out, ignore=shutil.ignore_patterns("runs"))
         res = demo.run_demo(demo.DemoConfig(out=out, ids=40, epochs=1, height=64, width=32, seed=3,
                                             protocol=str(protocol), clever_hans_ids=2, progress=False,
-                                            parallel=parallel))
+                                            ranks=1, parallel=parallel))
         assert set(res.runs) == {"baseline", "ours"}
         log = capfd.readouterr().err
         # side by side, each worker process prefixes its log lines with its method
         assert ("  baseline: epoch 1:" in log and "  ours: epoch 1:" in log) == parallel, log
-        weights[parallel] = {m: torch.load(res.runs[m] / "model.pt", map_location="cpu", weights_only=False)
-                             for m in res.runs}
+        weights[parallel] = {m: _state_dict(torch.load(res.runs[m] / "model.pt", map_location="cpu",
+                                                       weights_only=False)) for m in res.runs}
     for method in ("baseline", "ours"):
-        a, b = (_state_dict(weights[p][method]) for p in (True, False))
+        a, b = weights[True][method], weights[False][method]
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), method
-    # the two methods are different runs (not one model saved twice)
-    base, ours = _state_dict(weights[True]["baseline"]), _state_dict(weights[True]["ours"])
-    assert base.keys() != ours.keys() or any(not torch.equal(base[k], ours[k]) for k in base)
 
 
 def _state_dict(checkpoint: dict) -> dict:

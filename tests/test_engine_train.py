@@ -204,3 +204,22 @@ def test_channels_last_trains_the_same_model_in_nhwc(tiny_splits: DatasetSplits,
     for k, v in weights[False].items():
         if v.is_floating_point():  # Adam turns rounding-level gradients into steps of up to lr: 2 steps of 1e-3
             torch.testing.assert_close(weights[True][k], v, rtol=0, atol=2.5e-3, msg=k)
+
+
+def test_unused_parameter_probe_finds_a_classifier_without_its_loss_and_changes_nothing() -> None:
+    """DDP is told to search for unused parameters only when a step leaves one without a gradient; the probe step
+    runs on a copy, so the model's weights, BatchNorm statistics and the global random state are untouched."""
+    from opreid_bench.engine.criterion import ReIDCriterion
+    from opreid_bench.engine.train import has_unused_parameters
+    from opreid_bench.modeling import build_model
+
+    for extra, unused in (((), False), (("loss.ce=false",), True)):
+        cfg = tiny_cfg("ours", *extra)
+        torch.manual_seed(0)
+        model = build_model(cfg.model, 3)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        rng_state = torch.get_rng_state()
+        assert has_unused_parameters(model, ReIDCriterion(cfg.loss), cfg, torch.device("cpu")) is unused, extra
+        assert torch.equal(torch.get_rng_state(), rng_state)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        assert all(p.grad is None for p in model.parameters())

@@ -153,7 +153,8 @@ def test_demo_reuses_a_stage_only_when_its_options_match(tmp_path, monkeypatch) 
 
     def run(**kw) -> list[str]:
         calls.clear()
-        demo.run_demo(demo.DemoConfig(out=tmp_path / "demo", progress=False, methods=("bot",), **kw))
+        # one process (the fake train is patched into this one): ranks=1
+        demo.run_demo(demo.DemoConfig(out=tmp_path / "demo", progress=False, methods=("bot",), ranks=1, **kw))
         return list(calls)
 
     assert run() == ["pool seed=0 ids=700", "split seed=0", "clever_hans", "train bot epochs=10"]

@@ -14,7 +14,7 @@ from opreid_bench.modeling.config import BACKBONE_NAMES
 @click.option("--ids", type=click.IntRange(2), default=700, show_default=True,
               help="SynthOcc identities (the default protocol needs about 700).")
 @click.option("--epochs", type=click.IntRange(1), default=None,
-              help="Training epochs [default: the backbone's demo recipe, 10].")
+              help="Training epochs [default: the demo recipe's, 10].")
 @click.option("--backbone", type=click.Choice(list(BACKBONE_NAMES)), default=None,
               help="[default: resnet_mini from random weights; mobilenetv2 with --pretrained]")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -25,15 +25,21 @@ from opreid_bench.modeling.config import BACKBONE_NAMES
               default=None, help="Split protocol YAML [default: protocols/opreid-demo.yaml, 330 queries].")
 @click.option("--clever-hans-ids", type=click.IntRange(2), default=60, show_default=True,
               help="Identities (and as many distractors) of the Clever Hans sets.")
+@click.option("--ranks", type=click.IntRange(1), default=None,
+              help="Processes that train each method together (DDP); the result depends on it, not on the cores "
+                   "[default: the demo recipe's, 2 from random weights, 1 with --pretrained: the methods then train "
+                   "side by side].")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrained: str | None,
-         size: tuple[int, int], protocol: Path | None, clever_hans_ids: int, seed: int) -> None:
+         size: tuple[int, int], protocol: Path | None, clever_hans_ids: int, ranks: int | None, seed: int) -> None:
     """Synthesise a pool, build an OPReID-style split, train baseline and ours, evaluate, print the leaderboard.
 
-    No download: the data is drawn by SynthOcc. About 5 minutes on 2 CPU cores (longer with --pretrained); the two
-    methods train side by side, one process each; a rerun reuses finished stages. Without --pretrained both methods
-    train the compact `resnet_mini` backbone from random weights; with a local ImageNet checkpoint (torchvision's
-    mobilenet_v2-b0353104.pth, which `make demo` passes when ../shared/weights has it) they fine-tune MobileNetV2.
+    No download: the data is drawn by SynthOcc. About 5 minutes on 2 CPU cores (longer with --pretrained); each
+    method trains on --ranks processes at once (data-parallel), or the two side by side; a rerun reuses finished
+    stages. Without --pretrained
+    both methods train the compact `resnet_mini` backbone from random weights; with a local ImageNet checkpoint
+    (torchvision's mobilenet_v2-b0353104.pth, which `make demo` passes when ../shared/weights has it) they fine-tune
+    MobileNetV2.
     Writes OUT/demo_summary.json (metrics, minutes, config).
 
     \b
@@ -44,7 +50,7 @@ def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrain
     from opreid_bench.demo import DemoConfig, print_summary, run_demo
 
     cfg = DemoConfig(out=out, ids=ids, epochs=epochs, backbone=backbone, pretrained=pretrained, height=size[0],
-                     width=size[1], clever_hans_ids=clever_hans_ids, seed=seed)
+                     width=size[1], clever_hans_ids=clever_hans_ids, ranks=ranks, seed=seed)
     if protocol is not None:
         cfg.protocol = str(protocol)
     print_summary(run_demo(cfg))
