@@ -49,7 +49,7 @@ def demo_recipe(backbone: str) -> dict[str, Any]:
 
 @dataclass
 class DemoConfig:
-    """What the demo builds; the defaults take about 4.6 minutes on 2 CPU cores (6.2 with the ImageNet MobileNetV2).
+    """What the demo builds; the defaults take about 4.2 minutes on 2 CPU cores (6.6 with the ImageNet MobileNetV2).
 
     ``backbone=None`` picks ``resnet_mini`` (trained from random weights) without ``pretrained`` and ``mobilenetv2``
     with it; ``epochs`` / ``batch_p`` left at ``None`` come from the backbone's :data:`DEMO_RECIPES` entry (see
@@ -315,10 +315,11 @@ def _train_jobs(jobs: list[_TrainJob], splits: Any, *, ranks: int, parallel: boo
                 ) -> Iterator[tuple[_TrainJob, float]]:
     """Train every job; yields ``(job, minutes)`` as each finishes.
 
-    - ``ranks`` > 1: one job after the other, each data-parallel on that many processes (DDP). On 2 cores, two
-      processes of one thread each train the compact backbone 1.6-1.8x as fast as one (its small convolutions gain
-      only 1.3x from a second thread). The processes split each epoch's P x K batches between them, so a run depends
-      on ``ranks`` (fixed, not taken from the machine: the same seed trains the same model on any core count).
+    - ``ranks`` > 1: one job after the other, each data-parallel on that many processes (DDP), so every job uses all
+      the cores. On 2 cores the training loop runs about 1.7x as fast as one process on one thread, and 1.06x as fast
+      as one process on two threads (``benchmarks/bench_demo_training.py``), after about 10 s of process start-up.
+      The processes split each epoch's P x K batches between them, so a run depends on ``ranks`` (fixed, not taken
+      from the machine: the same seed trains the same model on any core count).
     - ``ranks`` = 1 with ``parallel`` and several jobs: the jobs side by side, each in its own process on an equal
       share of the cores. A run's result depends only on its config and seed, not on what trains beside it.
     - otherwise one after the other, in this process."""
