@@ -46,6 +46,7 @@ def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrain
     Examples:
       opreid-bench demo
       opreid-bench demo --out demo_out --seed 1 --pretrained ../shared/weights/mobilenet_v2-b0353104.pth
+      opreid-bench demo --out demo_1proc --ranks 1   # each method on one process, the two side by side
     """
     from opreid_bench.demo import DemoConfig, print_summary, run_demo
 
