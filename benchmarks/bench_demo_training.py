@@ -9,9 +9,10 @@ recipe for ``resnet_mini`` (``opreid_bench.demo._method_config``) and its own la
 
 Each mode reports the wall time of the whole call (what a user waits for: process start-up included, about 10 s for
 DDP) and training images per second, over the wall time and over the training loop alone (the epochs' own seconds in
-``metrics.jsonl``; CBE's extra copies not counted). Start-up weighs less in the demo's minutes-long runs than here. The headline is ``speedup``: data-parallel images/s over the same core count used
-as threads by one process. On 2 cores the compact backbone's small convolutions gain little from a second thread, so
-two processes are the faster way to use the second core. Run on an otherwise idle machine: another job on the cores
+``metrics.jsonl``; CBE's extra copies not counted). Start-up weighs less in the demo's minutes-long runs than here.
+The headline is ``speedup``: data-parallel images/s over the same core count used as threads by one process. On 2
+cores a second thread already gives about 1.8x (session 6), so two processes gain little in the training loop (about
+1.06x) and lose DDP's start-up in wall time at this size. Run on an otherwise idle machine: another job on the cores
 slows the modes unequally.
 
 Usage:

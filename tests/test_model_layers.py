@@ -8,6 +8,7 @@ import torch
 
 from opreid_bench.modeling.heads import LinearClassifier
 from opreid_bench.modeling.layers import BNNeck, DNLBlock, GeM, NonLocalBlock, ReconstructivePooling, RPBranch
+from opreid_bench.modeling.layers.gem import _GeMPooling
 
 
 def _randomise_(module: torch.nn.Module, seed: int = 0) -> None:
@@ -151,6 +152,30 @@ def test_gem_matches_formula_and_learns_p() -> None:
     torch.testing.assert_close(gem(x), expected)
     gem(x).sum().backward()
     assert gem.p.grad is not None and float(gem.p.grad.abs()) > 0
+
+
+def test_gem_training_gradients_equal_the_formulas_autograd() -> None:
+    # the hand-written backward used in training against autograd through the formula itself, with entries below
+    # the clamp (no gradient there), an NHWC input and p away from its start
+    gem = GeM().double()
+    with torch.no_grad():
+        gem.p.fill_(2.6)
+    x = (torch.rand(3, 5, 4, 2, dtype=torch.float64) - 0.2).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    weights = torch.randn(3, 5, dtype=torch.float64)
+    (gem(x) * weights).sum().backward()
+    p_ref = torch.tensor([2.6], dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    ref = x_ref.clamp(min=gem.eps).pow(p_ref).mean(dim=(2, 3)).pow(1.0 / p_ref)
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(gem(x), ref)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(gem.p.grad, p_ref.grad)
+    assert bool((x.grad[x.detach() < gem.eps] == 0).all()) and float(x.grad.abs().sum()) > 0
+    assert torch.autograd.gradcheck(lambda a, b: _GeMPooling.apply(a, b, gem.eps),
+                                    (x.detach().clone().requires_grad_(True), p_ref.detach().clone().requires_grad_(True)))
+    with torch.no_grad():  # inference (and ONNX export) keeps the formula: the same values
+        torch.testing.assert_close(gem(x), ref.detach())
 
 
 def test_bnneck_bias_frozen_at_zero() -> None:

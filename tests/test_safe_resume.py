@@ -157,7 +157,8 @@ def test_demo_reuses_a_stage_only_when_its_options_match(tmp_path, monkeypatch) 
         demo.run_demo(demo.DemoConfig(out=tmp_path / "demo", progress=False, methods=("bot",), ranks=1, **kw))
         return list(calls)
 
-    assert run() == ["pool seed=0 ids=700", "split seed=0", "clever_hans", "train bot epochs=10"]
+    recipe_epochs = demo.DEMO_RECIPES["resnet_mini"]["epochs"]
+    assert run() == ["pool seed=0 ids=700", "split seed=0", "clever_hans", f"train bot epochs={recipe_epochs}"]
     assert run() == []  # same options: everything reused
     assert run(epochs=3) == ["train bot epochs=3"]
     assert run(epochs=3, seed=1) == ["pool seed=1 ids=700", "split seed=1", "clever_hans", "train bot epochs=3"]
