@@ -184,6 +184,9 @@ def test_save_checkpoint_is_atomic(tiny_splits: DatasetSplits, tmp_path: Path) -
     path = save_checkpoint(tmp_path / "c.pt", model=model, cfg=cfg, num_classes=6, dataset="tiny", epoch=0)
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
     assert load_checkpoint(path)["config"]["method"] == "bot"
+    # the same state saved again (through another random temporary name) gives the same bytes
+    again = save_checkpoint(tmp_path / "d.pt", model=model, cfg=cfg, num_classes=6, dataset="tiny", epoch=0)
+    assert again.read_bytes() == path.read_bytes()
 
 
 def test_channels_last_trains_the_same_model_in_nhwc(tiny_splits: DatasetSplits, tmp_path: Path) -> None:

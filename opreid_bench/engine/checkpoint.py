@@ -98,8 +98,10 @@ def save_checkpoint(
     if with_rng:
         state["rng"] = rng_state()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # through a file object: torch.save names the zip's root folder after a path it is given (here the random
+        # temporary name), so the same state would give different bytes on every save
+        torch.save(state, fh)
     return path
 
 
