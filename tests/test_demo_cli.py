@@ -116,6 +116,9 @@ def test_demo_picks_the_backbone_and_recipe(tmp_path: Path) -> None:
     assert ours.optim.channels_last  # NHWC: part of the speed that fits the epochs in the five minutes
     assert ours.loss.bed and ours.loss.bed_alpha == DEMO_RECIPES["resnet_mini"]["bed_alpha"] == 3.0
     assert _method_config("baseline", scratch).loss.bed_alpha == 0.3  # no BED loss there: left at the default
+    # the same weight decay for both methods (the recipe's, not the paper's 5e-4)
+    decay = DEMO_RECIPES["resnet_mini"]["weight_decay"]
+    assert ours.optim.weight_decay == _method_config("baseline", scratch).optim.weight_decay == decay != 5e-4
 
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"x")
@@ -125,6 +128,7 @@ def test_demo_picks_the_backbone_and_recipe(tmp_path: Path) -> None:
     cfg = _method_config("baseline", tuned)
     assert cfg.model.backbone == "mobilenetv2" and cfg.model.pretrained == str(weights)
     assert cfg.optim.max_iters_per_epoch == 20
+    assert cfg.optim.weight_decay == 5e-4  # fine-tuning ImageNet weights keeps the method's own weight decay
     assert _method_config("ours", tuned).loss.bed_alpha == 0.3  # the paper's alpha when fine-tuning ImageNet weights
     explicit = resolve_config(DemoConfig(out=tmp_path, backbone="mobilenetv2", epochs=3, batch_p=4))
     assert (explicit.backbone, explicit.epochs, explicit.batch_p) == ("mobilenetv2", 3, 4)
