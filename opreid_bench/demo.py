@@ -127,14 +127,11 @@ def _method_config(name: str, cfg: DemoConfig) -> Any:
         "eval.period=0",
         f"seed={cfg.seed}",
     ]
-    if recipe["lr"] is not None:
-        overrides.append(f"optim.lr={recipe['lr']}")
-    if recipe["weight_decay"] is not None:
-        overrides.append(f"optim.weight_decay={recipe['weight_decay']}")
+    # recipe values that replace the method config's optimiser settings where set (None keeps the method's own)
+    overrides += [f"optim.{key}={recipe[key]}" for key in ("lr", "weight_decay", "max_iters_per_epoch")
+                  if recipe[key] is not None]
     if recipe["channels_last"]:
         overrides.append("optim.channels_last=true")
-    if recipe["max_iters_per_epoch"] is not None:
-        overrides.append(f"optim.max_iters_per_epoch={recipe['max_iters_per_epoch']}")
     if cfg.pretrained:
         overrides.append(f"model.pretrained={cfg.pretrained}")
     method_cfg = load_method_config(name, overrides)

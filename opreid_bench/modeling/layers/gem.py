@@ -46,6 +46,13 @@ class _GeMPooling(torch.autograd.Function):
         return grad_x, grad_p, None
 
 
+def gem_formula(x: torch.Tensor, p: torch.Tensor, eps: float) -> torch.Tensor:
+    """GeM as its formula, (B, C, h, w) -> (B, C): what inference and ONNX export run, and the reference that
+    :class:`_GeMPooling`'s hand-written backward reproduces."""
+    # GeM: f_c = (1/|X_c| sum_{x in X_c} x^p)^{1/p}
+    return F.adaptive_avg_pool2d(x.clamp(min=eps).pow(p), 1).pow(1.0 / p).flatten(1)
+
+
 class GeM(nn.Module):
     """Generalized-mean pooling, learnable p (init 3) as in fast-reid: (mean_{hw} clamp(x, eps)^p)^{1/p}."""
 
@@ -56,10 +63,9 @@ class GeM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) -> (B, C)."""
-        # GeM: f_c = (1/|X_c| sum_{x in X_c} x^p)^{1/p}
         if torch.is_grad_enabled() and not torch.jit.is_tracing() and (x.requires_grad or self.p.requires_grad):
             return _GeMPooling.apply(x, self.p, self.eps)  # training: the fast backward
-        return F.adaptive_avg_pool2d(x.clamp(min=self.eps).pow(self.p), 1).pow(1.0 / self.p).flatten(1)
+        return gem_formula(x, self.p, self.eps)
 
     def extra_repr(self) -> str:
         return f"p={self.p.item():.4f}, eps={self.eps}"
