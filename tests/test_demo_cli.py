@@ -119,6 +119,11 @@ def test_demo_picks_the_backbone_and_recipe(tmp_path: Path) -> None:
     # the same weight decay for both methods (the recipe's, not the paper's 5e-4)
     decay = DEMO_RECIPES["resnet_mini"]["weight_decay"]
     assert ours.optim.weight_decay == _method_config("baseline", scratch).optim.weight_decay == decay != 5e-4
+    # progressive resizing: the first epochs at half size for both methods, the last ones at the test size
+    low = _method_config("baseline", scratch).data.low_res_epochs
+    assert ours.data.low_res_epochs == low and 0 < low < scratch.epochs
+    short = resolve_config(DemoConfig(out=tmp_path, epochs=1))
+    assert _method_config("ours", short).data.low_res_epochs == 0  # one epoch: at full size
 
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"x")
@@ -129,6 +134,7 @@ def test_demo_picks_the_backbone_and_recipe(tmp_path: Path) -> None:
     assert cfg.model.backbone == "mobilenetv2" and cfg.model.pretrained == str(weights)
     assert cfg.optim.max_iters_per_epoch == 20
     assert cfg.optim.weight_decay == 5e-4  # fine-tuning ImageNet weights keeps the method's own weight decay
+    assert cfg.data.low_res_epochs == 0  # ImageNet features are learnt at full size: no progressive resizing
     assert _method_config("ours", tuned).loss.bed_alpha == 0.3  # the paper's alpha when fine-tuning ImageNet weights
     explicit = resolve_config(DemoConfig(out=tmp_path, backbone="mobilenetv2", epochs=3, batch_p=4))
     assert (explicit.backbone, explicit.epochs, explicit.batch_p) == ("mobilenetv2", 3, 4)

@@ -87,6 +87,28 @@ def test_config_round_trips_through_a_dict() -> None:
     assert config_from_dict(cfg.to_dict()) == cfg
 
 
+def test_progressive_resizing_is_validated() -> None:
+    cfg = load_method_config("ours", ["optim.epochs=10", "data.low_res_epochs=6"])
+    assert (cfg.data.low_res_epochs, cfg.data.low_res_factor) == (6, 2)
+    with pytest.raises(ConfigError, match="low_res_epochs.*test size"):
+        load_method_config("ours", ["optim.epochs=10", "data.low_res_epochs=10"])
+    with pytest.raises(ConfigError, match="low_res_factor.*divide"):
+        load_method_config("ours", ["data.height=100", "data.low_res_factor=3"])
+
+
+def test_a_stored_config_from_before_a_new_key_is_the_same_run() -> None:
+    from opreid_bench.engine.config import config_differences, with_defaults
+
+    cfg = load_method_config("ours")
+    old = cfg.to_dict()
+    del old["data"]["low_res_epochs"], old["data"]["low_res_factor"]  # written before progressive resizing
+    assert config_differences(old, cfg.to_dict())  # the raw dicts differ ...
+    assert config_differences(with_defaults(old), cfg.to_dict()) == []  # ... the configs do not
+    changed = {**old, "data": {**old["data"], "low_res_epochs": 3}}
+    assert config_differences(with_defaults(changed), cfg.to_dict()) == ["data.low_res_epochs: 3 a, 0 b"]
+    assert with_defaults({"data": {"batch_p": "many"}}) == {"data": {"batch_p": "many"}}  # unparseable: as stored
+
+
 def test_warmup_multistep_schedule() -> None:
     rule = WarmupMultiStep(warmup_epochs=10, warmup_factor=0.1, milestones=(40, 70), gamma=0.1)
     assert rule(0) == pytest.approx(0.1) and rule(5) == pytest.approx(0.55) and rule(10) == 1.0

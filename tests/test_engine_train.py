@@ -226,3 +226,16 @@ def test_unused_parameter_probe_finds_a_classifier_without_its_loss_and_changes_
         assert torch.equal(torch.get_rng_state(), rng_state)
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
         assert all(p.grad is None for p in model.parameters())
+
+
+def test_progressive_resizing_trains_the_first_epochs_on_pooled_batches(tiny_splits: DatasetSplits,
+                                                                        tmp_path: Path) -> None:
+    from opreid_bench.engine.data import resize_for_epoch
+
+    cfg = tiny_cfg("baseline", "optim.epochs=3", "data.low_res_epochs=2", "optim.max_iters_per_epoch=1")
+    batch = torch.arange(2 * 3 * 4 * 2, dtype=torch.float32).reshape(2, 3, 4, 2)
+    pooled = resize_for_epoch(batch, cfg.data, 1)
+    assert pooled.shape == (2, 3, 2, 1) and torch.equal(pooled[0, 0, :, 0], batch[0, 0].reshape(2, 4).mean(1))
+    assert resize_for_epoch(batch, cfg.data, 2) is batch
+    train(cfg, tiny_splits, tmp_path / "run", progress=False)
+    assert [line["input_hw"] for line in read_metrics(tmp_path / "run")] == [[32, 16], [32, 16], [64, 32]]

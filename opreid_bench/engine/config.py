@@ -44,6 +44,11 @@ class DataConfig:
     re_aspect: float = 0.3
     cbe: bool = False  # compound batch erasing (Sec. 3.2): the batch becomes [X_re; X_bce] (2B images)
     cbe_stripes: tuple[int, ...] = (6, 7, 8)
+    # progressive resizing (fast.ai's DAWNBench recipe; FixRes, Touvron et al. 2019, on why the last epochs must be
+    # at the test size): the first low_res_epochs train on each batch average-pooled by low_res_factor, which costs
+    # about a third of a full-size epoch at factor 2; the remaining epochs and all inference use the full size
+    low_res_epochs: int = 0
+    low_res_factor: int = 2
     workers: int = 0  # DataLoader worker processes (0 = load in the main process)
     test_batch_size: int = 128
 
@@ -329,6 +334,12 @@ def validate_config(cfg: MethodConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: 'data.batch_p' must be >= 2 (metric losses need negatives), got {d.batch_p}")
     if d.workers < 0 or d.padding < 0 or o.warmup_epochs < 0 or e.period < 0:
         raise ConfigError(f"{source}: data.workers, data.padding, optim.warmup_epochs, eval.period must be >= 0")
+    if d.low_res_epochs < 0 or d.low_res_epochs >= o.epochs:
+        raise ConfigError(f"{source}: 'data.low_res_epochs' must lie in [0, optim.epochs) so that the last epochs "
+                          f"train at the test size, got {d.low_res_epochs} with {o.epochs} epochs")
+    if d.low_res_factor < 2 or d.height % d.low_res_factor or d.width % d.low_res_factor:
+        raise ConfigError(f"{source}: 'data.low_res_factor' must be >= 2 and divide data.height and data.width, got "
+                          f"{d.low_res_factor} for {d.height}x{d.width}")
     if not 0.0 < d.re_area[0] <= d.re_area[1] <= 1.0:
         raise ConfigError(f"{source}: 'data.re_area' must satisfy 0 < lo <= hi <= 1, got {list(d.re_area)}")
     if not 0.0 < d.re_aspect <= 1.0:
@@ -377,6 +388,15 @@ def load_method_config(
 def config_digest(cfg: MethodConfig) -> str:
     """A short, stable text of the config (for logs and run.json)."""
     return yaml.safe_dump(cfg.to_dict(), sort_keys=True, default_flow_style=None)
+
+
+def with_defaults(raw: dict) -> dict:
+    """A stored config dict with the keys added since it was written at their defaults (what that run trained with);
+    ``raw`` itself when it no longer parses. So a run from an older version is not mistaken for another config."""
+    try:
+        return config_from_dict(copy.deepcopy(raw)).to_dict()
+    except ConfigError:
+        return raw
 
 
 def config_differences(a: dict, b: dict, *, ignore: tuple[str, ...] = (), labels: tuple[str, str] = ("a", "b"),

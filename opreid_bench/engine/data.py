@@ -86,6 +86,15 @@ def build_test_loader(records: Sequence[ImageRecord], cfg: DataConfig, *, worker
                       num_workers=cfg.workers if workers is None else workers)
 
 
+def resize_for_epoch(images: torch.Tensor, cfg: DataConfig, epoch: int) -> torch.Tensor:
+    """The batch at the size epoch ``epoch`` trains on: average-pooled by ``low_res_factor`` during the first
+    ``low_res_epochs`` (progressive resizing), unchanged afterwards. Pooling a normalised batch equals normalising
+    the pooled pixels, so no other transform needs to know."""
+    if epoch < cfg.low_res_epochs:
+        return torch.nn.functional.avg_pool2d(images, cfg.low_res_factor)
+    return images
+
+
 def cbe_generator(seed: int, epoch: int, iteration: int, rank: int) -> np.random.Generator:
     """The generator of one CBE draw: a function of (seed, epoch, iteration, rank) only."""
     return np.random.default_rng([seed, epoch, iteration, rank, 0xCBE])

@@ -41,7 +41,7 @@ from opreid_bench.engine.checkpoint import (
 )
 from opreid_bench.engine.config import MethodConfig, config_differences
 from opreid_bench.engine.criterion import ReIDCriterion, accuracy
-from opreid_bench.engine.data import TrainData, apply_cbe, build_train_data, cbe_generator
+from opreid_bench.engine.data import TrainData, apply_cbe, build_train_data, cbe_generator, resize_for_epoch
 from opreid_bench.engine.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -100,6 +100,7 @@ def train_one_epoch(
         n_iters = min(n_iters, cfg.optim.max_iters_per_epoch)
     task = progress.add_task(f"epoch {epoch + 1}/{cfg.optim.epochs}", total=n_iters) if progress else None
     images_seen = 0
+    input_hw: list[int] = []
     start = time.perf_counter()
     it = 0
     for it, (images, pids, _camids, _idx) in enumerate(data.loader):
@@ -107,6 +108,8 @@ def train_one_epoch(
             break
         images = images.to(device, non_blocking=True)
         pids = pids.to(device, non_blocking=True)
+        images = resize_for_epoch(images, cfg.data, epoch)
+        input_hw = list(images.shape[-2:])
         if cfg.data.cbe:
             images, pids = apply_cbe(images, pids, cfg.data, cbe_generator(cfg.seed, epoch, it, dist_info.rank))
         if cfg.optim.channels_last:
@@ -136,8 +139,8 @@ def train_one_epoch(
         progress.remove_task(task)
     iters = max(1, min(it + 1, n_iters))
     stats = {k: all_reduce_mean(v / iters, dist_info, device) for k, v in sorted(totals.items())}
-    stats.update(iterations=iters, images=images_seen * dist_info.world_size, seconds=round(seconds, 3),
-                 img_per_s=round(images_seen * dist_info.world_size / max(seconds, 1e-9), 2))
+    stats.update(iterations=iters, images=images_seen * dist_info.world_size, input_hw=input_hw,
+                 seconds=round(seconds, 3), img_per_s=round(images_seen * dist_info.world_size / max(seconds, 1e-9), 2))
     return stats
 
 
@@ -341,6 +344,8 @@ def evaluate_during_training(model: torch.nn.Module, splits: DatasetSplits, cfg:
 def _epoch_summary(line: dict[str, Any]) -> str:
     text = (f"epoch {line['epoch']}: loss {line.get('loss', float('nan')):.4f} acc {line.get('acc', float('nan')):.3f}"
             f" lr {line['lr']:.2e} {line['img_per_s']:.1f} img/s")
+    if line.get("input_hw"):
+        text += f" at {line['input_hw'][0]}x{line['input_hw'][1]}"
     if "eval" in line:
         text += f" | R-1 {line['eval'].get('rank1', float('nan')):.4f} mAP {line['eval'].get('mAP', float('nan')):.4f}"
     return text

@@ -14,7 +14,8 @@ from opreid_bench.modeling.config import BACKBONE_NAMES
 @click.option("--ids", type=click.IntRange(2), default=700, show_default=True,
               help="SynthOcc identities (the default protocol needs about 700).")
 @click.option("--epochs", type=click.IntRange(1), default=None,
-              help="Training epochs [default: the demo recipe's: 11 from random weights, 10 with --pretrained].")
+              help="Training epochs [default: the demo recipe's: 16 from random weights (the first 6 at half "
+                   "size), 10 with --pretrained].")
 @click.option("--backbone", type=click.Choice(list(BACKBONE_NAMES)), default=None,
               help="[default: resnet_mini from random weights; mobilenetv2 with --pretrained]")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opreid_bench.engine.config import BASELINES_DIR, MethodConfig, config_differences, load_method_config
+from opreid_bench.engine.config import (
+    BASELINES_DIR,
+    MethodConfig,
+    config_differences,
+    load_method_config,
+    with_defaults,
+)
 from opreid_bench.engine.recipes.schema import Recipe, expand, method_path, variable_lookup
 from opreid_bench.errors import ConfigError, OpreidError
 
@@ -233,7 +239,7 @@ def plan_recipe(
                 cfg = load_method_config(method_source, overrides)
         if status == "done":
             info = _read_run_json(run_dir) or {}
-            diffs = config_differences(info.get("config") or {}, cfg.to_dict(), ignore=_SAME_RUN_IGNORES,
+            diffs = config_differences(with_defaults(info.get("config") or {}), cfg.to_dict(), ignore=_SAME_RUN_IGNORES,
                                        labels=("in the run", "in the recipe"))
             if diffs:
                 problems.append(f"{run_dir}/run.json: a finished run with another config ({diffs[0]}); choose "
