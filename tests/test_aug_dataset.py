@@ -83,3 +83,23 @@ def test_real_partial_reid_images(partial_reid_root: Path) -> None:
         assert torch.equal(x, train[i][0])
         y = test[i][0]
         assert y.shape == (3, 256, 128) and float(y.min()) > -2.2 and float(y.max()) < 2.7
+
+
+def test_decoded_cache_decodes_once_and_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opreid_bench.data.torch_dataset as td
+
+    recs = _records(tmp_path)
+    plain = ImageDataset(recs, build_train_transform(32, 16, padding=3), seed=4)
+    cached = ImageDataset(recs, build_train_transform(32, 16, padding=3), seed=4, cache_mb=1)
+    small = ImageDataset(recs, build_train_transform(32, 16, padding=3), seed=4, cache_mb=5 * 40 * 20 * 3 / 2**20)
+    decoded = []
+    real = td.load_rgb
+    monkeypatch.setattr(td, "load_rgb", lambda path: decoded.append(path) or real(path))
+    for epoch in range(3):
+        for ds in (plain, cached, small):
+            ds.set_epoch(epoch)
+        for i in range(len(recs)):
+            x = plain[i][0]
+            assert torch.equal(cached[i][0], x) and torch.equal(small[i][0], x)  # the same augmented images
+    # plain: 6 per epoch; cached: 6 in the first epoch only; small: room for 5, so the sixth each epoch
+    assert len(decoded) == 3 * 6 + 6 + (5 + 3)

@@ -121,3 +121,25 @@ def test_bad_arguments() -> None:
         build_train_transform(64, 32, re_fill="zeros")
     with pytest.raises(ValueError):
         sample_erasing_box(10, 10, np.random.default_rng(0), area=(0.5, 0.1))
+
+
+def test_padded_crop_and_normalisation_equal_the_plain_forms() -> None:
+    from opreid_bench.data.transforms import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        _normalised_chw,
+        _padded_crop,
+        normalize_,
+        pil_to_tensor,
+    )
+
+    arr = np.random.default_rng(0).integers(0, 256, size=(12, 6, 3), dtype=np.uint8)
+    for src in (arr, arr[:, ::-1]):  # also a mirrored (non-contiguous) view, as after the flip
+        padded = np.pad(src, ((4, 4), (4, 4), (0, 0)))
+        for top in range(9):
+            for left in range(9):
+                assert np.array_equal(_padded_crop(src, 4, top, left), padded[top : top + 12, left : left + 6])
+    mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(3, 1, 1)
+    std = np.asarray(IMAGENET_STD, np.float32).reshape(3, 1, 1)
+    fast = torch.from_numpy(_normalised_chw(arr, mean, std))
+    assert fast.is_contiguous() and torch.equal(fast, normalize_(pil_to_tensor(Image.fromarray(arr))))

@@ -114,6 +114,7 @@ def test_demo_picks_the_backbone_and_recipe(tmp_path: Path) -> None:
     assert ours.optim.lr == DEMO_RECIPES["resnet_mini"]["lr"] and ours.data.batch_p == 16
     assert ours.model.dnl and ours.model.reconstructive_pooling and ours.data.cbe  # still the paper's method
     assert ours.optim.channels_last  # NHWC: part of the speed that fits the epochs in the five minutes
+    assert ours.data.decoded_cache_mb * 2**20 > 2600 * 128 * 64 * 3  # the training crops are decoded once
     assert ours.loss.bed and ours.loss.bed_alpha == DEMO_RECIPES["resnet_mini"]["bed_alpha"] == 3.0
     assert _method_config("baseline", scratch).loss.bed_alpha == 0.3  # no BED loss there: left at the default
     # the same weight decay for both methods (the recipe's, not the paper's 5e-4)

@@ -35,7 +35,11 @@ def load_rgb(path: str) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """``records`` -> (transform(image), pid, camid, index); ``transform`` maps a PIL image to a (3, H, W) tensor."""
+    """``records`` -> (transform(image), pid, camid, index); ``transform`` maps a PIL image to a (3, H, W) tensor.
+
+    ``cache_mb > 0`` keeps decoded images in memory up to that many MiB (the first ones asked for), so a small
+    training set is decoded once per process instead of once per epoch; transforms copy the image before changing it.
+    """
 
     def __init__(
         self,
@@ -44,11 +48,14 @@ class ImageDataset(Dataset):
         *,
         seed: int = 0,
         epoch: int = 0,
+        cache_mb: float = 0,
     ) -> None:
         self.records = list(records)
         self.transform = transform
         self.seed = int(seed)
         self.epoch = int(epoch)
+        self._cache: dict[int, Image.Image] = {}
+        self._cache_left = int(cache_mb * 2**20)  # bytes
 
     def set_epoch(self, epoch: int) -> None:
         """Use the random draws of ``epoch`` from now on."""
@@ -65,7 +72,13 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int]:
         index = int(index)
         rec = self.records[index]
-        img = load_rgb(rec.path)
+        img = self._cache.get(index)
+        if img is None:
+            img = load_rgb(rec.path)
+            nbytes = img.width * img.height * 3
+            if nbytes <= self._cache_left:
+                self._cache[index] = img
+                self._cache_left -= nbytes
         if getattr(self.transform, "uses_rng", False):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             out: Any = self.transform(img, rng)

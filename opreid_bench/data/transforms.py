@@ -151,28 +151,51 @@ class ReIDTransform:
         if self.re_fill not in ("mean", "random"):
             raise ValueError(f"re_fill must be 'mean' or 'random', got {self.re_fill!r}")
         self._rng = np.random.default_rng(self.seed)
+        self._mean = np.asarray(self.mean, dtype=np.float32).reshape(3, 1, 1)
+        self._std = np.asarray(self.std, dtype=np.float32).reshape(3, 1, 1)
 
     def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
         rng = self._rng if rng is None else rng
         img = img.convert("RGB")
         if img.size != (self.width, self.height):
             img = img.resize((self.width, self.height), Image.BILINEAR)
-        arr = np.array(img, dtype=np.uint8)  # (H, W, 3), a writable copy
+        arr = np.asarray(img, dtype=np.uint8)  # (H, W, 3)
         if self.train:
             if rng.uniform() < self.flip_p:
                 arr = arr[:, ::-1, :]
             if self.padding > 0:
-                p = self.padding
                 # pad with zeros (torchvision Pad default), then crop H×W at a uniform offset in [0, 2p]
-                arr = np.pad(arr, ((p, p), (p, p), (0, 0)), mode="constant", constant_values=0)
-                top = int(rng.integers(0, 2 * p + 1))
-                left = int(rng.integers(0, 2 * p + 1))
-                arr = arr[top : top + self.height, left : left + self.width, :]
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(torch.float32).div_(255.0)
-        normalize_(x, self.mean, self.std)
+                top = int(rng.integers(0, 2 * self.padding + 1))
+                left = int(rng.integers(0, 2 * self.padding + 1))
+                arr = _padded_crop(arr, self.padding, top, left)
+        x = torch.from_numpy(_normalised_chw(arr, self._mean, self._std))
         if self.train and self.random_erasing:
             random_erasing_(x, rng, prob=self.re_prob, area=self.re_area, aspect=self.re_aspect, fill=self.re_fill)
         return x
+
+
+def _padded_crop(arr: np.ndarray, pad: int, top: int, left: int) -> np.ndarray:
+    """The H×W window at (top, left) of ``arr`` zero-padded by ``pad`` on every side, without building the padded
+    image (the same pixels as ``np.pad`` then slicing; that was a fifth of a crop's loading time)."""
+    h, w = arr.shape[:2]
+    out = np.zeros_like(arr, shape=(h, w, arr.shape[2]))
+    y0, x0 = top - pad, left - pad  # the window's origin in the unpadded image
+    sy, sx = max(0, y0), max(0, x0)
+    ey, ex = min(h, y0 + h), min(w, x0 + w)
+    if ey > sy and ex > sx:
+        out[sy - y0 : ey - y0, sx - x0 : ex - x0] = arr[sy:ey, sx:ex]
+    return out
+
+
+def _normalised_chw(arr: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> contiguous float32 (3, H, W), ``(x / 255 - mean) / std`` per channel: bit-identical to
+    ``pil_to_tensor`` + ``normalize_`` (the same float32 operations in the same order) and about 4x faster on a
+    crop, because the channel planes are contiguous when the arithmetic runs."""
+    x = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+    x /= np.float32(255.0)
+    x -= mean
+    x /= std
+    return x
 
 
 def build_train_transform(

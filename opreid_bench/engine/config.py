@@ -50,6 +50,9 @@ class DataConfig:
     low_res_epochs: int = 0
     low_res_factor: int = 2
     workers: int = 0  # DataLoader worker processes (0 = load in the main process)
+    # keep up to this many MiB of decoded training images in memory so that later epochs skip the decoding (per
+    # loading process: with workers > 0 each worker fills its own copy); the images are the same either way
+    decoded_cache_mb: int = 0
     test_batch_size: int = 128
 
 
@@ -332,8 +335,9 @@ def validate_config(cfg: MethodConfig, source: str = "config") -> None:
             raise ConfigError(f"{source}: '{key}' must be >= 1, got {value}")
     if d.batch_p < 2:
         raise ConfigError(f"{source}: 'data.batch_p' must be >= 2 (metric losses need negatives), got {d.batch_p}")
-    if d.workers < 0 or d.padding < 0 or o.warmup_epochs < 0 or e.period < 0:
-        raise ConfigError(f"{source}: data.workers, data.padding, optim.warmup_epochs, eval.period must be >= 0")
+    if d.workers < 0 or d.padding < 0 or d.decoded_cache_mb < 0 or o.warmup_epochs < 0 or e.period < 0:
+        raise ConfigError(f"{source}: data.workers, data.padding, data.decoded_cache_mb, optim.warmup_epochs, "
+                          "eval.period must be >= 0")
     if d.low_res_epochs < 0 or d.low_res_epochs >= o.epochs:
         raise ConfigError(f"{source}: 'data.low_res_epochs' must lie in [0, optim.epochs) so that the last epochs "
                           f"train at the test size, got {d.low_res_epochs} with {o.epochs} epochs")

@@ -64,7 +64,7 @@ def build_train_data(
         cfg.height, cfg.width, flip_p=cfg.flip_p, padding=cfg.padding, random_erasing=cfg.random_erasing,
         re_prob=cfg.re_prob, re_area=tuple(cfg.re_area), re_aspect=cfg.re_aspect, seed=seed,
     )
-    dataset = ImageDataset(records, transform, seed=seed)
+    dataset = ImageDataset(records, transform, seed=seed, cache_mb=cfg.decoded_cache_mb)
     sampler = IdentityBalancedSampler(
         dataset.pids, num_instances=cfg.batch_k, batch_size=cfg.batch_p * cfg.batch_k, seed=seed,
         rank=rank, world_size=world_size, source=source,

@@ -2,7 +2,7 @@
 
 ``train(cfg, splits, out_dir)`` writes into ``out_dir``::
 
-    metrics.jsonl           one JSON line per epoch (lr, losses, accuracy, img/s; evaluation metrics when run)
+    metrics.jsonl           one JSON line per epoch (lr, losses, accuracy, img/s, input size; evaluation metrics when run)
     checkpoints/last.pt     after every epoch, atomically: weights + optimizer/scheduler/scaler/RNG states
     model.pt                the final weights with their config (what ``evaluate``/``extract`` read)
     run.json                method, dataset, backbone, input size, epochs, hardware, minutes, final metrics
@@ -55,7 +55,7 @@ from opreid_bench.engine.optim import build_optimizer, build_scheduler
 from opreid_bench.errors import CheckpointError, OpreidError
 
 # config sections that may change between a run and its --resume (more epochs, another evaluation period)
-RESUME_MAY_CHANGE = ("optim.epochs", "eval", "data.workers", "data.test_batch_size")
+RESUME_MAY_CHANGE = ("optim.epochs", "eval", "data.workers", "data.test_batch_size", "data.decoded_cache_mb")
 
 
 @dataclass

@@ -28,7 +28,8 @@ from opreid_bench.engine.recipes.schema import Recipe, expand, method_path, vari
 from opreid_bench.errors import ConfigError, OpreidError
 
 # config keys a finished run may differ in from the recipe's config and still count as the same run
-_SAME_RUN_IGNORES = ("optim.epochs", "eval", "data.workers", "data.test_batch_size", "model.pretrained")
+_SAME_RUN_IGNORES = ("optim.epochs", "eval", "data.workers", "data.test_batch_size", "data.decoded_cache_mb",
+                     "model.pretrained")
 
 
 # ------------------------------------------------------------------------------------------------------- plan
