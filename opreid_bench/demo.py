@@ -29,9 +29,10 @@ DEMO_RECIPES: dict[str, dict[str, Any]] = {
     # From random weights (no ImageNet checkpoint at hand): the compact ResNet built for it, large P x K batches and
     # a high Adam learning rate, 16 passes over the 2,600 training crops (2 processes x 16 x 4 crops per step, 272
     # steps), NHWC (1.25x faster on a CPU). Progressive resizing (session 9): the first 6 of the 16 epochs train at
-    # 64 x 32 (data.low_res_epochs; each costs about 0.45 of a full-size epoch here, the loader's share grows), the
+    # 64 x 32 (data.low_res_epochs; each costs 0.35-0.55 of a full-size epoch here: loading does not shrink), the
     # last 10 at 128 x 64; on the seed-0 / seed-1 splits ours went from 31.1 / 25.0 mAP (11 full-size epochs) to
-    # 36.2 / 33.9 for 10% more training time; the epochs after the half-size ones matter: 10 half + 7 full gave
+    # 36.2 / 33.9 for 10% more training time (with the session's faster loader, 16 epochs now take what 11 took
+    # before); the epochs after the half-size ones matter: 10 half + 7 full gave
     # 29.9 / 22.7, 14 + 7 gave 32.7 / 26.0, 10 + 9 gave 37.1 / 29.7, 6 + 9 gave 35.8 / 29.3. BED at alpha = 3
     # instead of the paper's 0.3: the paper tunes alpha by cross-validation and finds it must be "sufficiently
     # large"; on L2-normalised features (d <= 2) 0.3 makes BED nearly linear in d. Tuned on the seed-0 and seed-1

@@ -45,8 +45,9 @@ class DataConfig:
     cbe: bool = False  # compound batch erasing (Sec. 3.2): the batch becomes [X_re; X_bce] (2B images)
     cbe_stripes: tuple[int, ...] = (6, 7, 8)
     # progressive resizing (fast.ai's DAWNBench recipe; FixRes, Touvron et al. 2019, on why the last epochs must be
-    # at the test size): the first low_res_epochs train on each batch average-pooled by low_res_factor, which costs
-    # about a third of a full-size epoch at factor 2; the remaining epochs and all inference use the full size
+    # at the test size): the first low_res_epochs train on each batch average-pooled by low_res_factor (at factor 2
+    # such an epoch cost 0.35-0.55 of a full-size one in the demo: the network's share shrinks, loading does not);
+    # the remaining epochs and all inference use the full size
     low_res_epochs: int = 0
     low_res_factor: int = 2
     workers: int = 0  # DataLoader worker processes (0 = load in the main process)
