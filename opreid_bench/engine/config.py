@@ -395,6 +395,11 @@ def config_digest(cfg: MethodConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=True, default_flow_style=None)
 
 
+#: config keys that cannot change what a run learns, or that a longer run extends: a resumed or finished run may
+#: differ from the current config in these and still be the same run (loading and evaluation settings, epochs)
+SAME_RUN_KEYS = ("optim.epochs", "eval", "data.workers", "data.test_batch_size", "data.decoded_cache_mb")
+
+
 def with_defaults(raw: dict) -> dict:
     """A stored config dict with the keys added since it was written at their defaults (what that run trained with);
     ``raw`` itself when it no longer parses. So a run from an older version is not mistaken for another config."""

@@ -39,7 +39,7 @@ from opreid_bench.engine.checkpoint import (
     set_rng_state,
     unwrap,
 )
-from opreid_bench.engine.config import MethodConfig, config_differences
+from opreid_bench.engine.config import SAME_RUN_KEYS, MethodConfig, config_differences
 from opreid_bench.engine.criterion import ReIDCriterion, accuracy
 from opreid_bench.engine.data import TrainData, apply_cbe, build_train_data, cbe_generator, resize_for_epoch
 from opreid_bench.engine.distributed import (
@@ -55,7 +55,7 @@ from opreid_bench.engine.optim import build_optimizer, build_scheduler
 from opreid_bench.errors import CheckpointError, OpreidError
 
 # config sections that may change between a run and its --resume (more epochs, another evaluation period)
-RESUME_MAY_CHANGE = ("optim.epochs", "eval", "data.workers", "data.test_batch_size", "data.decoded_cache_mb")
+RESUME_MAY_CHANGE = SAME_RUN_KEYS
 
 
 @dataclass

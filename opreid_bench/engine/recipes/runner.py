@@ -19,6 +19,7 @@ from typing import Any
 
 from opreid_bench.engine.config import (
     BASELINES_DIR,
+    SAME_RUN_KEYS,
     MethodConfig,
     config_differences,
     load_method_config,
@@ -28,8 +29,7 @@ from opreid_bench.engine.recipes.schema import Recipe, expand, method_path, vari
 from opreid_bench.errors import ConfigError, OpreidError
 
 # config keys a finished run may differ in from the recipe's config and still count as the same run
-_SAME_RUN_IGNORES = ("optim.epochs", "eval", "data.workers", "data.test_batch_size", "data.decoded_cache_mb",
-                     "model.pretrained")
+_SAME_RUN_IGNORES = (*SAME_RUN_KEYS, "model.pretrained")
 
 
 # ------------------------------------------------------------------------------------------------------- plan
@@ -240,8 +240,8 @@ def plan_recipe(
                 cfg = load_method_config(method_source, overrides)
         if status == "done":
             info = _read_run_json(run_dir) or {}
-            diffs = config_differences(with_defaults(info.get("config") or {}), cfg.to_dict(), ignore=_SAME_RUN_IGNORES,
-                                       labels=("in the run", "in the recipe"))
+            diffs = config_differences(with_defaults(info.get("config") or {}), cfg.to_dict(),
+                                       ignore=_SAME_RUN_IGNORES, labels=("in the run", "in the recipe"))
             if diffs:
                 problems.append(f"{run_dir}/run.json: a finished run with another config ({diffs[0]}); choose "
                                 f"another --out or remove the run")
