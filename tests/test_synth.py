@@ -4,6 +4,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from opreid_bench.synth.appearance import sample_camera, sample_identity
 from opreid_bench.synth.generator import SynthConfig, generate_pool, plan_pool, render_spec
@@ -46,6 +47,40 @@ def test_pool_layout_and_keypoints(tmp_path: Path) -> None:
         _, pid, camid = line.split(",")[:3]
         cams.setdefault(pid, set()).add(camid)
     assert all(len(c) >= 2 for c in cams.values())
+
+
+def test_pool_images_are_synced_once_before_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every image is fsync-ed (once, in one parallel pass over the folder) before the manifest that lists it is
+    written; not two syncs per image, which made writing a 10k-crop pool slower than rendering it."""
+    import opreid_bench.atomic as atomic
+    import opreid_bench.outputs as outputs
+
+    events: list[str] = []
+    real_file, real_dir, real_replace = atomic.fsync_file, atomic.fsync_dir, atomic.os.replace
+
+    def fsync_file(path: str) -> None:
+        events.append(f"sync {Path(path).name}")
+        real_file(path)
+
+    def fsync_dir(path: str) -> None:
+        events.append("sync dir")
+        real_dir(path)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(f"write {Path(dst).name}")
+        real_replace(src, dst)
+
+    for module in (atomic, outputs):
+        monkeypatch.setattr(module, "fsync_file", fsync_file)
+        monkeypatch.setattr(module, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    generate_pool(tmp_path, SynthConfig(num_ids=4, num_cameras=2, min_images=3, max_images=3, seed=2))
+    images = [p.name for p in (tmp_path / "images").rglob("*.jpg")]
+    assert len(images) == 12
+    manifest_at = events.index("write manifest.csv")
+    for name in images:
+        assert events.count(f"sync {name}") == 1 and events.index(f"sync {name}") < manifest_at
+    assert events.count("sync dir") < len(images)
 
 
 def test_visibility_follows_the_occluder_mask() -> None:

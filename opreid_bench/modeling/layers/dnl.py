@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from opreid_bench.modeling.layers.positions import as_positions, from_positions
+
 
 class DNLBlock(nn.Module):
     """DNL block with inter channels ``in_channels // reduc_ratio`` and temperature ``temperature``."""
@@ -41,22 +43,21 @@ class DNLBlock(nn.Module):
 
     def attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two terms of Eq. (1): pairwise (B, N, N) and unary (B, 1, N) weights, each a softmax over j."""
-        q = self.query(x).flatten(2)  # (B, C', N)
-        k = self.key(x).flatten(2)
-        q = q - q.mean(dim=2, keepdim=True)  # whitening: subtract mu_q (mean over positions)
-        k = k - k.mean(dim=2, keepdim=True)  # subtract mu_k
+        q = as_positions(self.query(x))  # (B, N, C')
+        k = as_positions(self.key(x))
+        q = q - q.mean(dim=1, keepdim=True)  # whitening: subtract mu_q (mean over positions)
+        k = k - k.mean(dim=1, keepdim=True)  # subtract mu_k
         # DNL pairwise term, Eq. (1): softmax_j((Wq f_i - mu_q)^T (Wk f_j - mu_k) / (sqrt(C') T))
-        logits = torch.bmm(q.transpose(1, 2), k) / (math.sqrt(self.inter_channels) * self.temperature)
+        logits = torch.bmm(q, k.transpose(1, 2)) / (math.sqrt(self.inter_channels) * self.temperature)
         pairwise = logits.softmax(dim=2)
         # DNL unary term, Eq. (1): softmax_j(Wm f_j)
         unary = self.mask(x).flatten(2).softmax(dim=2)
         return pairwise, unary
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
+        h, w = x.shape[2:]
         pairwise, unary = self.attention(x)
-        v = self.value(x).flatten(2)  # (B, C', N): Wv f_j
+        v = as_positions(self.value(x))  # (B, N, C'): Wv f_j
         # out_i = sum_j [pairwise_ij + unary_j] Wv f_j, Eq. (1)
-        out = torch.bmm(v, pairwise.transpose(1, 2)) + torch.bmm(v, unary.transpose(1, 2))  # (B, C', N) + (B, C', 1)
-        out = out.reshape(b, self.inter_channels, h, w)
-        return x + self.out(out)
+        out = torch.bmm(pairwise, v) + torch.bmm(unary, v)  # (B, N, C') + (B, 1, C')
+        return x + self.out(from_positions(out, h, w))

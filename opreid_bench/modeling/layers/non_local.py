@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from opreid_bench.modeling.layers.positions import as_positions, from_positions
+
 
 class NonLocalBlock(nn.Module):
     """z = x + W(y), y_i = (1/N) sum_j theta(x_i)^T phi(x_j) g(x_j); W = 1x1 conv + BN, zero-initialised BN.
@@ -29,11 +31,11 @@ class NonLocalBlock(nn.Module):
         nn.init.zeros_(self.W[1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        g_x = self.g(x).flatten(2).transpose(1, 2)  # (B, N, C')
-        theta_x = self.theta(x).flatten(2).transpose(1, 2)  # (B, N, C')
-        phi_x = self.phi(x).flatten(2)  # (B, C', N)
+        h, w = x.shape[2:]
+        g_x = as_positions(self.g(x))  # (B, N, C')
+        theta_x = as_positions(self.theta(x))  # (B, N, C')
+        phi_x = as_positions(self.phi(x))  # (B, N, C')
         # Non-local, dot-product form: f(x_i, x_j) = theta(x_i)^T phi(x_j), normalised by N = h*w
-        f = torch.bmm(theta_x, phi_x) / (h * w)
-        y = torch.bmm(f, g_x).transpose(1, 2).reshape(b, self.inter_channels, h, w)
-        return x + self.W(y)
+        f = torch.bmm(theta_x, phi_x.transpose(1, 2)) / (h * w)
+        y = torch.bmm(f, g_x)  # (B, N, C')
+        return x + self.W(from_positions(y, h, w))

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from opreid_bench.modeling.layers.bnneck import BNNeck
+from opreid_bench.modeling.layers.positions import as_positions
 
 
 class ReconstructivePooling(nn.Module):
@@ -28,7 +29,7 @@ class ReconstructivePooling(nn.Module):
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         weights = self.mask(fmap).flatten(2).softmax(dim=2)  # (B, 1, N): softmax over positions of Wm F
-        pooled = torch.bmm(fmap.flatten(2), weights.transpose(1, 2)).squeeze(2)  # (B, C): F softmax(Wm F)^T
+        pooled = torch.bmm(weights, as_positions(fmap)).squeeze(1)  # (B, C): F softmax(Wm F)^T
         # Reconstructive pooling, Eq. (2): f_r = (Wv F) softmax(Wm F)^T = Wv (F softmax(Wm F)^T); Wv is linear, so
         # it is applied once to the pooled vector instead of at all N positions (N times cheaper, the same f_r)
         return F.linear(pooled, self.value.weight.flatten(1))
