@@ -54,9 +54,6 @@ from opreid_bench.engine.distributed import (
 from opreid_bench.engine.optim import build_optimizer, build_scheduler
 from opreid_bench.errors import CheckpointError, OpreidError
 
-# config sections that may change between a run and its --resume (more epochs, another evaluation period)
-RESUME_MAY_CHANGE = SAME_RUN_KEYS
-
 
 @dataclass
 class TrainResult:
@@ -309,7 +306,7 @@ def _restore(path: Path, cfg: MethodConfig, num_classes: int, model: torch.nn.Mo
     """Load a training checkpoint into fresh objects; returns the number of epochs it completed."""
     state = load_checkpoint(path)
     stored = checkpoint_config(state, path)
-    diffs = config_differences(stored.to_dict(), cfg.to_dict(), ignore=RESUME_MAY_CHANGE,
+    diffs = config_differences(stored.to_dict(), cfg.to_dict(), ignore=SAME_RUN_KEYS,
                                labels=("in the checkpoint", "now"))
     if diffs:
         raise CheckpointError(f"{path}: --resume with a different config ({diffs[0]}); use the same method and "

@@ -3,8 +3,8 @@
 The attention layers (non-local, DNL Eq. 1, RP Eq. 2) treat a (B, C, h, w) map as N = h*w position vectors. Reading
 it as (B, N, C) is a free view of an NHWC (channels-last) map, the layout the CPU recipes train in; ``flatten(2)``
 would copy it into (B, C, N), and that copy's gradient comes back in NCHW, which then runs every later elementwise
-backward (ReLU, BN, the gradient sums) on mixed layouts, about twice as slowly on a CPU. An NCHW map is copied
-once, as before.
+backward (ReLU, BN, the gradient sums) on mixed layouts, about twice as slowly on a CPU. An NCHW map (ONNX
+export, GPUs) is copied into (B, N, C) once.
 """
 
 from __future__ import annotations
