@@ -250,3 +250,14 @@ def test_demo_trains_side_by_side_what_it_trains_one_after_the_other(
 def _state_dict(checkpoint: dict) -> dict:
     """The model weights inside a saved ``model.pt``."""
     return {k: v for k, v in checkpoint["model"].items() if torch.is_tensor(v)}
+
+
+def test_demo_help_states_the_recipes_own_epochs() -> None:
+    """The --epochs help quotes the recipe the demo runs, not a copy that goes stale when the recipe changes."""
+    from opreid_bench.demo import DEMO_RECIPES, low_res_epochs
+
+    scratch = DEMO_RECIPES["resnet_mini"]
+    text = " ".join(_invoke(["demo", "--help"]).output.split())
+    assert f"{scratch['epochs']} from random weights" in text
+    assert f"the first {low_res_epochs(scratch['epochs'], scratch['low_res_share'])} at half size" in text
+    assert f"{DEMO_RECIPES['mobilenetv2']['epochs']} with --pretrained" in text

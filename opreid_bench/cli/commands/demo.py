@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
+from opreid_bench.demo import DEMO_RECIPES, low_res_epochs
 from opreid_bench.modeling.config import BACKBONE_NAMES
+
+_SCRATCH, _FINETUNE = DEMO_RECIPES["resnet_mini"], DEMO_RECIPES["mobilenetv2"]
+_EPOCHS_HELP = (f"Training epochs [default: the demo recipe's: {_SCRATCH['epochs']} from random weights (the first "
+                f"{low_res_epochs(_SCRATCH['epochs'], _SCRATCH['low_res_share'])} at half size), "
+                f"{_FINETUNE['epochs']} with --pretrained].")
 
 
 @click.command("demo")
@@ -14,8 +20,7 @@ from opreid_bench.modeling.config import BACKBONE_NAMES
 @click.option("--ids", type=click.IntRange(2), default=700, show_default=True,
               help="SynthOcc identities (the default protocol needs about 700).")
 @click.option("--epochs", type=click.IntRange(1), default=None,
-              help="Training epochs [default: the demo recipe's: 16 from random weights (the first 6 at half "
-                   "size), 10 with --pretrained].")
+              help=_EPOCHS_HELP)
 @click.option("--backbone", type=click.Choice(list(BACKBONE_NAMES)), default=None,
               help="[default: resnet_mini from random weights; mobilenetv2 with --pretrained]")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
