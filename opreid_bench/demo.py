@@ -113,6 +113,7 @@ class DemoResult:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     minutes: dict[str, float] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)  # the machine behind ``minutes`` (engine.hardware)
 
 
 def _stage(msg: str) -> None:
@@ -385,6 +386,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     import shutil
 
     from opreid_bench.data.datasets import load_dataset, load_pool
+    from opreid_bench.engine.hardware import machine_summary
     from opreid_bench.outputs import content_digest, fingerprint, read_marker
     from opreid_bench.splits.pipeline import build_split
     from opreid_bench.splits.protocol import load_protocol as load_split_protocol
@@ -392,6 +394,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     from opreid_bench.synth.generator import SynthConfig, generate_pool, pool_fingerprint
 
     res = DemoResult(out=out, split=out / "split")
+    res.hardware = machine_summary(_cores())  # measured before any stage, on idle cores
     stages = _Stages(out)
     t0 = time.perf_counter()
 
@@ -475,7 +478,8 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     res.files = _write_reports(res, cfg)
     res.minutes["total"] = (time.perf_counter() - t0) / 60
     atomic_write_text(out / "demo_summary.json", json.dumps(
-        {"metrics": res.metrics, "minutes": res.minutes, "config": {k: str(v) for k, v in asdict(cfg).items()},
+        {"metrics": res.metrics, "minutes": res.minutes, "hardware": res.hardware,
+         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
          "files": {k: str(v) for k, v in res.files.items()}}, indent=2) + "\n")
     return res
 
@@ -564,7 +568,9 @@ def print_summary(res: DemoResult) -> None:
                     key=lambda r: -(r.mAP or 0)):
         pub.add_row(r.method, f"{r.rank1:.1f}", f"{r.mAP:.1f}")
     console.print(pub)
-    console.print(f"Total {res.minutes.get('total', 0):.1f} min. Files:")
+    hw = res.hardware
+    machine = f" on {hw['cores']} cores of {hw['cpu']} ({hw['fp32_matmul_gflops']:.0f} GFLOP/s fp32 matmul)" if hw else ""
+    console.print(f"Total {res.minutes.get('total', 0):.1f} min{machine}. Files:")
     console.print(f"  split (Market-style, DATA_CARD.md, manifest.csv): {res.split}")
     for method, run in res.runs.items():
         console.print(f"  run {method}: {run} (model.pt, features.h5, metrics.jsonl, run.json, "

@@ -77,7 +77,11 @@ def test_demo_cli_tiny_run_writes_the_summary(tmp_path: Path) -> None:
         assert (out / "runs" / method / "model.pt").is_file()
     assert summary["minutes"]["total"] > 0
     assert summary["config"]["backbone"] == "resnet_mini"  # no --pretrained: the compact backbone, from scratch
-    assert summary["config"]["batch_p"] == "16" and summary["config"]["epochs"] == "1"
+    assert summary["config"]["batch_p"] == 16 and summary["config"]["epochs"] == 1  # JSON numbers, not strings
+    assert summary["config"]["images_per_id"] == [8, 20] and summary["config"]["pretrained"] is None
+    hardware = summary["hardware"]  # the machine behind the minutes
+    assert hardware["cores"] >= 1 and hardware["fp32_matmul_gflops"] > 0 and hardware["cpu"]
+    assert "GFLOP/s fp32 matmul" in " ".join(result.output.split())  # and the final line says which
     with Image.open(next((out / "split" / "query").glob("*.jpg"))) as img:
         assert img.size == (32, 64)  # the pool is rendered at the input size
     assert "resnet_mini" in (out / "leaderboard.md").read_text()
@@ -261,3 +265,16 @@ def test_demo_help_states_the_recipes_own_epochs() -> None:
     assert f"{scratch['epochs']} from random weights" in text
     assert f"the first {low_res_epochs(scratch['epochs'], scratch['low_res_share'])} at half size" in text
     assert f"{DEMO_RECIPES['mobilenetv2']['epochs']} with --pretrained" in text
+
+
+def test_cpu_model_reads_cpuinfo(tmp_path: Path) -> None:
+    """Run times name the CPU they were measured on (x86 and ARM cpuinfo layouts)."""
+    from opreid_bench.engine.hardware import cpu_model
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14 96-Core Processor\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n")
+    assert cpu_model(x86) == "AMD EPYC 9R14 96-Core Processor"
+    assert cpu_model(arm) == "Raspberry Pi 4 Model B Rev 1.4"
+    assert cpu_model(tmp_path / "missing")  # falls back to what platform knows, never empty

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import sys
 import time
 import warnings
@@ -51,6 +50,7 @@ from opreid_bench.engine.distributed import (
     init_distributed,
     resolve_device,
 )
+from opreid_bench.engine.hardware import cpu_model
 from opreid_bench.engine.optim import build_optimizer, build_scheduler
 from opreid_bench.errors import CheckpointError, OpreidError
 
@@ -71,7 +71,7 @@ def hardware_description(device: torch.device, world_size: int = 1) -> str:
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        what = f"{cpu_model()}, {torch.get_num_threads()} threads"
     return f"{world_size} x {what}" if world_size > 1 else what
 
 

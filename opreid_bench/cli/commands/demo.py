@@ -46,7 +46,7 @@ def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrain
     both methods train the compact `resnet_mini` backbone from random weights; with a local ImageNet checkpoint
     (torchvision's mobilenet_v2-b0353104.pth, which `make demo` passes when ../shared/weights has it) they fine-tune
     MobileNetV2.
-    Writes OUT/demo_summary.json (metrics, minutes, config).
+    Writes OUT/demo_summary.json (metrics, minutes, the machine they were measured on, config).
 
     \b
     Examples:
