@@ -571,7 +571,8 @@ def print_summary(res: DemoResult) -> None:
         pub.add_row(r.method, f"{r.rank1:.1f}", f"{r.mAP:.1f}")
     console.print(pub)
     hw = res.hardware
-    machine = f" on {hw['cores']} cores of {hw['cpu']} ({hw['fp32_matmul_gflops']:.0f} GFLOP/s fp32 matmul)" if hw else ""
+    machine = (f" on {hw['cores']} cores of {hw['cpu']} ({hw['fp32_matmul_gflops']:.0f} GFLOP/s fp32 matmul)"
+               if hw else "")
     console.print(f"Total {res.minutes.get('total', 0):.1f} min{machine}. Files:")
     console.print(f"  split (Market-style, DATA_CARD.md, manifest.csv): {res.split}")
     for method, run in res.runs.items():

@@ -28,8 +28,8 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def matmul_gflops(threads: int, size: int = 1536, repeats: int = 6) -> float:
-    """fp32 matrix-multiply throughput on ``threads`` threads (best of ``repeats``; a quarter of a second on 2 cores), the machine's speed
-    in the unit the project's time budgets are stated in."""
+    """fp32 matrix-multiply throughput in GFLOP/s on ``threads`` threads (best of ``repeats``; a quarter of a second
+    on 2 cores): the machine's speed in the unit the brief states its reference machine in."""
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     try:
