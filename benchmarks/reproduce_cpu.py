@@ -176,7 +176,8 @@ def _train_run(method: str, seed: int, args: dict[str, Any], ctx: dict[str, Any]
 
     from opreid_bench.engine.checkpoint import load_model_from_checkpoint
     from opreid_bench.engine.config import load_method_config
-    from opreid_bench.engine.train import hardware_description, train
+    from opreid_bench.engine.hardware import hardware_description
+    from opreid_bench.engine.train import train
 
     cfg = load_method_config(method, _overrides(args, seed))
     fp = _fingerprint(cfg, args, ctx["train_digest"], ctx["weights_sha"])

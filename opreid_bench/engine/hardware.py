@@ -27,6 +27,16 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def hardware_description(device: torch.device, world_size: int = 1) -> str:
+    """A one-line description of where a run ran (for run.json and the leaderboard): GPU name, or CPU model and
+    threads, prefixed with the process count under DDP."""
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"{cpu_model()}, {torch.get_num_threads()} threads"
+    return f"{world_size} x {what}" if world_size > 1 else what
+
+
 def matmul_gflops(threads: int, size: int = 1536, repeats: int = 6) -> float:
     """fp32 matrix-multiply throughput in GFLOP/s on ``threads`` threads (best of ``repeats``; a quarter of a second
     on 2 cores): the machine's speed in the unit the brief states its reference machine in."""

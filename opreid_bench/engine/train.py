@@ -50,7 +50,7 @@ from opreid_bench.engine.distributed import (
     init_distributed,
     resolve_device,
 )
-from opreid_bench.engine.hardware import cpu_model
+from opreid_bench.engine.hardware import hardware_description
 from opreid_bench.engine.optim import build_optimizer, build_scheduler
 from opreid_bench.errors import CheckpointError, OpreidError
 
@@ -64,15 +64,6 @@ class TrainResult:
     minutes: float
     final_metrics: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False
-
-
-def hardware_description(device: torch.device, world_size: int = 1) -> str:
-    """A one-line description of where the run ran (for run.json and the leaderboard)."""
-    if device.type == "cuda":
-        what = torch.cuda.get_device_name(device)
-    else:
-        what = f"{cpu_model()}, {torch.get_num_threads()} threads"
-    return f"{world_size} x {what}" if world_size > 1 else what
 
 
 def train_one_epoch(
