@@ -78,21 +78,25 @@ def gem_alone(shape: tuple[int, int, int, int], repeats: int) -> dict[str, float
     return interleaved(run, repeats)
 
 
-def ours_step(repeats: int) -> dict[str, float]:
-    """One ``ours`` training step with the demo's ``resnet_mini`` recipe (random crops, 200 identities)."""
+def training_step_run(method: str = "ours", size: tuple[int, int] | None = None) -> Callable[[], None]:
+    """One training step of ``method`` with the demo's ``resnet_mini`` recipe (random NHWC crops, 200 identities;
+    ``ours`` gets the 2 x 16 x 4 images CBE makes of a batch), as a function to time; ``size`` (height, width)
+    replaces the recipe's 128 x 64 (64 x 32: the first, half-size epochs)."""
     from opreid_bench.demo import DemoConfig, _method_config, resolve_config
     from opreid_bench.engine.criterion import ReIDCriterion
     from opreid_bench.engine.optim import build_optimizer
     from opreid_bench.modeling import build_model
 
-    cfg = _method_config("ours", resolve_config(DemoConfig(out=Path("unused"), seed=0)))
+    cfg = _method_config(method, resolve_config(DemoConfig(out=Path("unused"), seed=0)))
     torch.manual_seed(0)
     model = build_model(cfg.model, 200).to(memory_format=torch.channels_last).train()
     criterion = ReIDCriterion(cfg.loss)
     optimizer = build_optimizer(model, cfg.optim)
-    images = torch.randn(2 * cfg.data.batch_p * cfg.data.batch_k, 3, cfg.data.height, cfg.data.width)
+    copies = 2 if cfg.data.cbe else 1
+    height, width = size or (cfg.data.height, cfg.data.width)
+    images = torch.randn(copies * cfg.data.batch_p * cfg.data.batch_k, 3, height, width)
     images = images.contiguous(memory_format=torch.channels_last)
-    pids = torch.arange(cfg.data.batch_p).repeat_interleave(cfg.data.batch_k).repeat(2)
+    pids = torch.arange(cfg.data.batch_p).repeat_interleave(cfg.data.batch_k).repeat(copies)
 
     def run() -> None:
         outputs = model(images)
@@ -102,7 +106,12 @@ def ours_step(repeats: int) -> dict[str, float]:
         optimizer.step()
 
     run()
-    return interleaved(run, repeats)
+    return run
+
+
+def ours_step(repeats: int) -> dict[str, float]:
+    """One ``ours`` training step with the demo's ``resnet_mini`` recipe, each GeM form."""
+    return interleaved(training_step_run("ours"), repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

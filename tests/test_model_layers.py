@@ -217,3 +217,71 @@ def test_attention_layers_keep_a_channels_last_map_channels_last() -> None:
     loss, _ = ReIDCriterion(cfg.loss)(model(images), torch.arange(4).repeat_interleave(2))
     loss.backward()
     assert len(grads) == 1 and grads[0].dim() == 4 and grads[0].is_contiguous(memory_format=cl)
+
+
+def _plain_stem(x: torch.Tensor, bn: torch.nn.BatchNorm2d) -> torch.Tensor:
+    return torch.nn.functional.max_pool2d(torch.relu(bn(x)), 3, 2, 1)
+
+
+def test_fused_stem_equals_bn_relu_maxpool_in_values_gradients_and_running_stats() -> None:
+    """The training stem (BN -> ReLU -> 3x3/2 max pool computed on the pooled map) against the plain composition, in
+    float64, on NCHW and NHWC maps, with a negative BN scale on some channels (there the window's min is taken)."""
+    import copy
+
+    from opreid_bench.modeling.layers.stem_pool import _BNReLUMaxPool, bn_relu_maxpool
+
+    torch.manual_seed(0)
+    pool = torch.nn.MaxPool2d(3, stride=2, padding=1)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        bn = torch.nn.BatchNorm2d(6).double().train()
+        with torch.no_grad():
+            bn.weight.copy_(torch.tensor([1.5, -0.7, 0.3, -2.0, 1.0, 0.8]))
+            bn.bias.copy_(torch.tensor([0.1, 0.4, -0.2, 0.0, 0.5, -0.3]))
+        ref_bn = copy.deepcopy(bn)
+        x = (torch.randn(4, 6, 9, 7, dtype=torch.float64) * 2 + 0.5).contiguous(memory_format=layout)
+        x_ref = x.clone().requires_grad_(True)
+        x.requires_grad_(True)
+        weights = torch.randn(4, 6, 5, 4, dtype=torch.float64)
+        out = bn_relu_maxpool(x, bn, pool)
+        assert type(out.grad_fn).__name__ == _BNReLUMaxPool.__name__ + "Backward"  # the fused form ran
+        ref = _plain_stem(x_ref, ref_bn)
+        torch.testing.assert_close(out, ref)
+        (out * weights).sum().backward()
+        (ref * weights).sum().backward()
+        torch.testing.assert_close(x.grad, x_ref.grad)
+        torch.testing.assert_close(bn.weight.grad, ref_bn.weight.grad)
+        torch.testing.assert_close(bn.bias.grad, ref_bn.bias.grad)
+        torch.testing.assert_close(bn.running_mean, ref_bn.running_mean)
+        torch.testing.assert_close(bn.running_var, ref_bn.running_var)
+        assert int(bn.num_batches_tracked) == int(ref_bn.num_batches_tracked) == 1
+        assert float(x.grad.abs().sum()) > 0 and bool((out == 0).any())  # the ReLU clipped something
+
+
+def test_fused_stem_gradcheck_and_plain_form_outside_training() -> None:
+    from opreid_bench.modeling.layers.stem_pool import _BNReLUMaxPool, bn_relu_maxpool
+
+    torch.manual_seed(1)
+    x = torch.randn(3, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([0.9, -1.3], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.2, -0.1], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: _BNReLUMaxPool.apply(*a, 1e-5)[0], (x, w, b))
+    bn = torch.nn.BatchNorm2d(2).double()
+    pool = torch.nn.MaxPool2d(3, stride=2, padding=1)
+    bn.train()
+    bn_relu_maxpool(x.detach(), bn, pool)  # some running statistics
+    bn.eval()  # running statistics: the plain composition, not the fused form
+    out = bn_relu_maxpool(x, bn, pool)
+    assert type(out.grad_fn).__name__ != _BNReLUMaxPool.__name__ + "Backward"
+    torch.testing.assert_close(out, _plain_stem(x, bn))
+    bn.train()
+    other_pool = torch.nn.MaxPool2d(2)  # not the stem's pool: the plain composition
+    torch.testing.assert_close(bn_relu_maxpool(x, bn, other_pool), other_pool(torch.relu(bn(x))))
+
+
+def test_resnet_stems_use_the_fused_form_in_training() -> None:
+    from opreid_bench.modeling.backbones import build_backbone
+
+    for name in ("resnet_mini", "resnet50"):
+        net = build_backbone(name).train()
+        stem_out = net.stem(torch.randn(2, 3, 32, 16))
+        assert type(stem_out.grad_fn).__name__ == "_BNReLUMaxPoolBackward", name

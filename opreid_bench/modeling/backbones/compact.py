@@ -6,7 +6,8 @@ and a few minutes of CPU, they stay near chance (MobileNetV2 also runs about 8x 
 ``resnet_mini`` keeps the input detail and spends little compute on it:
 
 - stem: 3x3 conv stride 2 (16 channels) + BN + ReLU + 3x3 max pool stride 2, so a 128x64 crop enters the first
-  stage at 32x16 (a plain 64x32 input at the same stage sizes learned clearly less in the demo's budget);
+  stage at 32x16 (a plain 64x32 input at the same stage sizes learned clearly less in the demo's budget); in
+  training the BN, ReLU and pool run fused (``modeling/layers/stem_pool.py``: the same function, fewer passes);
 - 4 stages of one BasicBlock each (He et al. 2016), 16-32-64-128 channels, strides 1, 2, 2, ``last_stride``;
 - IBN-a (Pan et al., ECCV 2018) in stages 1-3: the first normalisation of each block is half InstanceNorm, half
   BatchNorm, so per-image contrast and colour cast (what a camera adds) are normalised away early; it learned
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from opreid_bench.modeling.backbones.base import Backbone, kaiming_init_
+from opreid_bench.modeling.layers.stem_pool import bn_relu_maxpool
 
 
 class IBN(nn.Module):
@@ -105,7 +107,7 @@ class CompactResNet(Backbone):
         kaiming_init_(self)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return bn_relu_maxpool(self.conv1(x), self.bn1, self.maxpool)  # maxpool(relu(bn1(conv1(x))))
 
     def stages(self) -> Sequence[tuple[str, nn.Sequential]]:
         return [(name, getattr(self, name)) for name in self._stage_names]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from opreid_bench.modeling.backbones.base import Backbone, kaiming_init_
+from opreid_bench.modeling.layers.stem_pool import bn_relu_maxpool
 
 
 class Bottleneck(nn.Module):
@@ -85,7 +86,7 @@ class ResNet(Backbone):
         return nn.Sequential(*layers)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return bn_relu_maxpool(self.conv1(x), self.bn1, self.maxpool)  # maxpool(relu(bn1(conv1(x))))
 
     def stages(self) -> Sequence[tuple[str, nn.Sequential]]:
         return [("layer1", self.layer1), ("layer2", self.layer2), ("layer3", self.layer3), ("layer4", self.layer4)]

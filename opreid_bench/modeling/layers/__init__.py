@@ -1,4 +1,5 @@
-"""Building blocks of the reference models: GeM, BNNeck, non-local, DNL (Eq. 1), RP (Eq. 2), ME (Eq. 6)."""
+"""Building blocks of the reference models: GeM, BNNeck, non-local, DNL (Eq. 1), RP (Eq. 2), ME (Eq. 6); the fused
+training stem of the ResNets is ``stem_pool.bn_relu_maxpool``."""
 
 from opreid_bench.modeling.layers.bnneck import BNNeck
 from opreid_bench.modeling.layers.dnl import DNLBlock
