@@ -40,9 +40,8 @@ def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrain
          size: tuple[int, int], protocol: Path | None, clever_hans_ids: int, ranks: int | None, seed: int) -> None:
     """Synthesise a pool, build an OPReID-style split, train baseline and ours, evaluate, print the leaderboard.
 
-    No download: the data is drawn by SynthOcc. About 5 minutes on 2 CPU cores (longer with --pretrained); each
-    method trains on --ranks processes at once (data-parallel), or the two side by side; a rerun reuses finished
-    stages. Without --pretrained
+    No download: the data is drawn by SynthOcc. About 4 minutes on 2 CPU cores; each method trains on --ranks
+    processes at once (data-parallel), or the two side by side; a rerun reuses finished stages. Without --pretrained
     both methods train the compact `resnet_mini` backbone from random weights; with a local ImageNet checkpoint
     (torchvision's mobilenet_v2-b0353104.pth, which `make demo` passes when ../shared/weights has it) they fine-tune
     MobileNetV2.
