@@ -22,24 +22,18 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_gem import training_step_run  # noqa: E402
+from ab_timing import interleaved, parse_args, report, training_step_run  # noqa: E402
 
+from opreid_bench.modeling.backbones import compact, resnet  # noqa: E402
 from opreid_bench.modeling.layers import stem_pool  # noqa: E402
 
 FUSED = stem_pool.bn_relu_maxpool
@@ -50,24 +44,16 @@ def plain(x: torch.Tensor, bn: torch.nn.BatchNorm2d, pool: torch.nn.MaxPool2d) -
     return pool(torch.relu(bn(x)))
 
 
-def interleaved(run: Callable[[], None], repeats: int) -> dict[str, float]:
+def _install(form: object) -> None:
+    compact.bn_relu_maxpool = resnet.bn_relu_maxpool = stem_pool.bn_relu_maxpool = form  # type: ignore[assignment]
+
+
+FORMS = {"plain": lambda: _install(plain), "fused": lambda: _install(FUSED)}
+
+
+def both_forms(run: object, repeats: int) -> dict[str, float]:
     """Median seconds of ``run`` with each stem form, the forms alternating repeat by repeat."""
-    import time
-
-    from opreid_bench.modeling.backbones import compact, resnet
-
-    times: dict[str, list[float]] = {"plain": [], "fused": []}
-    try:
-        for _ in range(repeats):
-            for name, form in (("plain", plain), ("fused", FUSED)):
-                compact.bn_relu_maxpool = resnet.bn_relu_maxpool = form  # type: ignore[assignment]
-                stem_pool.bn_relu_maxpool = form  # type: ignore[assignment]
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    finally:
-        compact.bn_relu_maxpool = resnet.bn_relu_maxpool = stem_pool.bn_relu_maxpool = FUSED  # type: ignore[assignment]
-    return {name: statistics.median(v) for name, v in times.items()}
+    return interleaved(run, FORMS, repeats, restore=FORMS["fused"])  # type: ignore[arg-type]
 
 
 def stem_alone(shape: tuple[int, int, int, int], repeats: int) -> dict[str, float]:
@@ -82,34 +68,20 @@ def stem_alone(shape: tuple[int, int, int, int], repeats: int) -> dict[str, floa
         stem_pool.bn_relu_maxpool(x, bn, pool).backward(grad)
 
     run()
-    return interleaved(run, repeats)
+    return both_forms(run, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=9, help="alternating repeats per case (median counts)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    args = parse_args(__doc__, 9, argv)
     cases: dict[str, dict[str, float]] = {
         "stem 128x16x64x32 (demo)": stem_alone((128, 16, 64, 32), args.repeats),
         "stem 64x64x128x64 (ResNet-50)": stem_alone((64, 64, 128, 64), args.repeats),
-        "ours step, 128x64": interleaved(training_step_run("ours"), args.repeats),
-        "ours step, 64x32": interleaved(training_step_run("ours", (64, 32)), args.repeats),
-        "baseline step, 128x64": interleaved(training_step_run("baseline"), args.repeats),
-        "baseline step, 64x32": interleaved(training_step_run("baseline", (64, 32)), args.repeats),
     }
-    result: dict[str, Any] = {name: {"plain_ms": round(1e3 * t["plain"], 2), "fused_ms": round(1e3 * t["fused"], 2),
-                                     "speedup": round(t["plain"] / t["fused"], 2)} for name, t in cases.items()}
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    table = Table(title="Training stem: BN, ReLU, max pool as modules vs the fused form (1 thread, medians)")
-    for col in ("case", "plain ms", "fused ms", "speedup"):
-        table.add_column(col, justify="left" if col == "case" else "right")
-    for name, r in result.items():
-        table.add_row(name, f"{r['plain_ms']:.1f}", f"{r['fused_ms']:.1f}", f"{r['speedup']:.2f}x")
-    Console().print(table)
+    for method in ("ours", "baseline"):
+        for size in ((128, 64), (64, 32)):
+            cases[f"{method} step, {size[0]}x{size[1]}"] = both_forms(training_step_run(method, size), args.repeats)
+    report(cases, "plain", "fused", "Training stem: BN, ReLU, max pool as modules vs the fused form (1 thread, medians)",
+           args.json)
     return 0
 
 

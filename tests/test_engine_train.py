@@ -166,8 +166,17 @@ def _ddp_worker(rank: int, world_size: int, port: int, splits: DatasetSplits, ou
 def test_two_process_gloo_run(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
-    out = tmp_path / "ddp"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), tiny_splits, str(out)), nprocs=2, join=True)
+    for attempt in range(2):
+        out = tmp_path / f"ddp{attempt}"
+        try:
+            mp.spawn(_ddp_worker, args=(2, _free_port(), tiny_splits, str(out)), nprocs=2, join=True)
+            break
+        except mp.ProcessExitedException as exc:
+            # a rank killed by a signal gets one more try in a fresh folder (seen once, in a clean-clone run of the
+            # suite on a busy machine, session 12: SIGABRT, "terminate called without an active exception", after
+            # the epoch's metrics were written); a rank that raises fails at once (ProcessRaisedException)
+            if attempt == 1 or exc.signal_name is None:
+                raise
     lines = read_metrics(out)
     assert len(lines) == 1
     # 6 ids give 3 batches of 2x4 per epoch; each of the 2 ranks takes 1 (the odd one is dropped): 16 images
