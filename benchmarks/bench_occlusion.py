@@ -64,7 +64,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "partial_reid"
 DEFAULT_CUHK = REPO.parent / "shared" / "data" / "cuhk03_labeled"
+DEFAULT_DATA = REPO.parent / "shared" / "data"
 LABELS = REPO / "benchmarks" / "labels"
+# Hand-labelled sets beside CUHK03: label file in benchmarks/labels/, file names relative to the data root, and the
+# identity offset that keeps identities of different sets apart.
+HAND_LABELLED = {"grid": ("grid_occlusion.csv", 10_000), "prid2011": ("prid2011_occlusion.csv", 20_000),
+                 "viper": ("viper_occlusion.csv", 30_000)}
+DATASETS = ("partial_reid", "cuhk03", "grid", "prid2011", "viper")
+POSITIVE_GROUPS = ("occ", "par", "cocc")
+HOLISTIC_GROUPS = ("whole", "hol")
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 SCALES = (1.0, 0.5, 0.33, 0.25)
 THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.30, 0.975, 0.02))
@@ -124,8 +132,8 @@ def downscaled(src: Path, scale: float, cache: Path, tag: str) -> str:
     return str(out)
 
 
-def list_crops(root: Path, cuhk_root: Path | None, cache: Path) -> list[Crop]:
-    """All benchmark crops, the downscaled copies included (see the module docstring)."""
+def list_crops(root: Path, cuhk_root: Path | None, cache: Path, data_root: Path | None = None) -> list[Crop]:
+    """All benchmark crops, the downscaled copies of Partial-REID and CUHK03 included (see the module docstring)."""
     crops: list[Crop] = []
     for folder, group in (("occluded_body_images", "occ"), ("partial_body_images", "par"), ("whole_body_images",
                                                                                             "whole")):
@@ -145,7 +153,23 @@ def list_crops(root: Path, cuhk_root: Path | None, cache: Path) -> list[Crop]:
             crops.append(Crop(str(p), "cuhk03", group, pid, 1.0, str(p)))
             for s in SCALES[1:]:
                 crops.append(Crop(downscaled(p, s, cache, "cuhk03"), "cuhk03", group, pid, s, str(p)))
+    if data_root is not None:
+        for name, (label_file, offset) in HAND_LABELLED.items():
+            if not (data_root / name).is_dir() or not (LABELS / label_file).is_file():
+                continue
+            for file, occluded in read_hand_labels(label_file):
+                p = data_root / file
+                if not p.is_file():
+                    raise click.ClickException(f"{p}: listed in {LABELS / label_file} but not found")
+                crops.append(Crop(str(p), name, "cocc" if occluded else "hol", offset + int(p.stem.split("_")[0]),
+                                  1.0, str(p)))
     return crops
+
+
+def read_hand_labels(label_file: str) -> list[tuple[str, bool]]:
+    """Verdicts of one hand-labelled set: (file relative to the data root, occluded)."""
+    with (LABELS / label_file).open(newline="", encoding="utf-8") as fh:
+        return [(row["file"], row["occluded"] == "1") for row in csv.DictReader(fh)]
 
 
 def read_cuhk_labels() -> list[tuple[str, bool]]:
@@ -192,17 +216,19 @@ def _meta(crops: Sequence[Crop]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hit[1], hit[2], hit[3]
 
 
-def objective(pred: np.ndarray, crops: Sequence[Crop], mask: np.ndarray, positive: str) -> float:
-    """Balanced accuracy on the crops in ``mask``: recall on each set's positives, specificity on each set's
-    holistic crops at every scale, each averaged over the groups present."""
+def objective(pred: np.ndarray, crops: Sequence[Crop], mask: np.ndarray, positive: str | tuple[str, ...]) -> float:
+    """Balanced accuracy on the crops in ``mask``: recall on each set's positives (Partial-REID: the ``positive``
+    group or groups; the hand-labelled sets: their occluded crops), specificity on each set's holistic crops at every
+    scale, each averaged over the sets and scales present."""
     groups, ds, sc = _meta(crops)
+    pr_pos = (positive,) if isinstance(positive, str) else positive
     recalls, specs = [], []
-    for d, pos in (("partial_reid", positive), ("cuhk03", "cocc")):
-        m = mask & (ds == d) & (groups == pos) & (sc == 1.0)
+    for d in DATASETS:
+        m = mask & (ds == d) & np.isin(groups, pr_pos if d == "partial_reid" else ("cocc",)) & (sc == 1.0)
         if m.any():
             recalls.append(float(np.mean(pred[m] == 1)))
         for s in SCALES:
-            m = mask & (ds == d) & np.isin(groups, ("whole", "hol")) & (sc == s)
+            m = mask & (ds == d) & np.isin(groups, HOLISTIC_GROUPS) & (sc == s)
             if m.any():
                 specs.append(float(np.mean(pred[m] == 0)))
     return (float(np.mean(recalls)) + float(np.mean(specs))) / 2 if recalls and specs else 0.0
@@ -212,7 +238,7 @@ def folds_of(crops: Sequence[Crop], k: int, seed: int = 0) -> np.ndarray:
     """Fold index per crop: each set's identities shuffled (seeded) and dealt into ``k`` folds."""
     rng = np.random.default_rng(seed)
     fold_of: dict[int, int] = {}
-    for d in ("partial_reid", "cuhk03"):
+    for d in DATASETS:
         ids = sorted({c.pid for c in crops if c.dataset == d})
         for j, pid in enumerate(rng.permutation(ids)):
             fold_of[int(pid)] = j % k
@@ -274,6 +300,83 @@ def summarise(pred: np.ndarray, crops: Sequence[Crop], positive: str = "occ") ->
     cocc = full & (ds == "cuhk03") & (groups == "cocc")
     out["cuhk03_recall"] = round(float(np.mean(pred[cocc] == 1)), 4) if cocc.any() else None
     return out
+
+
+# ---- leave one dataset out ----
+
+LODO_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.30, 0.975, 0.04))
+# (score threshold, support threshold or None, support min height, cut margin or None, people cover)
+LodoChoice = tuple[float, float | None, int, float | None, bool]
+
+
+def lodo_predictions(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
+                     people_signals: bool = True) -> dict[LodoChoice, np.ndarray]:
+    """Predictions of every rule setting the leave-one-dataset-out procedure chooses among: the thresholds of the
+    pose signals (default chains). The people signals are part of the rule's definition, not tuned: on
+    (``classify.DEFAULT_CUT_MARGIN``, ``DEFAULT_PEOPLE_COVER``) or, with ``people_signals`` False, off."""
+    from opreid_bench.splits.classify import DEFAULT_CUT_MARGIN, DEFAULT_PEOPLE_COVER, OcclusionRule
+
+    has_support = any(kp.support is not None for kp in kps.values())
+    supports = SUPPORTS if has_support else (None,)
+    cut, cover = (DEFAULT_CUT_MARGIN, DEFAULT_PEOPLE_COVER) if people_signals else (None, False)
+    grid = [(t, sup, h, cut, cover) for t in LODO_THRESHOLDS for sup in supports
+            for h in ((0,) if sup is None else SUPPORT_HEIGHTS)]
+    return {c: predict_all(kps, crops, OcclusionRule(score_threshold=c[0], support_threshold=c[1],
+                                                     support_min_height=c[2], cut_margin=c[3], people_cover=c[4]))
+            for c in grid}
+
+
+def _lodo_rank(choice: LodoChoice) -> tuple[float, ...]:
+    """Tie-break between equally good settings: as ``_rank``."""
+    return _rank(choice[:3])
+
+
+def dataset_scores(pred: np.ndarray, crops: Sequence[Crop], dataset: str) -> dict[str, object]:
+    """Full-size crops of one set: precision, recall, balanced accuracy, holistic false-occluded (undetermined counts
+    as wrong on both sides), n; for Partial-REID also the recall on its occluded and its partial crops."""
+    groups, ds, sc = _meta(crops)
+    full = (ds == dataset) & (sc == 1.0)
+    pos = full & np.isin(groups, POSITIVE_GROUPS)
+    neg = full & np.isin(groups, HOLISTIC_GROUPS)
+    idx = np.flatnonzero(pos | neg)
+    truth = [bool(pos[i]) for i in idx]
+    out: dict[str, object] = {k: round(v, 4) for k, v in
+                              scores(truth, [bool(pred[i] == 1) if pos[i] else bool(pred[i] != 0) for i in idx]).items()}
+    out["holistic_false_occluded"] = round(float(np.mean(pred[neg] != 0)), 4) if neg.any() else None
+    out["n"] = int(len(idx))
+    out["n_occluded"] = int(pos.sum())
+    out["undetermined_share"] = round(float(np.mean(pred[idx] == 2)), 4) if len(idx) else None
+    for g, key in (("occ", "occluded_recall"), ("par", "partial_recall")):
+        m = full & (groups == g)
+        if m.any():
+            out[key] = round(float(np.mean(pred[m] == 1)), 4)
+    return out
+
+
+def leave_one_dataset_out(preds: dict[LodoChoice, np.ndarray], crops: Sequence[Crop]) -> dict[str, dict[str, object]]:
+    """Per labelled set: the setting that maximises the objective on all the *other* sets (Partial-REID's occluded and
+    partial crops both positive), and its scores on the left-out set."""
+    _, ds, _ = _meta(crops)
+    out: dict[str, dict[str, object]] = {}
+    for d in DATASETS:
+        if not (ds == d).any():
+            continue
+        train = ds != d
+        best = max(preds, key=lambda c: (objective(preds[c], crops, train, ("occ", "par")), *_lodo_rank(c)))
+        out[d] = {**dataset_scores(preds[best], crops, d), "chosen": list(best)}
+    return out
+
+
+def lodo_choice_on_all(preds: dict[LodoChoice, np.ndarray], crops: Sequence[Crop]) -> LodoChoice:
+    """The setting the procedure picks with every set in view (what the defaults are set to)."""
+    everything = np.ones(len(crops), bool)
+    return max(preds, key=lambda c: (objective(preds[c], crops, everything, ("occ", "par")), *_lodo_rank(c)))
+
+
+def _fmt_lodo(choice: Sequence[object]) -> str:
+    t, sup, h, cut, cover = choice
+    return (f"{t:g}/{'-' if sup is None else f'{sup:g}@{h}px'}/cut {'-' if cut is None else f'{cut:g}'}"
+            f"/{'people' if cover else '-'}")
 
 
 def _fmt_choice(choice: Choice) -> str:
@@ -417,6 +520,23 @@ def accuracy_numbers(kps: dict, crops: Sequence[Crop], folds: int,  # type: igno
     result["undetermined_share"] = round(und / len(full), 4)
     no_bv = predict_all(kps, crops, OcclusionRule(back_view=False))
     result["false_occluded_by_scale_without_back_view_rule"] = summarise(no_bv, crops)["false_occluded_by_scale"]
+    lodo_preds = lodo_predictions(kps, crops)
+    result["leave_one_dataset_out"] = leave_one_dataset_out(lodo_preds, crops)
+    result["leave_one_dataset_out_choice_on_all"] = list(lodo_choice_on_all(lodo_preds, crops))
+    without = leave_one_dataset_out(lodo_predictions(kps, crops, people_signals=False), crops)
+    result["leave_one_dataset_out_without_people_signals"] = {
+        d: {k: v[k] for k in ("balanced_accuracy", "recall", "holistic_false_occluded", "partial_recall") if k in v}
+        for d, v in without.items()}
+    _, ds, _ = _meta(crops)
+    default_codes = predict_all(kps, crops, default)
+    result["default_rule_by_dataset_in_sample"] = {d: dataset_scores(default_codes, crops, d) for d in DATASETS
+                                                   if (ds == d).any()}
+    full = [c for c in crops if c.scale == 1.0 and c.path in kps and kps[c.path].people is not None]
+    if full:
+        result["people_detected_share"] = {
+            d: {"none": round(float(np.mean([len(kps[c.path].people) == 0 for c in sub])), 4),
+                "two_or_more": round(float(np.mean([len(kps[c.path].people) >= 2 for c in sub])), 4)}
+            for d in DATASETS if (sub := [c for c in full if c.dataset == d])}
     if not no_faces:
         result.update(face_numbers(kps, crops))
 
@@ -471,6 +591,18 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
                       f"{s['holistic_false_occluded']}", f"{s['cuhk03_recall']}",
                       " / ".join(f"{fo[k]:.3f}" for k in ("1.0", "0.5", "0.33", "0.25")))
     console.print(table)
+    lodo = result.get("leave_one_dataset_out")
+    if lodo:
+        t2 = Table(title="occluded label, leave one dataset out (settings chosen on the other sets, scored on this one)")
+        for col in ("left out", "n (occluded)", "chosen on the others", "BA", "prec.", "recall", "holistic false occ.",
+                    "undetermined", "PR partial recall"):
+            t2.add_column(col, justify="right")
+        for d, v in lodo.items():
+            t2.add_row(d, f"{v['n']} ({v['n_occluded']})", _fmt_lodo(v["chosen"]), f"{v['balanced_accuracy']:.3f}",
+                       f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['holistic_false_occluded']}",
+                       f"{v['undetermined_share']}", f"{v.get('partial_recall', '')}")
+        console.print(t2)
+        console.print(f"chosen with every set in view: {_fmt_lodo(result['leave_one_dataset_out_choice_on_all'])}")
     thresholds = _fmt_choice((default.score_threshold, default.support_threshold, default.support_min_height))
     console.print(f"default rule ({default.chains}, thresholds {thresholds}) on all of Partial-REID: "
                   f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
@@ -485,6 +617,8 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
               help="Partial-REID release.")
 @click.option("--cuhk03", "cuhk_root", type=click.Path(path_type=Path), default=DEFAULT_CUHK, show_default=True,
               help="CUHK03 (labeled) root holding val/; the hand-checked crops are read from there.")
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
+              help="root holding grid/, prid2011/, viper/ (hand-labelled crops: benchmarks/labels/)")
 @click.option("--pose", "pose_spec", default="mediapipe", show_default=True, help="pose backend spec")
 @click.option("--workers", default=2, show_default=True, help="pose worker processes (accuracy run and speed)")
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
@@ -497,7 +631,7 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
 @click.option("--accuracy/--no-accuracy", default=True, show_default=True,
               help="--no-accuracy: only the speed part (annotates the crops first all the same, cached)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
-def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path | None, folds: int,
+def main(root: Path, cuhk_root: Path, data_root: Path, pose_spec: str, workers: int, cache: Path | None, folds: int,
          speed_crops: int, scaling: bool, no_faces: bool, accuracy: bool, as_json: bool) -> None:
     """Held-out accuracy of the occluded label (Partial-REID + hand-checked CUHK03), resolution, faces, speed."""
     from rich.console import Console
@@ -508,7 +642,8 @@ def main(root: Path, cuhk_root: Path, pose_spec: str, workers: int, cache: Path 
     console = Console(stderr=as_json, width=150)
     cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_occlusion"
     cache.mkdir(parents=True, exist_ok=True)
-    crops = list_crops(root, cuhk_root if cuhk_root.is_dir() else None, cache)
+    crops = list_crops(root, cuhk_root if cuhk_root.is_dir() else None, cache,
+                       data_root if data_root.is_dir() else None)
     kp_dir = cache / ("kp_" + "".join(ch if ch.isalnum() else "_" for ch in pose_spec))
     annotate_pool([c.path for c in crops], kp_dir, backend=pose_spec, workers=workers, progress=not as_json)
     kps = read_keypoints(kp_dir)

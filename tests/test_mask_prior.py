@@ -60,8 +60,10 @@ def test_no_person_found_masks_the_top_of_the_crop():
 
 
 def test_mask_modes_with_all_faces():
-    assert parse_mask_mode("blur") == ("blur", False)
+    # every face is the default; +all is the same, +main the opt-out
+    assert parse_mask_mode("blur") == ("blur", True)
     assert parse_mask_mode("pixelate+all") == ("pixelate", True)
+    assert parse_mask_mode("fill+main") == ("fill", False)
     for bad in ("blur+some", "smudge", "smudge+all"):
         with pytest.raises(OpreidError, match="unknown mask mode"):
             parse_mask_mode(bad)
@@ -89,4 +91,26 @@ def test_data_card_counts_and_lists_head_prior_masks():
     text = _mask_counts(df)
     assert "1 from head keypoints" in text and "1 by the Haar face detector" in text
     assert "1 by the head prior" in text and "`query/b.jpg`" in text and "1 left unmasked" in text
-    assert "1 with further faces found by BlazeFace" in text
+    assert "1 with further faces masked (bystanders)" in text
+    df["masks"] = ["keypoints@1,2,3,4", "prior@0,0,9,9", "haar@1,1,5,5;blazeface@2,2,6,6;person@0,0,3,3", ""]
+    assert "Masks by kind: blazeface 1, haar 1, keypoints 1, person 1, prior 1." in _mask_counts(df)
+
+
+@pytest.mark.parametrize("kp", [None, Keypoints.empty((64, 128)), headless_person()],
+                         ids=["no keypoints", "no person found", "head not located"])
+def test_the_split_writer_masks_the_head_prior_where_no_head_was_located(tmp_path, kp):
+    # what build-split's writer does with a crop whose head nothing located: the top of the person's box (or of the
+    # crop) is masked, never left as it is; the rest of the crop keeps its pixels (up to JPEG)
+    from opreid_bench.splits.writer import write_images
+
+    src = tmp_path / "src.png"
+    blocks = (np.indices((128, 64)) // 8).sum(axis=0) % 2  # 8-px checkerboard: JPEG keeps it, a blur does not
+    Image.fromarray(np.repeat((blocks * 200 + 25).astype(np.uint8)[..., None], 3, axis=2)).save(src)
+    (masked, method, masks), = write_images([(str(src), str(tmp_path / "out.jpg"), kp, "blur")])
+    box = head_prior_box(kp, (64, 128))
+    assert masked and method.split("+")[0] == "prior" and masks.split(";")[0] == "prior@{},{},{},{}".format(*box)
+    before = np.asarray(Image.open(src), np.int16)
+    after = np.asarray(Image.open(tmp_path / "out.jpg"), np.int16)
+    inside = np.abs(after[box[1]:box[3], box[0]:box[2]] - before[box[1]:box[3], box[0]:box[2]]).mean()
+    below = np.abs(after[100:, :] - before[100:, :]).mean()
+    assert inside > 2 * below, (inside, below)

@@ -167,3 +167,14 @@ def test_keypoints_normalise_scores_and_round_trip_flat():
     np.testing.assert_array_equal(back.score, kp.score)
     with pytest.raises(ValueError, match="51"):
         Keypoints.from_flat([1.0] * 50)
+
+
+def test_a_gap_inside_one_chain_breaks_the_run():
+    # shoulder, knee and ankle of the left side missing, the hip between them visible: runs of 1 and 2 on the side
+    # chain (shoulder | hip | knee-ankle), never 3 in a row, so the crop stays holistic
+    kp = make_kp(["left_shoulder", "left_knee", "left_ankle"])
+    label = classify_keypoints(kp, RULE)
+    assert label.longest_missing_run == 2 and not label.occluded
+    assert set(label.missing_keypoints) == {"left_shoulder", "left_knee", "left_ankle"}
+    # the same three with the hip hidden too are four in a row
+    assert classify_keypoints(make_kp(["left_shoulder", "left_hip", "left_knee", "left_ankle"]), RULE).occluded

@@ -111,8 +111,12 @@ def test_stage_commands_sample_and_mask(pool: tuple[Path, Path, Path], tmp_path:
 
     masked = run(["mask", "--pool", str(manifest), "--keypoints", str(ann), "--out", str(tmp_path / "m"),
                   "--mask", "fill", "--json"])
-    assert masked["crops"] == 400 and masked["faces_masked"] == 400 and masked["methods"] == {"keypoints": 400}
+    # every main face from the keypoints; the drawn crops may give the bystander detectors an odd extra find
+    assert masked["crops"] == 400 and masked["faces_masked"] == 400
+    assert sum(n for m, n in masked["methods"].items() if m.split("+")[0] == "keypoints") == 400
     assert (tmp_path / "m" / "masks.csv").is_file()
+    header = (tmp_path / "m" / "masks.csv").read_text().splitlines()[0]
+    assert header == "source_path,path,face_masked,method,masks"
     verify_only = run(["mask", "--verify", "--out", str(full), "--json"])
     assert verify_only["verified"] == 116
 

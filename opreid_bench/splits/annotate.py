@@ -25,7 +25,7 @@ import numpy as np
 from opreid_bench.atomic import atomic_write_text
 from opreid_bench.data.records import ImageRecord
 from opreid_bench.errors import OpreidError
-from opreid_bench.splits.cache import Entry, KeypointStore
+from opreid_bench.splits.cache import Entry, KeypointStore, stack_people
 from opreid_bench.splits.keypoints import NUM_KEYPOINTS, Keypoints
 
 REPORT_NAME = "annotate_report.json"
@@ -164,7 +164,7 @@ def results_to_batch(results: Sequence[Result]) -> dict[str, np.ndarray]:
             size[i] = r.keypoints.image_size or (0, 0)
             if r.keypoints.support is not None:
                 support[i] = r.keypoints.support
-    return {
+    out = {
         "source_path": np.array([r.source_path for r in results], dtype=object),
         "sha1": np.array([r.sha1 or "" for r in results], dtype=object),
         "error": np.array([r.error or "" for r in results], dtype=object),
@@ -174,6 +174,10 @@ def results_to_batch(results: Sequence[Result]) -> dict[str, np.ndarray]:
         "detected": detected,
         "support": support,
     }
+    people = stack_people([r.keypoints.people if r.keypoints is not None else None for r in results])
+    if people is not None:
+        out["people"] = people
+    return out
 
 
 def batch_to_results(batch: dict[str, np.ndarray]) -> list[Result]:
@@ -189,6 +193,7 @@ def batch_to_results(batch: dict[str, np.ndarray]) -> list[Result]:
                 batch["xy"][i], batch["score"][i], image_size=(w, h) if w and h else None,
                 detected=bool(batch["detected"][i]),
                 support=batch["support"][i] if "support" in batch else None,
+                people=batch["people"][i] if "people" in batch else None,
             )
         out.append(Result(str(p), sha1, kp, err))
     return out

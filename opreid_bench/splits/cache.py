@@ -13,6 +13,8 @@ Layout of ``keypoints.h5`` (one row per crop, rows sorted by ``source_path``; fo
     detected     (N,)        bool           False when the backend found no person
     support      (N, 17)     float32        optional: person-segmentation support per keypoint, NaN where unknown
                                             (``Keypoints.support``; files without it read as "unknown")
+    people       (N, P, 9)   float32        optional: the people a person detector found (``Keypoints.people``),
+                                            rows of NaN past the last one; files without it read as "unknown"
 
 Cache key: the backend's ``cache_key`` (which hashes what the backend reads: the precomputed file's content, the
 installed mediapipe version, the mmpose config and checkpoint content, plus options) and the crop's sha1. Backends
@@ -40,11 +42,12 @@ import numpy as np
 
 from opreid_bench.atomic import atomic_path
 from opreid_bench.errors import DataError
-from opreid_bench.splits.keypoints import COCO17_NAMES, NUM_KEYPOINTS, Keypoints
+from opreid_bench.splits.keypoints import COCO17_NAMES, NUM_KEYPOINTS, PEOPLE_WIDTH, Keypoints
 
 FORMAT = "opreid-keypoints"
 VERSION = 1
 FILENAME = "keypoints.h5"
+MIN_PEOPLE_WIDTH = 6  # people slots per crop at least (a fixed width keeps Ray's batches of one shape)
 
 
 @dataclass
@@ -71,6 +74,7 @@ def write_h5(path: str | Path, entries: dict[str, Entry], backend: str, *, abs_p
     size = np.zeros((n, 2), np.int32)
     detected = np.zeros(n, bool)
     support = np.full((n, NUM_KEYPOINTS), np.nan, np.float32)
+    people = stack_people([entries[k].keypoints.people for k in keys])
     for i, k in enumerate(keys):
         kp = entries[k].keypoints
         xy[i], score[i], detected[i] = kp.xy, kp.score, kp.detected
@@ -91,10 +95,25 @@ def write_h5(path: str | Path, entries: dict[str, Entry], backend: str, *, abs_p
         f.create_dataset("detected", data=detected, **opts)
         if not np.isnan(support).all():
             f.create_dataset("support", data=support, **opts)
+        if people is not None:
+            f.create_dataset("people", data=people, **opts)
         if abs_paths:
             absolute = [entries[k].abs_path or os.path.abspath(k) for k in keys]
             f.create_dataset("abs_path", data=np.array(absolute, dtype=object), dtype=h5py.string_dtype("utf-8"),
                              **opts)
+
+
+def stack_people(people: list[np.ndarray | None]) -> np.ndarray | None:
+    """``Keypoints.people`` of many crops as one (N, P, 9) array, NaN rows past each crop's last person; None when no
+    crop has them (a backend without a person detector)."""
+    if all(p is None for p in people):
+        return None
+    width = max(MIN_PEOPLE_WIDTH, max(len(p) for p in people if p is not None))
+    out = np.full((len(people), width, PEOPLE_WIDTH), np.nan, np.float32)
+    for i, p in enumerate(people):
+        if p is not None and len(p):
+            out[i, : len(p)] = p
+    return out
 
 
 def read_h5(path: str | Path) -> tuple[dict[str, Entry], str]:
@@ -120,6 +139,7 @@ def read_h5(path: str | Path) -> tuple[dict[str, Entry], str]:
         xy, score, size, detected = f["xy"][()], f["score"][()], f["image_size"][()], f["detected"][()]
         backend = str(f.attrs.get("backend", ""))
         support = f["support"][()] if "support" in f else None
+        people = f["people"][()] if "people" in f else None
         absolute = ([p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in f["abs_path"][()]]
                     if "abs_path" in f else [None] * len(paths))
     n = len(paths)
@@ -127,11 +147,13 @@ def read_h5(path: str | Path) -> tuple[dict[str, Entry], str]:
         raise DataError(f"{path}: keypoint datasets have different lengths")
     if support is not None and support.shape != (n, NUM_KEYPOINTS):
         raise DataError(f"{path}: keypoint dataset 'support' has shape {support.shape}, expected ({n}, 17)")
+    if people is not None and (people.ndim != 3 or people.shape[0] != n or people.shape[2] != PEOPLE_WIDTH):
+        raise DataError(f"{path}: keypoint dataset 'people' has shape {people.shape}, expected ({n}, P, 9)")
     entries = {}
     for i, p in enumerate(paths):
         w, h = int(size[i, 0]), int(size[i, 1])
         kp = Keypoints(xy[i], score[i], image_size=(w, h) if w > 0 and h > 0 else None, detected=bool(detected[i]),
-                       support=None if support is None else support[i])
+                       support=None if support is None else support[i], people=None if people is None else people[i])
         entries[p] = Entry(sha1[i], kp, absolute[i])
     return entries, backend
 

@@ -1,14 +1,16 @@
-"""Face detectors for masking and for checking masks, both shipped inside wheels the project already needs.
+"""Face detectors for masking and for checking masks, all shipped inside wheels the project already needs.
 
-- OpenCV's frontal-face Haar cascade (:func:`detect_faces`): the masking fallback when the head keypoints are
-  missing. Person crops are small (a face is often 8-20 px wide), below the cascade's 24 px window, so the crop is
-  upscaled (``upscale``, default 3x) before detection and the boxes are mapped back to the crop's pixels.
-- mediapipe's BlazeFace full-range model (:func:`detect_faces_mediapipe`, ``mediapipe.solutions.face_detection``,
-  shipped in the mediapipe 0.10.21 wheel, no download): masks every face in a crop (``--mask-all-faces``, bystanders
-  included) and is the default checker of ``mask --verify``, so the check uses a detector other than the one that
-  placed the masks (head keypoints, Haar, head prior). The model sees its input at 192 x 192, where the face of a
-  64-px-wide pedestrian crop would be a few pixels, so it runs on overlapping square windows (side = the crop's width,
-  stride half of it) that reach the model at about 3x their size.
+- OpenCV's Haar cascades (:func:`detect_faces`, :func:`detect_faces_weighted`): the frontal cascade is the masking
+  fallback when the main person's head keypoints are missing; the profile cascade (run on the crop and its mirror)
+  finds bystanders seen from the side. Person crops are small (a face is often 8-20 px wide), below the cascades'
+  24 px window, so the crop is upscaled (``upscale``, default 3x) before detection and the boxes are mapped back.
+- mediapipe's BlazeFace (:func:`detect_faces_mediapipe`, ``mediapipe.solutions.face_detection``, full range by
+  default, shipped in the mediapipe 0.10.21 wheel, no download). The model sees its input at 192 x 192, where the face
+  of a 64-px-wide pedestrian crop would be a few pixels, so it runs on overlapping square windows (side = the crop's
+  width, stride half of it) that reach the model at about 3x their size.
+
+Which detections become masks (only where a head is plausible) is decided in :mod:`opreid_bench.splits.all_faces`;
+:func:`verify_faces` is the ``mask --verify`` check of a folder.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from opreid_bench.errors import OpreidError
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, right/bottom exclusive
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
+PROFILE_CASCADE_NAME = "haarcascade_profileface.xml"
 
 
 def _cv2() -> Any:
@@ -36,10 +39,10 @@ def _cv2() -> Any:
     return cv2
 
 
-@functools.lru_cache(maxsize=1)
-def _cascade() -> Any:
+@functools.lru_cache(maxsize=2)
+def _cascade(name: str = CASCADE_NAME) -> Any:
     cv2 = _cv2()
-    path = cv2.data.haarcascades + CASCADE_NAME
+    path = cv2.data.haarcascades + name
     clf = cv2.CascadeClassifier(path)
     if clf.empty():
         raise OpreidError(f"{path}: OpenCV could not load the Haar face cascade")
@@ -51,38 +54,67 @@ def detect_faces(image: Image.Image, *, upscale: float = 3.0, min_neighbors: int
 
     Deterministic: the cascade has no randomness, and boxes are returned sorted.
     """
+    return sorted(box for box, _ in detect_faces_weighted(image, upscale=upscale, min_neighbors=min_neighbors))
+
+
+def detect_faces_weighted(image: Image.Image, *, upscale: float = 3.0, min_neighbors: int = 4,
+                          cascade: str = CASCADE_NAME, mirrored: bool = False) -> list[tuple[Box, float]]:
+    """Faces a Haar cascade finds in ``image``, each with the cascade's confidence (the last stage's weight), in the
+    crop's pixels. ``mirrored`` also runs it on the mirrored crop (the profile cascade sees one side only)."""
     cv2 = _cv2()
     gray = np.asarray(image.convert("L"))
     if upscale != 1.0:
         gray = cv2.resize(gray, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
     gray = cv2.equalizeHist(gray)
-    found = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(24, 24))
-    boxes: list[Box] = []
     w, h = image.size
-    for x, y, bw, bh in np.asarray(found).reshape(-1, 4).tolist():
-        left, top = int(x / upscale), int(y / upscale)
-        right, bottom = min(w, int(np.ceil((x + bw) / upscale))), min(h, int(np.ceil((y + bh) / upscale)))
-        if right > left and bottom > top:
-            boxes.append((left, top, right, bottom))
-    return sorted(boxes)
+    out: list[tuple[Box, float]] = []
+    for flip in (False, True) if mirrored else (False,):
+        src = np.ascontiguousarray(gray[:, ::-1]) if flip else gray
+        found, _, weights = _cascade(cascade).detectMultiScale3(
+            src, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(24, 24), outputRejectLevels=True)
+        for (x, y, bw, bh), weight in zip(np.asarray(found).reshape(-1, 4).tolist(),
+                                          np.asarray(weights, np.float64).reshape(-1).tolist(), strict=True):
+            x0, x1 = (gray.shape[1] - x - bw, gray.shape[1] - x) if flip else (x, x + bw)
+            left, top = max(0, int(x0 / upscale)), max(0, int(y / upscale))
+            right, bottom = min(w, int(np.ceil(x1 / upscale))), min(h, int(np.ceil((y + bh) / upscale)))
+            if right > left and bottom > top:
+                out.append(((left, top, right, bottom), float(weight)))
+    return sorted(out)
 
 
-@functools.lru_cache(maxsize=4)
-def _face_model(min_confidence: float) -> Any:
+@functools.lru_cache(maxsize=8)
+def _face_model(min_confidence: float, model_selection: int = 1) -> Any:
     try:
         import mediapipe as mp
     except ImportError:  # pragma: no cover - mediapipe is in the [pose] extra
         raise OpreidError("the mediapipe face detector needs mediapipe: pip install 'opreid-bench[pose]'") from None
-    return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+    return mp.solutions.face_detection.FaceDetection(model_selection=model_selection,
+                                                     min_detection_confidence=min_confidence)
 
 
-def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5) -> list[Box]:
-    """Faces BlazeFace (full range) finds in ``image`` as (left, top, right, bottom) boxes in the crop's pixels.
+def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5, short_range: bool = False,
+                           upscale: float = 1.0) -> list[Box]:
+    """Faces BlazeFace (full range; ``short_range``: the short-range model, which wants faces large in its window)
+    finds in ``image`` as (left, top, right, bottom) boxes in the crop's pixels.
 
-    Runs on overlapping square windows down the crop (see the module docstring) and merges boxes that overlap by
-    more than half. Deterministic.
+    Runs on overlapping square windows down the crop (see the module docstring), on the crop ``upscale`` x its size,
+    and merges boxes that overlap by more than half. Deterministic.
     """
-    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    src = image.convert("RGB")
+    if upscale != 1.0:
+        src = src.resize((max(2, round(src.width * upscale)), max(2, round(src.height * upscale))),
+                         Image.Resampling.BICUBIC)
+    boxes = _blazeface_windows(np.ascontiguousarray(np.asarray(src, dtype=np.uint8)), min_confidence,
+                               0 if short_range else 1)
+    if upscale == 1.0:
+        return boxes
+    w, h = image.size
+    scaled = [(int(b[0] / upscale), int(b[1] / upscale), min(w, int(np.ceil(b[2] / upscale))),
+               min(h, int(np.ceil(b[3] / upscale)))) for b in boxes]
+    return _merge(sorted(b for b in scaled if b[2] > b[0] and b[3] > b[1]))
+
+
+def _blazeface_windows(rgb: np.ndarray, min_confidence: float, model_selection: int) -> list[Box]:
     h, w = rgb.shape[:2]
     side = max(2, min(w, h))
     tops = list(range(0, max(1, h - side + 1), max(1, side // 2)))
@@ -91,7 +123,7 @@ def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5) -
     lefts = list(range(0, max(1, w - side + 1), max(1, side // 2)))
     if lefts[-1] + side < w:
         lefts.append(w - side)
-    model = _face_model(float(min_confidence))
+    model = _face_model(float(min_confidence), model_selection)
     boxes: list[Box] = []
     for top in tops:
         for left in lefts:
@@ -131,23 +163,26 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 def verify_faces(
     folder: str | Path, *, min_neighbors: int = 8, progress: bool = True, detector: str = "mediapipe"
 ) -> dict[str, Any]:
-    """The ``verify`` step: run a face detector over the crops under ``folder``.
+    """The ``verify`` step: look for plausible faces left in the crops under ``folder``.
 
-    ``detector``: ``mediapipe`` (BlazeFace, the default: a detector other than the ones that place the default
-    masks) or ``haar`` (the check for crops masked with ``--mask-all-faces``, whose masks BlazeFace placed).
+    ``detector``: ``mediapipe`` (the default: the detectors of the masking at its verification settings,
+    :func:`opreid_bench.splits.all_faces.find_faces`) or ``haar`` (OpenCV's frontal cascade at the strict
+    ``min_neighbors=8``, a detector the masking does not use for bystanders). Either way a detection counts only where
+    a head is plausible (:func:`opreid_bench.splits.all_faces.plausible_head`, without keypoints: the crop's central
+    column below its top quarter is the main body), so clothing and bags are not reported.
 
     The crops are those listed in the ``path`` column of ``folder/manifest.csv`` (a built split) or
     ``folder/masks.csv`` (the ``mask`` command's output); without either, every image under ``folder`` (hidden
-    folders skipped).
-
-    With ``haar`` the check uses a stricter cascade setting (``min_neighbors=8``) than the masking fallback (4): on low-resolution
-    ReID crops the cascade fires on clothing and background texture, and a verifier should flag likely faces. On 60
-    CUHK03 crops it fired on 40 originals at 4 and 14 at 8 (9 after masking); treat the list as crops to look at.
+    folders skipped). A face at least half under a mask recorded in ``folder/face_masks.csv`` (a split) or the
+    ``masks`` column of ``masks.csv`` is not a face left: a blurred face can still look like one to a detector.
 
     Returns ``{"checked": N, "detector": name, "faces": [{"path": relative path, "boxes": [[l, t, r, b], ...]}, ...]}`` (sorted).
     """
+    from opreid_bench.splits.all_faces import covered_share, find_faces, plausible_head
+
     if detector not in VERIFY_DETECTORS:
         raise OpreidError(f"unknown face detector '{detector}'; use {', '.join(VERIFY_DETECTORS)}")
+    _cv2()  # every detector here needs opencv (mediapipe imports it too): say so first, in one line
     root = Path(folder)
     if not root.is_dir():
         raise OpreidError(f"{root}: folder to verify not found")
@@ -158,8 +193,9 @@ def verify_faces(
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(root).parts)
         )
+    recorded = _recorded_masks(root)
     faces = []
-    advance = _progress(len(files), "verify: detecting faces") if progress else None
+    advance = _progress(len(files), "verify: looking for faces") if progress else None
     try:
         for p in files:
             try:
@@ -167,9 +203,14 @@ def verify_faces(
                     rgb = im.convert("RGB")
             except (OSError, ValueError) as exc:  # missing, truncated or not an image
                 raise OpreidError(f"{p}: cannot read image to verify ({exc})") from None
-            boxes = detect_faces(rgb, min_neighbors=min_neighbors)
+            masks = recorded.get(p.relative_to(root).as_posix(), [])
+            if detector == "haar":
+                boxes = [b for b in detect_faces(rgb, min_neighbors=min_neighbors) if plausible_head(b, None, rgb.size)
+                         and covered_share(b, masks) < 0.5]
+            else:
+                boxes = [b for b, _ in find_faces(rgb, None, masked=masks, verify=True)]
             if boxes:
-                faces.append({"path": p.relative_to(root).as_posix(), "boxes": [list(b) for b in boxes]})
+                faces.append({"path": p.relative_to(root).as_posix(), "boxes": [list(b) for b in sorted(boxes)]})
             if advance:
                 advance[1]()
     finally:
@@ -186,6 +227,26 @@ def _progress(total: int, label: str) -> tuple[Any, Any]:
     task = prog.add_task(label, total=total)
     prog.start()
     return prog, lambda: prog.advance(task, 1)
+
+
+def _recorded_masks(root: Path) -> dict[str, list[Box]]:
+    """Relative path -> the mask boxes recorded for it (``face_masks.csv`` of a split, ``masks.csv`` of ``mask``)."""
+    import csv
+
+    from opreid_bench.splits.writer import parse_masks
+
+    for name in ("face_masks.csv", "masks.csv"):
+        listing = root / name
+        if listing.is_file():
+            with listing.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                if not {"path", "masks"} <= set(reader.fieldnames or []):
+                    continue
+                try:
+                    return {row["path"]: [box for _, box in parse_masks(row["masks"])] for row in reader}
+                except ValueError:
+                    raise OpreidError(f"{listing}: a masks entry is not kind@left,top,right,bottom") from None
+    return {}
 
 
 def _listed_images(root: Path) -> list[Path] | None:

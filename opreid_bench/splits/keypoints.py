@@ -28,6 +28,7 @@ COCO17_NAMES: list[str] = [
 ]
 COCO17_INDEX: dict[str, int] = {name: i for i, name in enumerate(COCO17_NAMES)}
 NUM_KEYPOINTS = len(COCO17_NAMES)
+PEOPLE_WIDTH = 9  # numbers per detected person in ``Keypoints.people`` (opreid_bench.splits.people.PEOPLE_COLUMNS)
 
 # COCO's own skeleton (pairs of names), used to draw keypoints on contact sheets.
 COCO17_SKELETON: list[tuple[str, str]] = [
@@ -66,6 +67,13 @@ class Keypoints:
     hidden joints where the body should be, often with a confident score, but on top of the occluder; the
     segmentation of the person does not cover the occluder there, so ``support`` drops. Backends without a
     segmentation leave it ``None`` (the rule then uses the score alone).
+
+    ``people`` (optional, (P, 9) float32) are the people a person *detector* found in the crop, the main person among
+    them, one row each in the layout of :data:`opreid_bench.splits.people.PEOPLE_COLUMNS` (score, hip centre, the
+    point of the full-body circle above the head, shoulder centre, the point of the upper-body circle), in the crop's
+    pixels. They tell where the main person's body continues beyond the crop's border and who stands in front of it
+    (:mod:`opreid_bench.splits.people`). ``None``: the backend has no detector; an empty (0, 9) array: it ran and
+    found nobody.
     """
 
     xy: np.ndarray
@@ -73,6 +81,7 @@ class Keypoints:
     image_size: tuple[int, int] | None = None
     detected: bool = field(default=True)
     support: np.ndarray | None = None
+    people: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=np.float32).reshape(NUM_KEYPOINTS, 2)
@@ -85,6 +94,9 @@ class Keypoints:
             self.support = np.where(np.isnan(sup), np.nan, np.clip(sup, 0.0, 1.0)).astype(np.float32)
             if np.isnan(self.support).all():
                 self.support = None
+        if self.people is not None:
+            people = np.asarray(self.people, dtype=np.float32).reshape(-1, PEOPLE_WIDTH)
+            self.people = people[~np.isnan(people).any(axis=1)]
 
     @classmethod
     def empty(cls, image_size: tuple[int, int] | None = None) -> Keypoints:

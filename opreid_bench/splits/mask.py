@@ -10,9 +10,12 @@ Where the face is found, in this order (the first that gives a box wins; ``MaskR
    crops are cut around the person, head up). Leaving a face visible is never the silent default: such crops are
    listed for review (``method == "prior"``) and the data card counts them.
 
-With ``all_faces`` (``MODE+all``, e.g. ``blur+all``; ``--mask-all-faces`` on the command line) every face mediapipe's
-BlazeFace finds anywhere in the crop is masked as well, bystanders included (method gets ``+faces`` when it found
-any). Only pixels inside the masked boxes change.
+Then every other face is masked, bystanders' included (the default; the paper masks every face): BlazeFace, the
+profile cascade and the person detector's other people, each accepted only where a head is plausible
+(:mod:`opreid_bench.splits.all_faces`; method gets ``+faces`` when they found any), and a closing verification on
+the masked crop masks any plausible face still found (``+verify``). ``MaskResult.kinds`` says what placed each mask.
+``MODE+main`` (``--main-face-only``) masks the main person's face only; the data card then warns. Only pixels inside
+the masked boxes change.
 
 Modes: ``blur`` (Gaussian blur, radius a quarter of the box's short side), ``pixelate`` (about 4 blocks across the
 box's short side, nearest-neighbour upscaled), ``fill`` (flat mid grey). All are deterministic.
@@ -40,8 +43,9 @@ class MaskResult:
 
     image: Image.Image
     masked: bool
-    method: str  # "keypoints", "haar", "prior" or "none" (no head prior asked for), "+faces" with all_faces
+    method: str  # "keypoints", "haar", "prior" or "none" (no head prior asked for); "+faces", "+verify" (docstring)
     boxes: list[Box] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # per box: what placed it (module docstring)
 
 
 def face_box_from_keypoints(
@@ -114,11 +118,12 @@ def head_prior_box(kp: Keypoints | None, image_size: tuple[int, int]) -> Box:
 
 
 def parse_mask_mode(mode: str) -> tuple[str, bool]:
-    """``blur`` -> (``blur``, False); ``blur+all`` -> (``blur``, True: mask every face in the crop)."""
+    """``blur`` or ``blur+all`` -> (``blur``, True: every face in the crop, the default); ``blur+main`` -> (``blur``,
+    False: the main person's face only, an opt-out the data card warns about)."""
     base, sep, extra = mode.partition("+")
-    if base not in MASK_MODES or (sep and extra != "all"):
-        raise OpreidError(f"unknown mask mode '{mode}'; known: {', '.join(MASK_MODES)} (optionally +all)")
-    return base, bool(sep)
+    if base not in MASK_MODES or (sep and extra not in ("all", "main")):
+        raise OpreidError(f"unknown mask mode '{mode}'; known: {', '.join(MASK_MODES)} (optionally +all or +main)")
+    return base, extra != "main"
 
 
 def mask_box(image: Image.Image, box: Box, mode: str = "blur") -> Image.Image:
@@ -154,36 +159,50 @@ def mask_face_detailed(
     min_head_points: int = 2,
     haar_fallback: bool = True,
     head_prior: bool = True,
-    all_faces: bool = False,
+    all_faces: bool | None = None,
+    verify: bool = True,
 ) -> MaskResult:
-    """Mask the face of one crop: keypoint box, else Haar, else the head prior (module docstring)."""
-    mode, plus_all = parse_mask_mode(mode)
-    all_faces = all_faces or plus_all
+    """Mask the faces of one crop: the main person's (keypoint box, else Haar, else the head prior), then every other
+    plausible face, then what the closing verification still finds (module docstring). ``all_faces`` None follows
+    ``mode`` (``+main`` turns it off)."""
+    from opreid_bench.splits.all_faces import find_faces, plausible_head
+
+    mode, spec_all = parse_mask_mode(mode)
+    all_faces = spec_all if all_faces is None else all_faces
     rgb = image.convert("RGB")
     box = None
     boxes: list[Box] = []
+    kinds: list[str] = []
     method = "none"
     if kp is not None and kp.detected:
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:
         boxes, method = [box], "keypoints"
-    elif haar_fallback and (found := detect_faces(rgb)):
+    elif haar_fallback and (found := [b for b in detect_faces(rgb) if plausible_head(b, kp, rgb.size)]):
         boxes, method = found, "haar"
     elif head_prior:
         boxes, method = [head_prior_box(kp, rgb.size)], "prior"
+    kinds = [method] * len(boxes)
     if all_faces:
-        from opreid_bench.splits.face_detect import detect_faces_mediapipe
-
-        extra = detect_faces_mediapipe(rgb)
+        extra = find_faces(rgb, kp, masked=boxes)
         if extra:
-            boxes = boxes + extra
+            boxes += [b for b, _ in extra]
+            kinds += [k for _, k in extra]
             method = "faces" if method == "none" else f"{method}+faces"
-    if not boxes:
-        return MaskResult(rgb.copy(), False, "none", [])
     out = rgb
     for b in boxes:
         out = mask_box(out, b, mode)
-    return MaskResult(out if out is not rgb else rgb.copy(), True, method, boxes)
+    if all_faces and verify:
+        late = find_faces(out, kp, masked=boxes, verify=True)
+        for b, k in late:
+            out = mask_box(out, b, mode)
+            boxes.append(b)
+            kinds.append(k)
+        if late:
+            method = "verify" if method == "none" else f"{method}+verify"
+    if not boxes:
+        return MaskResult(rgb.copy(), False, "none", [], [])
+    return MaskResult(out if out is not rgb else rgb.copy(), True, method, boxes, kinds)
 
 
 def mask_face(image: Image.Image, kp: Keypoints | None, mode: str = "blur", **kwargs: object) -> tuple[Image.Image, bool]:

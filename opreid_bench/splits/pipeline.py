@@ -285,11 +285,12 @@ def write_masked_pool(
     *,
     keypoints: dict[str, Any] | None = None,
     mask: str = "blur",
-    mask_all_faces: bool = False,
+    main_face_only: bool = False,
     workers: int = 1,
 ) -> pd.DataFrame:
     """``mask``'s output: every pool crop with its face masked under ``out_dir`` (the pool's relative names, .jpg)
-    and ``masks.csv`` (source, output, whether a face was masked and how), all written while the folder is held.
+    and ``masks.csv`` (source, output, whether a face was masked, how, and each mask's kind and box), all written while
+    the folder is held. Every face is masked, bystanders' included, unless ``main_face_only``.
     """
     from opreid_bench.atomic import atomic_write_text
     from opreid_bench.outputs import output_folder
@@ -300,14 +301,14 @@ def write_masked_pool(
     kps = keypoints or {}
     paths = sorted({r.path for r in pool})
     rels = mask_output_names(paths, out)
-    spec = f"{mask}+all" if mask_all_faces else mask
+    spec = f"{mask}+main" if main_face_only else mask
     jobs = [(p, str(out / rel), kps.get(p), spec) for p, rel in zip(paths, rels)]
     with output_folder(out, "mask", kind="masked", inputs=pool_inputs(pool, str(pool_path))):  # marked, locked
         with stage_progress() as prog:
             task = prog.add_task(f"masking {len(jobs):,} crops ({mask})", total=len(jobs))
             res = write_images(jobs, workers=workers, on_done=lambda n: prog.advance(task, n))
-        table = pd.DataFrame({"source_path": paths, "path": rels, "face_masked": [m for m, _ in res],
-                              "method": [h for _, h in res]})
+        table = pd.DataFrame({"source_path": paths, "path": rels, "face_masked": [m for m, _, _ in res],
+                              "method": [h for _, h, _ in res], "masks": [k for _, _, k in res]})
         atomic_write_text(out / "masks.csv", table.to_csv(index=False, lineterminator="\n"))
     return table
 

@@ -6,6 +6,8 @@ Layout of the output folder::
     manifest.csv      path,source_path,pid,camid,split,occluded,missing_keypoints,longest_missing_run,face_masked
     pid_map.csv       pid,source_pid          (output identity -> identity in the pool)
     camera_map.csv    camid,source_camid      (output camera -> camera in the pool)
+    face_masks.csv    path,masks              (each mask as kind@left,top,right,bottom, ';'-joined; what
+                                               ``mask --verify`` skips: a face under a mask is not a face left)
 
 File names follow Market-1501: ``{pid:04d}_c{camid}s1_{index:06d}_00.jpg``. ``pid`` is the identity relabelled to
 1..N in ascending order of the pool's identity (train and test identities are disjoint, so one numbering serves all
@@ -24,6 +26,7 @@ split or the new one, never a mix, and files of the old folder that a command di
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -57,31 +60,49 @@ def market_name(pid: int, camid: int, index: int) -> str:
     return f"{pid:04d}_c{camid}s1_{index:06d}_00.jpg"
 
 
-def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[bytes, bool, str]:
-    """Read one crop, mask its face (``mask`` None = leave as is) and return (JPEG bytes, face masked, method)."""
+def format_masks(kinds: list[str], boxes: list[tuple[int, int, int, int]]) -> str:
+    """The masks of one crop as text: ``kind@left,top,right,bottom`` per mask, ';'-joined."""
+    return ";".join(f"{k}@{b[0]},{b[1]},{b[2]},{b[3]}" for k, b in zip(kinds, boxes, strict=True))
+
+
+def parse_masks(text: str) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Inverse of :func:`format_masks` (an empty text: no mask)."""
+    out = []
+    for item in str(text or "").split(";"):
+        if not item:
+            continue
+        kind, _, box = item.partition("@")
+        left, top, right, bottom = (int(v) for v in box.split(","))
+        out.append((kind, (left, top, right, bottom)))
+    return out
+
+
+def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[bytes, bool, str, str]:
+    """Read one crop, mask its faces (``mask`` None = leave as is) and return (JPEG bytes, face masked, method, the
+    masks as :func:`format_masks` text)."""
     try:
         with Image.open(source) as im:
             img = im.convert("RGB")
     except (OSError, ValueError) as exc:
         raise DataError(f"{source}: cannot read image ({exc})") from None
-    masked, method = False, "none"
+    masked, method, kinds = False, "none", ""
     if mask is not None:
         res = mask_face_detailed(img, kp, mask)
-        img, masked, method = res.image, res.masked, res.method
+        img, masked, method, kinds = res.image, res.masked, res.method, format_masks(res.kinds, res.boxes)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
-    return buf.getvalue(), masked, method
+    return buf.getvalue(), masked, method, kinds
 
 
 def _write_one(job: tuple[str, str, Keypoints | None, str | None] | tuple[str, str, Keypoints | None, str | None,
-                                                                            bool]) -> tuple[bool, str]:
+                                                                            bool]) -> tuple[bool, str, str]:
     source, dest, kp, mask = job[:4]
     durable = bool(job[4]) if len(job) > 4 else True
-    data, masked, method = encode_crop(source, kp, mask)
+    data, masked, method, kinds = encode_crop(source, kp, mask)
     p = Path(dest)
     if not (p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data):
         atomic_write_bytes(p, data, durable=durable)
-    return masked, method
+    return masked, method, kinds
 
 
 def write_images(
@@ -89,14 +110,15 @@ def write_images(
     workers: int = 1,
     on_done: Callable[[int], None] | None = None,
     durable: bool = True,
-) -> list[tuple[bool, str]]:
-    """Encode and write every (source, dest, keypoints, mask) job; results in job order.
+) -> list[tuple[bool, str, str]]:
+    """Encode and write every (source, dest, keypoints, mask) job; results (face masked, method, mask kinds) in job
+    order.
 
     ``durable=False`` skips the per-file fsync (for a temporary folder that is synced as a whole before its swap).
     """
     if not durable:
         jobs = [(*job[:4], False) for job in jobs]  # type: ignore[misc]
-    results: list[tuple[bool, str]] = []
+    results: list[tuple[bool, str, str]] = []
     if workers <= 1 or len(jobs) < 64:
         for job in jobs:
             results.append(_write_one(job))
@@ -104,7 +126,9 @@ def write_images(
                 on_done(1)
         return results
     chunk = max(16, len(jobs) // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers) as ex:
+    # spawn, not fork: masking runs mediapipe graphs, and a forked child of a process whose mediapipe threads already
+    # started can wait forever on a lock one of them held
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
         for i, res in enumerate(ex.map(_write_one, jobs, chunksize=chunk)):
             results.append(res)
             if on_done and (i + 1) % chunk == 0:
@@ -158,7 +182,9 @@ def write_split(
 
     Writes into ``out_dir`` and deletes nothing; give it a fresh folder (see the module docstring).
 
-    The returned frame has the manifest columns plus ``mask_method`` (keypoints/haar/none), ``role``,
+    The returned frame has the manifest columns plus ``mask_method`` (keypoints/haar/prior/none, ``+faces`` when
+    other faces were masked, ``+verify`` when the closing verification masked more), ``masks`` (each mask's kind and box,
+    :func:`format_masks`; the kinds: ``opreid_bench.splits.all_faces``), ``role``,
     ``source_pid`` and ``source_camid`` for the data card.
     """
     out = Path(out_dir)
@@ -168,8 +194,9 @@ def write_split(
     kps = keypoints or {}
     jobs = [(src, str(out / rel), kps.get(src), mask) for src, rel in zip(df["source_path"], df["path"])]
     results = write_images(jobs, workers=workers, on_done=on_done, durable=durable)
-    df["face_masked"] = [m for m, _ in results]
-    df["mask_method"] = [how for _, how in results]
+    df["face_masked"] = [m for m, _, _ in results]
+    df["mask_method"] = [how for _, how, _ in results]
+    df["masks"] = [kinds for _, _, kinds in results]
     for col, default in (("missing_keypoints", ""), ("longest_missing_run", 0)):
         if col not in df.columns:
             df[col] = default
@@ -178,6 +205,8 @@ def write_split(
     manifest = df[MANIFEST_COLUMNS].copy()
     manifest["occluded"] = _bool_text(manifest["occluded"])
     manifest["face_masked"] = _bool_text(manifest["face_masked"])
-    for name, frame in (("pid_map.csv", pid_df), ("camera_map.csv", cam_df), ("manifest.csv", manifest)):
+    face_masks = df[["path", "masks"]].sort_values("path", kind="stable")
+    for name, frame in (("pid_map.csv", pid_df), ("camera_map.csv", cam_df), ("face_masks.csv", face_masks),
+                        ("manifest.csv", manifest)):
         atomic_write_text(out / name, frame.to_csv(index=False, lineterminator="\n"), durable=durable)
     return df

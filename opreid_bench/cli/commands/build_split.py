@@ -58,8 +58,10 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Processes for pose and writing.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--mask", type=click.Choice(MASK_CHOICES), default="blur", show_default=True, help="Face mask.")
-@click.option("--mask-all-faces", is_flag=True,
-              help="Also mask every face a face detector finds in a crop, bystanders included.")
+@click.option("--mask-all-faces", is_flag=True, hidden=True,
+              help="Every face is masked by default; kept so that older scripts run.")
+@click.option("--main-face-only", is_flag=True,
+              help="Mask the main person's face only, not bystanders' (the data card then carries a warning).")
 @click.option("--undetermined", type=click.Choice(["exclude", "occluded", "holistic"]), default="exclude",
               show_default=True,
               help="Crops where no person was found: leave out of sampling, or count them all as occluded/holistic.")
@@ -72,7 +74,8 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
               help="CSV of manual label corrections (see `classify --help`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path, seed: int,
-                    pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, undetermined: str,
+                    pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, main_face_only: bool,
+                    undetermined: str,
                     score_threshold: float | None, support: str | None, min_missing_run: int | None,
                     corrections: Path | None,
                     as_json: bool) -> None:
@@ -107,7 +110,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
             kw["min_missing_run"] = min_missing_run
         rule = OcclusionRule(**kw)
     result = build_split(pool, protocol, out, seed, pose=pose, workers=workers, engine=engine,
-                         mask=f"{mask}+all" if mask_all_faces else mask, rule=rule, corrections=corrections,
+                         mask=f"{mask}+main" if main_face_only else mask, rule=rule, corrections=corrections,
                          pool_name=str(pool_path), undetermined=undetermined)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     info = result.to_json()
@@ -124,24 +127,32 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for the masked crops (with --verify and no --pool: the folder to check).")
 @click.option("--mask", type=click.Choice(MASK_CHOICES), default="blur", show_default=True)
-@click.option("--mask-all-faces", is_flag=True,
-              help="Also mask every face BlazeFace finds in a crop, bystanders included.")
-@click.option("--verify", is_flag=True, help="Run a face detector over the output and report faces still found.")
+@click.option("--mask-all-faces", is_flag=True, hidden=True,
+              help="Every face is masked by default; kept so that older scripts run.")
+@click.option("--main-face-only", is_flag=True,
+              help="Mask the main person's face only, not bystanders' (masks.csv's method says +main).")
+@click.option("--verify", is_flag=True,
+              help="Look for faces left in the images under OUT; exit 1 when a plausible face is found.")
 @click.option("--verify-detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto",
               show_default=True,
-              help="Checker for --verify; auto: BlazeFace, or Haar when --mask-all-faces let BlazeFace place masks.")
+              help="Checker for --verify; auto/mediapipe: BlazeFace at the masking's verification setting, "
+                   "haar: the frontal cascade, a detector the masking does not use for bystanders.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keypoints_dir: Path | None, out: Path,
-             mask: str, mask_all_faces: bool, verify: bool, verify_detector: str, workers: int,
+             mask: str, mask_all_faces: bool, main_face_only: bool, verify: bool, verify_detector: str, workers: int,
              as_json: bool) -> None:
-    """Stage 3 on its own: mask the faces of a pool's crops (head keypoints, else OpenCV's Haar face detector).
+    """Stage 3 on its own: mask every face of a pool's crops, bystanders' included.
 
-    Writes the masked crops under OUT (same relative paths as in the pool, as .jpg) and OUT/masks.csv
-    (source_path,path,face_masked,method). Refused: an OUT that is the pool's image folder or inside it, and two
-    crops that would get one name (a.jpg and a.png); rename one. Where nothing locates the head, a head prior (the top of the person's box) is masked
-    (method "prior": check those crops). --verify runs a face detector other than the ones that placed the masks
-    (BlazeFace; Haar with --mask-all-faces) over the written crops and lists every face it still finds; with --verify and no --pool it only checks the images already under OUT (e.g. a split).
+    The main person's face from the head keypoints (else OpenCV's Haar face detector, else a head prior: the top of
+    the person's box, method "prior": check those crops); every other face that BlazeFace or the person detector
+    finds where a head is plausible; then a closing verification on the masked crop. Writes the
+    masked crops under OUT (same relative paths as in the pool, as .jpg) and OUT/masks.csv
+    (source_path,path,face_masked,method,masks). Refused: an OUT that is the pool's image folder or inside it, and
+    two crops that would get one name (a.jpg and a.png); rename one. --verify looks for plausible faces in the
+    images under OUT outside the masks recorded there (masks.csv, or a split's face_masks.csv), lists them and
+    exits 1 when there is any; with --verify and no --pool it only checks the
+    images already there (e.g. a split).
 
     \b
     Examples:
@@ -161,7 +172,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
             from opreid_bench.splits.cache import read_keypoints
 
             kps = read_keypoints(keypoints_dir)
-        table = write_masked_pool(pool, pool_path, out, keypoints=kps, mask=mask, mask_all_faces=mask_all_faces,
+        table = write_masked_pool(pool, pool_path, out, keypoints=kps, mask=mask, main_face_only=main_face_only,
                                   workers=workers)
         result.update(crops=len(table), faces_masked=int(table["face_masked"].sum()),
                       methods={k: int(v) for k, v in table["method"].value_counts().sort_index().items()})
@@ -172,14 +183,14 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     if verify:
         from opreid_bench.splits.face_detect import verify_faces
 
-        detector = verify_detector
-        if detector == "auto":
-            detector = "haar" if mask_all_faces else "mediapipe"
+        detector = "mediapipe" if verify_detector == "auto" else verify_detector
         found = verify_faces(out, detector=detector)
         result.update(verified=found["checked"], faces_found=len(found["faces"]), faces=found["faces"][:100])
         _verify_table(found)
     if as_json:
         click.echo(json.dumps(result))
+    if verify and result["faces_found"]:
+        raise SystemExit(1)
 
 
 def _verify_table(found: dict[str, Any]) -> None:
@@ -188,7 +199,7 @@ def _verify_table(found: dict[str, Any]) -> None:
 
     console = Console(stderr=True)
     console.print(f"verify ({found.get('detector', 'haar')}): {found['checked']:,} crops checked, "
-                  f"{len(found['faces']):,} with a face still found")
+                  f"{len(found['faces']):,} with a plausible face left")
     if found["faces"]:
         table = Table(title="faces still found (first 20)")
         table.add_column("path")

@@ -32,9 +32,17 @@ the limb leading to it for knees and ankles, and to BlazePose's ``presence`` for
 measured in ``benchmarks/bench_occlusion.py`` (``heldout_balanced_accuracy`` against
 ``heldout_balanced_accuracy_without_support``).
 
-Spec options: ``mediapipe:mode=roi,size=256,roi=1.25,pad=0.25,conf=0.5,seg=1`` (``conf`` =
+People (``people=1``, the default): BlazePose's person detector also runs once on every crop (padded with a grey
+border of ``pad`` x its longer side; the detector letterboxes its input itself), and every person it finds is kept in
+``Keypoints.people`` (score, hip centre, full-body circle point, shoulder centre, upper-body circle point; at most
+:data:`MAX_PEOPLE`, best first). The detector predicts the alignment of a whole body even when the crop shows part
+of it, which is how ``classify`` tells a body cut by the border, and it finds other people in front of the main one
+(:mod:`opreid_bench.splits.people`). It costs about a third of the landmark pass: ``benchmarks/bench_occlusion.py``
+measures the pose stage with and without it. ``people=0`` skips it.
+
+Spec options: ``mediapipe:mode=roi,size=256,roi=1.25,pad=0.25,conf=0.5,seg=1,people=1`` (``conf`` =
 ``min_detection_confidence``; ``size=0`` keeps the crop's own size; ``seg=0`` skips the segmentation, so
-``support`` is unknown).
+``support`` is unknown; ``people=0`` skips the person detector, so ``people`` is unknown).
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ DEFAULT_SIZE = 256  # BlazePose's landmark model input is 256 x 256
 DEFAULT_ROI_SCALE = 1.25  # mediapipe's PoseDetectionToRoi expands the body box by 1.25
 MODES = ("roi", "detect")
 GREY = 128
+MAX_PEOPLE = 6  # detections kept per crop (best first)
 SUPPORT_GRID = (32, 64)  # (width, height) cells over the crop in which the segmentation is averaged
 
 _ROI_GRAPH = """
@@ -76,6 +85,16 @@ node {
   output_stream: "SEGMENTATION_MASK:segmentation_mask"
   input_side_packet: "MODEL_COMPLEXITY:model_complexity"
   input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
+}
+"""
+
+_PEOPLE_GRAPH = """
+input_stream: "IMAGE:image"
+output_stream: "DETECTIONS:detections"
+node {
+  calculator: "PoseDetectionCpu"
+  input_stream: "IMAGE:image"
+  output_stream: "DETECTIONS:detections"
 }
 """
 
@@ -190,7 +209,7 @@ class RawPose:
 
 def _parse_options(arg: str | None) -> dict[str, Any]:
     opts: dict[str, Any] = {"mode": "roi", "size": DEFAULT_SIZE, "roi": DEFAULT_ROI_SCALE, "pad": DEFAULT_PAD,
-                            "conf": DEFAULT_MIN_DETECTION_CONFIDENCE, "seg": 1}
+                            "conf": DEFAULT_MIN_DETECTION_CONFIDENCE, "seg": 1, "people": 1}
     if not arg:
         return opts
     for part in arg.split(","):
@@ -198,7 +217,7 @@ def _parse_options(arg: str | None) -> dict[str, Any]:
         key = key.strip().lower()
         if not sep or key not in opts:
             raise OpreidError(f"mediapipe backend: bad option '{part}'; use mediapipe:mode=roi,size=256,roi=1.25,"
-                              "pad=0.25,conf=0.5,seg=1")
+                              "pad=0.25,conf=0.5,seg=1,people=1")
         if key == "mode":
             if value.strip() not in MODES:
                 raise OpreidError(f"mediapipe backend: mode must be one of {', '.join(MODES)}, got '{value}'")
@@ -214,8 +233,11 @@ def _parse_options(arg: str | None) -> dict[str, Any]:
         raise OpreidError("mediapipe backend: size must be in [0, 2048] and roi in [0.5, 3]")
     if opts["seg"] not in (0.0, 1.0):
         raise OpreidError(f"mediapipe backend: seg must be 0 or 1, got '{opts['seg']:g}'")
+    if opts["people"] not in (0.0, 1.0):
+        raise OpreidError(f"mediapipe backend: people must be 0 or 1, got '{opts['people']:g}'")
     opts["size"] = int(opts["size"])
     opts["seg"] = bool(opts["seg"])
+    opts["people"] = bool(opts["people"])
     return opts
 
 
@@ -234,6 +256,7 @@ class MediaPipePose(PoseBackend):
         size: int = DEFAULT_SIZE,
         roi_scale: float = DEFAULT_ROI_SCALE,
         segmentation: bool = True,
+        people: bool = True,
     ):
         try:
             import mediapipe as mp
@@ -250,7 +273,9 @@ class MediaPipePose(PoseBackend):
         self.size = int(size)
         self.roi_scale = float(roi_scale)
         self.segmentation = bool(segmentation)
+        self.people = bool(people)
         self._pose: Any = None  # built on first use
+        self._people: Any = None
         self._retry: Any = None
         self._roi: Any = None
 
@@ -258,7 +283,7 @@ class MediaPipePose(PoseBackend):
     def from_arg(cls, arg: str | None) -> MediaPipePose:
         opts = _parse_options(arg)
         return cls(pad=opts["pad"], min_detection_confidence=opts["conf"], mode=opts["mode"], size=opts["size"],
-                   roi_scale=opts["roi"], segmentation=opts["seg"])
+                   roi_scale=opts["roi"], segmentation=opts["seg"], people=opts["people"])
 
     @property
     def cache_key(self) -> str:
@@ -266,8 +291,9 @@ class MediaPipePose(PoseBackend):
         if self.mode == "roi":
             key += f":roi={self.roi_scale:g}"
         key += f":size={self.size}:retry"
-        return key + (f":seg={SUPPORT_GRID[0]}x{SUPPORT_GRID[1]}:legs{SEGMENT_SAMPLES}:presence"
-                      if self.segmentation else "")
+        key += (f":seg={SUPPORT_GRID[0]}x{SUPPORT_GRID[1]}:legs{SEGMENT_SAMPLES}:presence"
+                if self.segmentation else "")
+        return key + (f":people{MAX_PEOPLE}@crop" if self.people else "")
 
     # ---- the passes ----
 
@@ -301,6 +327,32 @@ class MediaPipePose(PoseBackend):
                 outputs=["pose_landmarks", "segmentation_mask"] if self.segmentation else ["pose_landmarks"],
             )
         return self._roi
+
+    def _people_graph(self) -> Any:
+        if self._people is None:
+            from google.protobuf import text_format
+            from mediapipe.framework import calculator_pb2
+            from mediapipe.python.solution_base import SolutionBase
+
+            config = text_format.Parse(_PEOPLE_GRAPH, calculator_pb2.CalculatorGraphConfig())
+            self._people = SolutionBase(graph_config=config, outputs=["detections"])
+        return self._people
+
+    def detect_people(self, image: np.ndarray) -> np.ndarray:
+        """(P, 9) people the person detector finds in ``image`` (padded by ``pad``), in ``image``'s pixels, best
+        first (layout: :data:`opreid_bench.splits.people.PEOPLE_COLUMNS`)."""
+        padded, border = pad_crop(np.ascontiguousarray(image, dtype=np.uint8), self.pad)
+        ph, pw = padded.shape[:2]
+        result = self._people_graph().process({"image": padded})
+        rows = []
+        for det in result.detections or []:
+            pts = det.location_data.relative_keypoints
+            if len(pts) < 4:
+                continue
+            xy = [(p.x * pw - border, p.y * ph - border) for p in list(pts)[:4]]
+            rows.append([float(det.score[0]), *(v for pt in xy for v in pt)])
+        rows.sort(key=lambda r: -r[0])
+        return np.array(rows[:MAX_PEOPLE], np.float32).reshape(-1, 9)
 
     def _run_roi(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
         from mediapipe.framework.formats import rect_pb2
@@ -354,14 +406,18 @@ class MediaPipePose(PoseBackend):
     def predict(self, image: np.ndarray, source_path: str) -> Keypoints:
         h, w = image.shape[:2]
         raw = self.predict_raw(image)
+        people = self.detect_people(image) if self.people else None
         if raw.stage == "none":
-            return Keypoints.empty(image_size=(w, h))
+            empty = Keypoints.empty(image_size=(w, h))
+            empty.people = people
+            return empty
         idx = BLAZEPOSE_TO_COCO17
         support = None if raw.support is None else raw.support[idx]
-        return Keypoints(raw.xy[idx], raw.visibility[idx], image_size=(w, h), detected=True, support=support)
+        return Keypoints(raw.xy[idx], raw.visibility[idx], image_size=(w, h), detected=True, support=support,
+                         people=people)
 
     def close(self) -> None:
-        for graph in (self._pose, self._retry, self._roi):
+        for graph in (self._pose, self._retry, self._roi, self._people):
             if graph is not None:
                 graph.close()
-        self._pose = self._retry = self._roi = None
+        self._pose = self._retry = self._roi = self._people = None

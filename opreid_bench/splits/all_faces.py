@@ -1,0 +1,183 @@
+"""Every face in a crop, bystanders' included, and nothing else: detections accepted only where a head is plausible.
+
+A missed face costs someone's privacy; a mask on a bag or a sleeve costs the benchmark the appearance it measures.
+Pedestrian crops are small (faces of 12-25 px) and crowded, so no single detector finds every face, and the ones
+that find small faces also fire on clothing. Candidates therefore come from several detectors shipped in wheels the
+project already needs, and each is accepted only where a head is plausible.
+
+Candidates (the *kind* names counted in ``masks.csv``, the manifest and the data card):
+
+- ``blazeface``: mediapipe's BlazeFace, full range, on windows down the crop
+  (:func:`opreid_bench.splits.face_detect.detect_faces_mediapipe`);
+- ``haar_profile``: OpenCV's profile-face cascade, run on the crop and on its mirror image (off by default: on the
+  hand-boxed crops it placed no mask the other sources had not, at five times BlazeFace's cost);
+- ``haar``: OpenCV's frontal-face cascade, where its confidence (the last stage's weight) is at least
+  :data:`HAAR_MIN_WEIGHT` (off by default, as is BlazeFace's short-range model: on the hand-boxed crops each found
+  one more face and put masks on clothing in four to five more crops);
+- ``person``: the head of another person found by the person detector (``Keypoints.people``): where that person's
+  body alignment puts its head (:mod:`opreid_bench.splits.people`), masked whether or not a face detector fires there
+  (where a head is plausible, like every other candidate).
+
+Plausible head (:func:`plausible_head`): the box's height lies within [:data:`MIN_HEAD_SCALE`, :data:`MAX_HEAD_SCALE`]
+times the main person's head height (its keypoint face box, else a seventh of the crop's height), and the box's centre
+is not on the main person's body below the shoulders: the column spanned by the main person's body keypoints
+(shoulders to ankles, arms included, grown by a quarter of its width on each side), from :data:`BODY_MARGIN` of the
+crop's height under the shoulder line down. Without keypoints the main body is taken as the crop's central half from :data:`NO_POSE_SHOULDER` of its
+height down. A bystander in front of the main person's legs is not masked unless the person detector found it: the
+gate trades that case for clothing, bags and hands, where the frontal cascade fires most.
+
+The settings were chosen on the hand-boxed crops of ``benchmarks/labels/faces_heads.csv`` and are measured on the
+same crops by ``benchmarks/bench_faces.py`` (an in-sample figure: no held-out set of boxed faces exists yet).
+
+The closing verification (:func:`find_faces` with ``verify=True``) runs the detectors again, more permissively
+(BlazeFace at :data:`VERIFY_BLAZEFACE_CONFIDENCE`), on the masked crop: any plausible face it still finds is masked
+too (kind ``verify``). ``mask --verify`` runs the same check over a folder and fails when a plausible face is left.
+
+What it cannot do, measured: a bystander's head cut by the crop's border (half a face at the edge) is found by none of
+these detectors; on the hand-boxed crops such heads are most of the faces left visible (``bench_faces.py`` lists
+them). Look at the review sheet for crowded pools.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from opreid_bench.splits.face_detect import PROFILE_CASCADE_NAME, Box, detect_faces_mediapipe, detect_faces_weighted
+from opreid_bench.splits.keypoints import COCO17_INDEX, Keypoints
+from opreid_bench.splits.people import expected_xy, main_person
+
+FACE_KINDS = ("blazeface", "haar_profile", "haar", "person", "verify")
+BLAZEFACE_CONFIDENCE = 0.5
+# None switches a source off. The frontal cascade and the short-range model each found one more face on the
+# hand-boxed crops but put masks on clothing in four to five more crops (bench_faces.py), so they are off.
+HAAR_MIN_WEIGHT: float | None = None
+VERIFY_BLAZEFACE_CONFIDENCE = 0.3
+VERIFY_HAAR_MIN_WEIGHT: float | None = None
+SHORT_RANGE_CONFIDENCE: float | None = None
+SHORT_RANGE_UPSCALE = 3.0
+# The profile cascade placed no mask on the hand-boxed crops that the keypoints and BlazeFace had not placed, and it
+# costs five times BlazeFace's time (two directions at 3x): off by default.
+PROFILE_MIN_NEIGHBORS: int | None = None
+MIN_HEAD_SCALE = 0.25  # x the main person's head height
+MAX_HEAD_SCALE = 2.5
+BODY_MARGIN = 0.05  # x the crop's height below the shoulder line where the main body starts
+NO_POSE_SHOULDER = 0.25  # x the crop's height: the shoulder line when no keypoints are known
+PERSON_HEAD = 0.3  # x a detected person's R: the side of its head box
+SAME_PERSON = 0.5  # x the main person's R: a detection whose hips lie nearer is the main person found twice
+COVERED = 0.5  # a candidate at least this much under boxes already masked adds nothing
+_BODY = [COCO17_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+                                    "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+                                    "right_ankle")]
+_HEAD = [COCO17_INDEX[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
+
+
+def _visible_main(kp: Keypoints | None) -> bool:
+    return kp is not None and kp.detected
+
+
+def main_head_height(kp: Keypoints | None, size: tuple[int, int]) -> float:
+    """Height in pixels of the main person's head: its keypoint face box, else a seventh of the crop."""
+    from opreid_bench.splits.mask import face_box_from_keypoints
+
+    if _visible_main(kp):
+        box = face_box_from_keypoints(kp, size)  # type: ignore[arg-type]
+        if box is not None:
+            return float(box[3] - box[1])
+    return size[1] / 7.0
+
+
+def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float, float]:
+    """(left, right, top) of the main person's body below the shoulders, in the crop's pixels (module docstring)."""
+    w, h = size
+    if _visible_main(kp):
+        pts = kp.xy[_BODY].astype(np.float64)  # type: ignore[union-attr]
+        inside = (pts[:, 0] > -0.1 * w) & (pts[:, 0] < 1.1 * w) & (pts[:, 1] > -0.1 * h) & (pts[:, 1] < 1.1 * h)
+        if inside[:2].all():  # both shoulders placed: the body is every placed point below them
+            x0, x1 = float(pts[inside, 0].min()), float(pts[inside, 0].max())
+            grow = 0.25 * max(x1 - x0, 0.1 * w)
+            top = float(pts[:2, 1].mean()) + BODY_MARGIN * h
+            return x0 - grow, x1 + grow, top
+    return 0.25 * w, 0.75 * w, (NO_POSE_SHOULDER + BODY_MARGIN) * h
+
+
+def plausible_head(box: Box, kp: Keypoints | None, size: tuple[int, int]) -> bool:
+    """Is ``box`` where a head can be: a head's size against the main person's, and not on the main body below the
+    shoulders (module docstring)?"""
+    height = box[3] - box[1]
+    head = main_head_height(kp, size)
+    if not MIN_HEAD_SCALE * head <= height <= MAX_HEAD_SCALE * head:
+        return False
+    left, right, top = main_body(kp, size)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return not (left <= cx <= right and cy >= top)
+
+
+def person_heads(kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
+    """Head boxes of the other people the person detector found (not the main person, nor a second detection of it:
+    hips within :data:`SAME_PERSON` of the main person's scale), inside the crop."""
+    if kp is None or kp.people is None or len(kp.people) < 2:
+        return []
+    main = main_person(kp)
+    if main is None:
+        return []
+    w, h = size
+    main_hip, main_r = kp.people[main][1:3], float(np.linalg.norm(kp.people[main][1:3] - kp.people[main][3:5]))
+    out = []
+    for j, row in enumerate(kp.people):
+        if j == main or float(np.linalg.norm(row[1:3] - main_hip)) < SAME_PERSON * main_r:
+            continue
+        exp = expected_xy(row)[_HEAD]
+        cx, cy = float(exp[:, 0].mean()), float(exp[:, 1].mean())
+        r = float(np.linalg.norm(row[1:3] - row[3:5]))
+        half = PERSON_HEAD * r / 2
+        box = (max(0, int(cx - half)), max(0, int(cy - half)), min(w, int(np.ceil(cx + half))),
+               min(h, int(np.ceil(cy + half))))
+        if box[2] > box[0] and box[3] > box[1]:
+            out.append(box)
+    return out
+
+
+def covered_share(box: Box, masks: list[Box]) -> float:
+    """Share of ``box``'s pixels already under the union of ``masks``."""
+    left, top, right, bottom = box
+    if right <= left or bottom <= top:
+        return 1.0
+    grid = np.zeros((bottom - top, right - left), bool)
+    for m in masks:
+        x0, y0 = max(m[0], left) - left, max(m[1], top) - top
+        x1, y1 = min(m[2], right) - left, min(m[3], bottom) - top
+        if x1 > x0 and y1 > y0:
+            grid[y0:y1, x0:x1] = True
+    return float(grid.mean())
+
+
+def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | None = None,
+               verify: bool = False) -> list[tuple[Box, str]]:
+    """Plausible faces in ``image`` not already under ``masked``, each with the kind that found it (module
+    docstring); ``verify`` runs the detectors at the closing verification's more permissive settings."""
+    rgb = image.convert("RGB")
+    size = rgb.size
+    conf = VERIFY_BLAZEFACE_CONFIDENCE if verify else BLAZEFACE_CONFIDENCE
+    min_weight = VERIFY_HAAR_MIN_WEIGHT if verify else HAAR_MIN_WEIGHT
+    found: list[tuple[Box, str]] = [(b, "blazeface") for b in detect_faces_mediapipe(rgb, min_confidence=conf)]
+    if SHORT_RANGE_CONFIDENCE is not None:
+        found += [(b, "blazeface") for b in detect_faces_mediapipe(
+            rgb, min_confidence=SHORT_RANGE_CONFIDENCE - (0.1 if verify else 0.0), short_range=True,
+            upscale=SHORT_RANGE_UPSCALE)]
+    if PROFILE_MIN_NEIGHBORS is not None:
+        found += [(b, "haar_profile") for b, _ in detect_faces_weighted(
+            rgb, cascade=PROFILE_CASCADE_NAME, min_neighbors=PROFILE_MIN_NEIGHBORS, mirrored=True)]
+    if min_weight is not None:
+        found += [(b, "haar") for b, wt in detect_faces_weighted(rgb) if wt >= min_weight]
+    if not verify:
+        found += [(b, "person") for b in person_heads(kp, size)]
+    accepted = [(b, k) for b, k in found if plausible_head(b, kp, size)]
+    taken = list(masked or [])
+    out: list[tuple[Box, str]] = []
+    for box, kind in accepted:
+        if covered_share(box, taken) >= COVERED:
+            continue
+        out.append((box, "verify" if verify else kind))
+        taken.append(box)
+    return out
