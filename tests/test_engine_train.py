@@ -248,3 +248,47 @@ def test_progressive_resizing_trains_the_first_epochs_on_pooled_batches(tiny_spl
     assert resize_for_epoch(batch, cfg.data, 2) is batch
     train(cfg, tiny_splits, tmp_path / "run", progress=False)
     assert [line["input_hw"] for line in read_metrics(tmp_path / "run")] == [[32, 16], [32, 16], [64, 32]]
+
+
+@pytest.mark.parametrize("cbe", [True, False])
+def test_a_training_step_of_ours_feeds_the_cbe_batch_to_the_model_and_the_losses(
+        tiny_splits: DatasetSplits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cbe: bool) -> None:
+    # CBE (Sec. 3.2) is the paper's main augmentation: with data.cbe the step must hand the model and the losses the
+    # doubled batch [X_re; X_bce] (2B images, labels duplicated); without it, the B images of the loader
+    import opreid_bench.engine.train as train_module
+    import opreid_bench.modeling as modeling
+    from opreid_bench.engine.criterion import ReIDCriterion
+
+    made, fed, labelled = [], [], []
+    real_cbe, real_build, real_forward = train_module.apply_cbe, modeling.build_model, ReIDCriterion.forward
+
+    def spy_cbe(images, pids, cfg, rng):
+        out = real_cbe(images, pids, cfg, rng)
+        made.append((images.shape[0], out[0].detach().clone(), out[1].clone()))
+        return out
+
+    def spy_build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        model.register_forward_pre_hook(lambda _m, inputs: fed.append(inputs[0].detach().clone()))
+        return model
+
+    def spy_forward(self, outputs, pids):
+        labelled.append(pids.clone())
+        return real_forward(self, outputs, pids)
+
+    monkeypatch.setattr(train_module, "apply_cbe", spy_cbe)
+    monkeypatch.setattr(modeling, "build_model", spy_build)
+    monkeypatch.setattr(ReIDCriterion, "forward", spy_forward)
+    cfg = tiny_cfg("ours", "optim.epochs=1", "optim.max_iters_per_epoch=1", "eval.period=0",
+                   f"data.cbe={'true' if cbe else 'false'}", "optim.channels_last=false")
+    train(cfg, tiny_splits, tmp_path / "run", progress=False)
+    batch = cfg.data.batch_p * cfg.data.batch_k
+    step = fed[0]  # the first forward of the model in training
+    if cbe:
+        assert len(made) == 1 and made[0][0] == batch
+        assert step.shape[0] == 2 * batch and torch.equal(step, made[0][1])
+        assert torch.equal(labelled[0], made[0][2]) and torch.equal(labelled[0][:batch], labelled[0][batch:])
+        assert not torch.equal(step[:batch], step[batch:])  # X_re and X_bce differ: the stripe is erased in X_bce
+    else:
+        assert not made and step.shape[0] == batch and labelled[0].shape[0] == batch
+    assert read_metrics(tmp_path / "run")[0]["images"] == step.shape[0]
