@@ -292,3 +292,32 @@ def test_a_training_step_of_ours_feeds_the_cbe_batch_to_the_model_and_the_losses
     else:
         assert not made and step.shape[0] == batch and labelled[0].shape[0] == batch
     assert read_metrics(tmp_path / "run")[0]["images"] == step.shape[0]
+
+
+def test_the_amp_path_of_a_training_step_runs_under_cpu_autocast_in_bfloat16(tiny_splits: DatasetSplits) -> None:
+    # the step a GPU run takes with AMP (autocast around the forward, a gradient scaler around the backward), here
+    # with CPU autocast (bfloat16) and a CPU scaler: the model's outputs come out in bfloat16, the losses are
+    # computed in float32, the weights move and stay finite
+    from opreid_bench.engine.criterion import ReIDCriterion
+    from opreid_bench.engine.data import build_train_data
+    from opreid_bench.engine.distributed import DistInfo
+    from opreid_bench.engine.optim import build_optimizer
+    from opreid_bench.engine.train import train_one_epoch
+    from opreid_bench.modeling import build_model
+
+    cfg = tiny_cfg("ours", "optim.max_iters_per_epoch=2", "optim.channels_last=false")
+    data = build_train_data(tiny_splits.train, cfg.data, seed=0)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.num_classes)
+    dtypes: list[torch.dtype] = []
+    model.register_forward_hook(lambda _m, _i, out: dtypes.extend(v.dtype for v in out.values()
+                                                                  if torch.is_tensor(v) and v.is_floating_point()))
+    before = [p.detach().clone() for p in model.parameters()]
+    scaler = torch.amp.GradScaler("cpu", enabled=True)
+    stats = train_one_epoch(model, data, ReIDCriterion(cfg.loss), build_optimizer(model, cfg.optim), scaler, cfg, 0,
+                            torch.device("cpu"), DistInfo())
+    assert torch.bfloat16 in dtypes
+    assert np.isfinite(stats["loss"]) and stats["iterations"] == 2
+    after = list(model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    assert all(torch.isfinite(p).all() for p in after)
