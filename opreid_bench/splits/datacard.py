@@ -250,13 +250,13 @@ def _labelling_lines(lab: dict[str, Any]) -> list[str]:
                      "(a body cut by the border)")
     if lab.get("people_cover"):
         extra.append("inside another person standing in front")
+    reasons = [f"score below {lab['score_threshold']:g}", "outside the crop", support, *extra]
     lines = [
         "",
         "## Occlusion labels of the pool",
         "",
         f"Rule: occluded when at least {lab['min_missing_run']} sequential keypoints (chains `{lab['chains']}`) are "
-        f"missing: score below {lab['score_threshold']:g}, outside the crop, {support}"
-        + "".join(f", {e}" for e in extra) + ".",
+        f"missing: {', '.join(reasons[:-1])}, or {reasons[-1]}.",
         "",
         MEASURED_ACCURACY,
         "",
