@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opreid_bench.cli.onnx_options import ONNX_HELP, onnx_preprocessing_options, preprocessing_from_options
-from opreid_bench.cli.options import refuse_output_over_input
+from opreid_bench.cli.options import ZOO_HELP, refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
 if TYPE_CHECKING:
@@ -25,9 +25,18 @@ if TYPE_CHECKING:
 
 def _load_input(features: Path | None, weights: Path | None = None, method: str | None = None,
                 dataset: str | None = None, root: Path | None = None, device: str | None = None,
-                onnx_model: Path | None = None, onnx_kwargs: dict | None = None
+                onnx_model: Path | None = None, onnx_kwargs: dict | None = None, zoo: str | None = None
                 ) -> tuple[FeatureSet, FeatureSet, dict, str]:
     """Exactly one input mode -> (query, gallery, attrs, source description)."""
+    if zoo is not None:  # a model-zoo checkpoint, rebuilt here with the zoo's names (opreid_bench.modeling.zoo)
+        if weights is None or features is not None or onnx_model is not None:
+            raise OpreidError("evaluate --zoo ARCH takes the checkpoint with --weights FILE (and no --features/--onnx)")
+        if dataset is None or root is None:
+            raise OpreidError("evaluate --zoo needs --dataset NAME and --root PATH")
+        from opreid_bench.engine.zoo_extract import zoo_feature_sets
+
+        query, gallery, attrs = zoo_feature_sets(zoo, weights, dataset, root, device=device or "cpu")
+        return query, gallery, attrs, f"{zoo} on {dataset}"
     modes = {"--features": features, "--weights": weights, "--onnx": onnx_model}
     given = [name for name, value in modes.items() if value is not None]
     if len(given) != 1:
@@ -112,6 +121,7 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
                    "and --root.")
 @click.option("--onnx", "onnx_model", type=click.Path(dir_okay=False, path_type=Path), default=None, help=ONNX_HELP)
 @onnx_preprocessing_options
+@click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --onnx: also record the result as a leaderboard run (RUN_DIR/run.json: name, model file, "
                    "preprocessing, metrics); `opreid-bench leaderboard --runs RUN_DIR` shows it.")
@@ -140,7 +150,7 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @click.option("--json", "json_out", is_flag=True, help="Print exactly one JSON object on stdout.")
 def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | None, input_size: str | None,
              mean: str | None, std: str | None, channel_order: str | None, onnx_output: str | None, batch_size: int,
-             run_dir: Path | None, name: str | None, method: str | None, dataset: str | None,
+             zoo: str | None, run_dir: Path | None, name: str | None, method: str | None, dataset: str | None,
              root: Path | None, metric: str | None, junk: str | None, max_rank: int, bootstrap: int, seed: int,
              device: str | None, rerank: bool, k1: int, k2: int, lambda_value: float, out: Path | None,
              json_out: bool) -> None:
@@ -159,6 +169,8 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
       opreid-bench evaluate --onnx ours.onnx --dataset partial_reid --root data --run-dir runs/ours-onnx --json
       opreid-bench evaluate --onnx their.onnx --input-size 256x128 --mean 0.485,0.456,0.406 \\
           --std 0.229,0.224,0.225 --dataset partial_reid --root data
+      opreid-bench evaluate --zoo torchreid:osnet_x1_0 --weights osnet_x1_0_market.pth --dataset partial_reid \\
+          --root data --json
     """
     refuse_output_over_input(out, "--out", {"--features": features, "--weights": weights, "--onnx": onnx_model})
     if run_dir is not None and (onnx_model is None or rerank):
@@ -172,7 +184,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
 
         resolve_device(device)  # an unknown device, or CUDA without one: one line before any work
     query, gallery, attrs, source = _load_input(features, weights, method, dataset, root, device, onnx_model,
-                                                onnx_kwargs)
+                                                onnx_kwargs, zoo)
     if metric is None:
         metric = str(attrs.get("metric", "euclidean"))
         if metric not in ("euclidean", "cosine"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from opreid_bench.cli.onnx_options import ONNX_HELP, onnx_preprocessing_options, preprocessing_from_options
-from opreid_bench.cli.options import parse_key_values, refuse_output_over_input
+from opreid_bench.cli.options import ZOO_HELP, parse_key_values, refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
 
@@ -16,6 +16,7 @@ from opreid_bench.errors import OpreidError
 @click.option("--weights", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint written by `opreid-bench train` (RUN_DIR/model.pt); it holds its own config.")
 @click.option("--onnx", "onnx_model", default=None, type=click.Path(dir_okay=False, path_type=Path), help=ONNX_HELP)
+@click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)
 @click.option("--dataset", required=True, help="Dataset loader name (see `opreid-bench datasets list`).")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset.")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")
@@ -24,7 +25,7 @@ from opreid_bench.errors import OpreidError
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object (what was written) on stdout.")
 @onnx_preprocessing_options
-def extract_cmd(weights: Path | None, onnx_model: Path | None, dataset: str, root: Path,
+def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, dataset: str, root: Path,
                 dataset_option: tuple[str, ...], out: Path, method: str | None, device: str, json_out: bool,
                 input_size: str | None, mean: str | None, std: str | None, channel_order: str | None,
                 onnx_output: str | None, batch_size: int) -> None:
@@ -39,6 +40,8 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, dataset: str, roo
       opreid-bench evaluate --features feats.h5 --metric cosine --junk none
       opreid-bench extract --onnx model.onnx --dataset partial_reid --root ../shared/data --out feats.h5 \\
           --input-size 256x128 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
+      opreid-bench extract --zoo torchreid:osnet_x1_0 --weights osnet_x1_0_market.pth --dataset partial_reid \\
+          --root ../shared/data --out feats.h5
     """
     from opreid_bench.engine.extract import model_feature_sets
     from opreid_bench.evaluation.features import write_feature_file
@@ -46,7 +49,14 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, dataset: str, roo
     if (weights is None) == (onnx_model is None):
         raise OpreidError("extract needs exactly one model: --weights RUN/model.pt or --onnx MODEL.onnx")
     refuse_output_over_input(out, "--out", {"--weights": weights, "--onnx": onnx_model})
-    if onnx_model is not None:  # any ONNX model through onnxruntime; preprocessing recorded in the file's attrs
+    if zoo is not None and onnx_model is not None:
+        raise OpreidError("--zoo takes its checkpoint with --weights, not --onnx")
+    if zoo is not None:  # a model-zoo checkpoint, rebuilt here with the zoo's names (opreid_bench.modeling.zoo)
+        from opreid_bench.engine.zoo_extract import zoo_feature_sets
+
+        query, gallery, attrs = zoo_feature_sets(zoo, weights, dataset, root, device=device,
+                                                 options=parse_key_values(dataset_option))
+    elif onnx_model is not None:  # any ONNX model through onnxruntime; preprocessing recorded in the file's attrs
         from opreid_bench.engine.onnx_runner import onnx_feature_sets
 
         given = preprocessing_from_options(input_size, mean, std, channel_order, onnx_output)

@@ -1,0 +1,109 @@
+"""`--zoo torchreid:ARCH`: torchreid checkpoints in every published format load into our rebuilt architectures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from opreid_bench.errors import OpreidError
+from opreid_bench.modeling.zoo import ZOO, load_zoo_model, read_state_dict
+
+ARCHS = ["torchreid:osnet_x1_0", "torchreid:osnet_x0_75", "torchreid:osnet_x0_5", "torchreid:osnet_x0_25",
+         "torchreid:osnet_ibn_x1_0", "torchreid:resnet50", "torchreid:resnet50_fc512"]
+
+
+def randomised(spec: str, seed: int = 0) -> torch.nn.Module:
+    """The architecture with random weights and random norm statistics (every tensor of the checkpoint matters)."""
+    model = ZOO.get(spec)()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.dtype.is_floating_point:
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if name.endswith("running_var")
+                        else torch.randn(t.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+def test_every_architecture_is_registered():
+    assert sorted(ARCHS) == ZOO.names()
+
+
+@pytest.mark.parametrize("spec", ARCHS)
+def test_a_checkpoint_in_torchreids_format_gives_the_features_of_the_model_it_came_from(spec, tmp_path):
+    model = randomised(spec)
+    x = torch.randn(2, 3, 64, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(x)
+    state = model.state_dict()
+    classifier = {"classifier.weight": torch.randn(751, model.feature_dim), "classifier.bias": torch.zeros(751)}
+    variants = {
+        "wrapped": {"state_dict": {**state, **classifier}, "epoch": 250, "rank1": 0.94},
+        "bare": dict(state),
+        "module": {"state_dict": {f"module.{k}": v for k, v in {**state, **classifier}.items()}},
+        "small_classifier": {**state, "classifier.weight": torch.randn(3, model.feature_dim),
+                             "classifier.bias": torch.zeros(3)},
+    }
+    for name, obj in variants.items():
+        path = tmp_path / f"{name}.pth.tar"
+        torch.save(obj, path)
+        loaded, prep = load_zoo_model(spec, path)
+        with torch.no_grad():
+            assert torch.equal(loaded(x), want), name
+    assert (prep.height, prep.width) == (256, 128) and prep.mean == (0.485, 0.456, 0.406)
+    assert want.shape == (2, 2048 if spec == "torchreid:resnet50" else 512)
+
+
+def test_refusals_are_one_line_naming_the_file(tmp_path):
+    osnet = randomised("torchreid:osnet_x0_25")
+    path = tmp_path / "x025.pth"
+    torch.save({"state_dict": osnet.state_dict()}, path)
+    with pytest.raises(OpreidError) as exc:
+        load_zoo_model("torchreid:osnet_x1_0", path)  # the right format, the wrong width
+    msg = str(exc.value)
+    assert "\n" not in msg and str(path) in msg and "of another shape" in msg
+    with pytest.raises(OpreidError, match=r"\d+ missing \(e\.g\. .*\); \d+ unexpected"):
+        load_zoo_model("torchreid:resnet50", path)
+    with pytest.raises(OpreidError, match="unknown architecture"):
+        load_zoo_model("torchreid:osnet_x9", path)
+    with pytest.raises(OpreidError, match="use torchreid:ARCH"):
+        load_zoo_model("fastreid:bot.yml", path)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(OpreidError, match="junk.pth: not a readable PyTorch checkpoint"):
+        read_state_dict(tmp_path / "junk.pth")
+    torch.save({"epoch": 3}, tmp_path / "nostate.pth")
+    with pytest.raises(OpreidError, match="nostate.pth: no state dict found"):
+        read_state_dict(tmp_path / "nostate.pth")
+    with pytest.raises(OpreidError, match="missing.pth: zoo checkpoint not found"):
+        read_state_dict(tmp_path / "missing.pth")
+
+
+@pytest.mark.shared_data
+def test_evaluate_and_extract_take_a_zoo_checkpoint(partial_reid_root: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]):
+    from opreid_bench.cli import main
+    from opreid_bench.evaluation.features import read_feature_file
+
+    ckpt = tmp_path / "osnet_x0_25_market.pth.tar"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in randomised("torchreid:osnet_x0_25").state_dict().items()}},
+               ckpt)
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",
+              "--root", str(partial_reid_root), "--json"])
+    assert exc.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.0 <= report["mAP"] <= 1.0 and 0.0 <= report["rank1"] <= 1.0
+    with pytest.raises(SystemExit) as exc:
+        main(["extract", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",
+              "--root", str(partial_reid_root), "--out", str(tmp_path / "f.h5"), "--json"])
+    assert exc.value.code == 0
+    query, gallery, attrs = read_feature_file(tmp_path / "f.h5")
+    assert query.features.shape == (300, 512) and attrs["method"] == "torchreid:osnet_x0_25"
+    assert attrs["metric"] == "euclidean"
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--zoo", "torchreid:osnet_x1_0", "--weights", str(ckpt), "--dataset", "partial_reid",
+              "--root", str(partial_reid_root)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and err[-1].startswith(f"error: {ckpt}: does not fit torchreid:osnet_x1_0")
