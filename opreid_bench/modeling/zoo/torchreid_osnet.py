@@ -28,17 +28,11 @@ class ConvLayer(nn.Module):
         return self.relu(self.bn(self.conv(x)))
 
 
-class Conv1x1(nn.Module):
+class Conv1x1(ConvLayer):
     """1x1 conv + BN + ReLU."""
 
     def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+        super().__init__(cin, cout, 1)
 
 
 class Conv1x1Linear(nn.Module):
