@@ -107,3 +107,27 @@ def test_evaluate_and_extract_take_a_zoo_checkpoint(partial_reid_root: Path, tmp
               "--root", str(partial_reid_root)])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and err[-1].startswith(f"error: {ckpt}: does not fit torchreid:osnet_x1_0")
+
+
+@pytest.mark.parametrize("spec", ["torchreid:osnet_x0_25", "torchreid:osnet_ibn_x1_0", "torchreid:resnet50_fc512"])
+def test_export_zoo_writes_onnx_with_the_preprocessing_in_its_metadata(spec, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from opreid_bench.engine.onnx_export import export_zoo
+    from opreid_bench.engine.onnx_runner import META_PREFIX
+
+    model = randomised(spec)
+    ckpt = tmp_path / "m.pth"
+    torch.save({"state_dict": model.state_dict()}, ckpt)
+    info = export_zoo(spec, ckpt, tmp_path / "m.onnx")
+    assert info["max_abs_diff"] <= 1e-4 and info["input_size"] == "256x128" and info["method"] == spec
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta[f"{META_PREFIX}input_size"] == "256x128" and meta[f"{META_PREFIX}channel_order"] == "RGB"
+    assert meta[f"{META_PREFIX}metric"] == "euclidean" and meta[f"{META_PREFIX}method"] == spec
+    x = torch.randn(3, 3, 256, 128, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = model(x).numpy()
+    (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))

@@ -88,47 +88,73 @@ def export_checkpoint(weights: str | Path, out: str | Path, *, opset: int = OPSE
     Refuses (one line) a file at ``out`` that this command did not write, and an export whose onnxruntime features
     differ from PyTorch's by more than ``tolerance`` (max abs, L2-normalised).
     """
-    from opreid_bench import __version__
-    from opreid_bench.atomic import atomic_write_bytes
     from opreid_bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
     from opreid_bench.engine.checkpoint import load_model_from_checkpoint
-    from opreid_bench.engine.onnx_runner import META_PREFIX, preprocessing_metadata
 
-    onnx = _import_onnx()
     out = Path(out)
     refuse_foreign_file(out)
     model, cfg, state = load_model_from_checkpoint(weights)
     h, w = cfg.data.height, cfg.data.width
     me = cfg.model.retrieval_feature == "pooled" and cfg.model.momentum_elimination
     feature = "bnneck" if cfg.model.retrieval_feature == "bnneck" else ("pooled+ME" if me else "pooled")
+    doc = (f"opreid-bench {state['method']} ({cfg.model.backbone}) inference graph: retrieval feature {feature}; no RP "
+           "branch, no classifiers")
+    info = write_onnx(model, weights, out, height=h, width=w, mean=IMAGENET_MEAN, std=IMAGENET_STD, doc=doc,
+                      meta={"method": state["method"], "backbone": cfg.model.backbone, "retrieval_feature": feature,
+                            "metric": cfg.eval.metric, "trained_on": state.get("dataset", ""),
+                            "epoch": int(state["epoch"])}, opset=opset, tolerance=tolerance)
+    return {**info, "method": str(state["method"]), "backbone": cfg.model.backbone, "feature": feature,
+            "dim": int(model.feat_dim), "metric": cfg.eval.metric}
+
+
+def export_zoo(spec: str, weights: str | Path, out: str | Path, *, opset: int = OPSET, tolerance: float = 1e-4
+               ) -> dict[str, Any]:
+    """Export a model-zoo checkpoint (``--zoo torchreid:ARCH``) with its preprocessing in the metadata, so that
+    ``evaluate --onnx`` needs no options; refusals as :func:`export_checkpoint`."""
+    from opreid_bench.modeling.zoo import load_zoo_model
+
+    out = Path(out)
+    refuse_foreign_file(out)
+    model, prep = load_zoo_model(spec, weights)
+    doc = f"{spec} (model zoo) eval-mode forward, rebuilt by opreid-bench with the zoo's parameter names"
+    info = write_onnx(model, weights, out, height=prep.height, width=prep.width, mean=prep.mean, std=prep.std, doc=doc,
+                      meta={"method": spec, "backbone": spec.split(":", 1)[1], "retrieval_feature": "zoo",
+                            "metric": "euclidean"}, opset=opset, tolerance=tolerance)
+    return {**info, "method": spec, "backbone": spec.split(":", 1)[1], "feature": "zoo",
+            "dim": int(model.feature_dim), "metric": "euclidean"}
+
+
+def write_onnx(model: torch.nn.Module, source: str | Path, out: Path, *, height: int, width: int,
+               mean: Any, std: Any, doc: str, meta: dict[str, Any], opset: int, tolerance: float) -> dict[str, Any]:
+    """Trace ``model``, write the preprocessing and ``meta`` into the ONNX metadata, check onnxruntime against
+    PyTorch (``tolerance``, else nothing is written) and write ``out`` atomically."""
+    from opreid_bench import __version__
+    from opreid_bench.atomic import atomic_write_bytes
+    from opreid_bench.engine.onnx_runner import META_PREFIX, preprocessing_metadata
+
+    onnx = _import_onnx()
     try:
-        raw = trace_to_onnx(model, h, w, opset)
+        raw = trace_to_onnx(model, height, width, opset)
     except Exception as exc:  # the exporter raises many types for an unsupported op
-        raise OnnxModelError(f"{weights}: torch.onnx export failed ({type(exc).__name__}: "
+        raise OnnxModelError(f"{source}: torch.onnx export failed ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:200]})") from exc
     proto = onnx.load_from_string(raw)
     proto.producer_name, proto.producer_version = PRODUCER, __version__
-    proto.doc_string = (f"opreid-bench {state['method']} ({cfg.model.backbone}) inference graph: retrieval feature "
-                        f"{feature}; no RP branch, no classifiers")
-    meta = preprocessing_metadata(h, w, IMAGENET_MEAN, IMAGENET_STD, "RGB", OUTPUT_NAME)
-    meta.update({f"{META_PREFIX}{k}": str(v) for k, v in {
-        "method": state["method"], "backbone": cfg.model.backbone, "retrieval_feature": feature,
-        "metric": cfg.eval.metric, "trained_on": state.get("dataset", ""), "epoch": int(state["epoch"]),
-        "opreid_bench_version": __version__}.items()})
+    proto.doc_string = doc
+    props = preprocessing_metadata(height, width, mean, std, "RGB", OUTPUT_NAME)
+    props.update({f"{META_PREFIX}{k}": str(v) for k, v in {**meta, "opreid_bench_version": __version__}.items()})
     del proto.metadata_props[:]
-    for key, value in sorted(meta.items()):
+    for key, value in sorted(props.items()):
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     data = proto.SerializeToString()
-    diff = parity(model, data, h, w)
+    diff = parity(model, data, height, width)
     if not diff <= tolerance:
-        raise OnnxModelError(f"{weights}: onnxruntime's features differ from PyTorch's by {diff:.3g} (max abs, "
+        raise OnnxModelError(f"{source}: onnxruntime's features differ from PyTorch's by {diff:.3g} (max abs, "
                              f"L2-normalised) > tolerance {tolerance:g}; nothing written")
     atomic_write_bytes(out, data)
-    dim = int(model.feat_dim)
-    return {"out": str(out), "weights": str(weights), "method": str(state["method"]), "backbone": cfg.model.backbone,
-            "input_size": f"{h}x{w}", "feature": feature, "dim": dim, "opset": opset, "max_abs_diff": diff,
-            "bytes": len(data), "metric": cfg.eval.metric}
+    return {"out": str(out), "weights": str(source), "input_size": f"{height}x{width}", "opset": opset,
+            "max_abs_diff": diff, "bytes": len(data)}
 
 
-__all__ = ["export_checkpoint", "parity", "refuse_foreign_file", "trace_to_onnx"]
+__all__ = ["export_checkpoint", "export_zoo", "parity", "refuse_foreign_file", "trace_to_onnx", "write_onnx"]
