@@ -131,3 +131,22 @@ def test_export_zoo_writes_onnx_with_the_preprocessing_in_its_metadata(spec, tmp
         want = model(x).numpy()
     (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))
+
+
+@pytest.mark.shared_data
+def test_visualize_takes_a_zoo_checkpoint(partial_reid_root: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]):
+    from opreid_bench.cli import main
+
+    ckpt = tmp_path / "osnet_x0_25.pth"
+    torch.save(randomised("torchreid:osnet_x0_25").state_dict(), ckpt)
+    with pytest.raises(SystemExit) as exc:
+        main(["visualize", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",
+              "--root", str(partial_reid_root), "--out", str(tmp_path / "vis"), "--limit", "3", "--json"])
+    assert exc.value.code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["queries_shown"] == 3 and Path(summary["html"]).is_file()
+    with pytest.raises(SystemExit) as exc:
+        main(["visualize", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",
+              "--root", str(partial_reid_root), "--out", str(tmp_path / "vis2"), "--attention"])
+    assert exc.value.code == 2 and "draws no --attention" in capsys.readouterr().err

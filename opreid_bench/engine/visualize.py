@@ -21,6 +21,7 @@ class VisualizeJob:
     out: Path
     features: Path | None = None
     weights: Path | None = None
+    zoo: str | None = None  # with weights: a model-zoo checkpoint (opreid_bench.modeling.zoo)
     dataset: str | None = None
     root: Path | None = None
     options: dict[str, str] = field(default_factory=dict)
@@ -66,6 +67,12 @@ def run_visualize(job: VisualizeJob) -> dict[str, Any]:
     if job.features is not None:
         query, gallery, attrs = read_feature_file(job.features)
         source: Path | str = job.features
+    elif job.zoo is not None:
+        from opreid_bench.engine.zoo_extract import zoo_feature_sets
+
+        query, gallery, attrs = zoo_feature_sets(job.zoo, job.weights, job.dataset, job.root, device=job.device,
+                                                 options=job.options)
+        source = str(job.weights)
     else:
         from opreid_bench.engine.extract import model_feature_sets
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opreid_bench.cli.options import parse_key_values
+from opreid_bench.cli.options import ZOO_HELP, parse_key_values
 from opreid_bench.errors import OpreidError
 
 
@@ -16,6 +16,7 @@ from opreid_bench.errors import OpreidError
               help="HDF5 feature file with /query and /gallery (and their paths); see docs/feature_file.md.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Checkpoint (RUN/model.pt): extract the features of --dataset first.")
+@click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)
 @click.option("--dataset", default=None, help="Dataset loader name (with --weights).")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset folder (with --weights).")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")
@@ -45,7 +46,7 @@ from opreid_bench.errors import OpreidError
                    "softmax(W^m F) (paper Eq. 2; ours and the RP ablation rows).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object on stdout.")
-def visualize(features: Path | None, weights: Path | None, dataset: str | None, root: Path | None,
+def visualize(features: Path | None, weights: Path | None, zoo: str | None, dataset: str | None, root: Path | None,
               dataset_option: tuple[str, ...], out: Path, compare: Path | None, topk: int, sort: str, seed: int,
               only: str | None, query_path: str | None, limit: int, per_page: int, metric: str | None,
               junk: str | None, image_root: Path | None, link_images: bool, attention: bool, attention_map: str,
@@ -61,6 +62,8 @@ def visualize(features: Path | None, weights: Path | None, dataset: str | None, 
       opreid-bench visualize --features ours.h5 --compare bot.h5 --out vis_cmp/ --json
       opreid-bench visualize --weights runs/ours/model.pt --dataset partial_reid --root ../shared/data \\
           --out vis_att/ --attention --limit 20
+      opreid-bench visualize --zoo torchreid:osnet_x1_0 --weights osnet.pth --dataset partial_reid \\
+          --root ../shared/data --out vis_osnet/
     """
     from opreid_bench.engine.visualize import VisualizeJob, run_visualize
 
@@ -71,9 +74,11 @@ def visualize(features: Path | None, weights: Path | None, dataset: str | None, 
         raise OpreidError("--weights needs --dataset NAME and --root FOLDER (the crops to extract and show)")
     if attention and weights is None:
         raise OpreidError("--attention needs --weights model.pt (Grad-CAM needs the model, not only its features)")
+    if zoo is not None and (weights is None or attention):
+        raise OpreidError("--zoo ARCH takes its checkpoint with --weights FILE (and draws no --attention)")
     if attention and link_images:
         raise OpreidError("--attention draws on the crops, so they are embedded: drop --link-images")
-    job = VisualizeJob(features=features, weights=weights, dataset=dataset, root=root,
+    job = VisualizeJob(features=features, weights=weights, zoo=zoo, dataset=dataset, root=root,
                        options=parse_key_values(dataset_option), out=out, compare=compare, topk=topk, sort=sort,
                        seed=seed, only_failures=only == "failures", query=query_path, limit=limit,
                        per_page=per_page, metric=metric, junk=junk, image_root=image_root, link_images=link_images,
