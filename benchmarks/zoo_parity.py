@@ -2,7 +2,7 @@
 
 ``--torchreid-src`` is a folder holding torchreid's source (for example the unpacked PyPI sdist
 ``torchreid-0.2.5.tar.gz``: ``pip download --no-deps --no-binary :all: torchreid``). Its model files
-(``torchreid/reid/models/osnet.py``, ``resnet.py``) are plain PyTorch modules; they are loaded by path, nothing is
+(``torchreid/reid/models/osnet.py``, ``osnet_ain.py``, ``resnet.py``) are plain PyTorch modules; they are loaded by path, nothing is
 installed or imported from the package. For each architecture: torchreid's model with random weights (and random
 BatchNorm statistics), its state dict saved the way torchreid saves checkpoints (``{"state_dict": ...}``, with
 ``module.`` prefixes and a 751-class classifier), loaded through ``opreid_bench.modeling.zoo.load_zoo_model``, and
@@ -24,7 +24,8 @@ from pathlib import Path
 import click
 import torch
 
-ARCHS = ("osnet_x1_0", "osnet_x0_75", "osnet_x0_5", "osnet_x0_25", "osnet_ibn_x1_0", "resnet50", "resnet50_fc512")
+ARCHS = ("osnet_x1_0", "osnet_x0_75", "osnet_x0_5", "osnet_x0_25", "osnet_ibn_x1_0", "osnet_ain_x1_0",
+         "osnet_ain_x0_75", "osnet_ain_x0_5", "osnet_ain_x0_25", "resnet50", "resnet50_fc512")
 
 
 def _module(src: Path, name: str):  # noqa: ANN202 - a module object
@@ -59,12 +60,13 @@ def main(torchreid_src: Path, as_json: bool) -> None:
     """Max abs feature difference, ours vs torchreid's own model code, per architecture."""
     from opreid_bench.modeling.zoo import load_zoo_model
 
-    mods = {"osnet": _module(torchreid_src, "osnet"), "resnet": _module(torchreid_src, "resnet")}
+    mods = {n: _module(torchreid_src, n) for n in ("osnet", "osnet_ain", "resnet")}
     out: dict[str, float] = {}
     x = torch.randn(4, 3, 256, 128, generator=torch.Generator().manual_seed(1))
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ARCHS:
-            ref = getattr(mods["osnet" if arch.startswith("osnet") else "resnet"], arch)(
+            family = "osnet_ain" if arch.startswith("osnet_ain") else "osnet" if arch.startswith("osnet") else "resnet"
+            ref = getattr(mods[family], arch)(
                 num_classes=751, pretrained=False, loss="softmax")
             randomise_(ref, seed=len(arch))
             ref.eval()

@@ -12,7 +12,8 @@ from opreid_bench.errors import OpreidError
 from opreid_bench.modeling.zoo import ZOO, load_zoo_model, read_state_dict
 
 ARCHS = ["torchreid:osnet_x1_0", "torchreid:osnet_x0_75", "torchreid:osnet_x0_5", "torchreid:osnet_x0_25",
-         "torchreid:osnet_ibn_x1_0", "torchreid:resnet50", "torchreid:resnet50_fc512"]
+         "torchreid:osnet_ibn_x1_0", "torchreid:osnet_ain_x1_0", "torchreid:osnet_ain_x0_75",
+         "torchreid:osnet_ain_x0_5", "torchreid:osnet_ain_x0_25", "torchreid:resnet50", "torchreid:resnet50_fc512"]
 
 
 def randomised(spec: str, seed: int = 0) -> torch.nn.Module:
@@ -109,7 +110,8 @@ def test_evaluate_and_extract_take_a_zoo_checkpoint(partial_reid_root: Path, tmp
     assert exc.value.code == 2 and err[-1].startswith(f"error: {ckpt}: does not fit torchreid:osnet_x1_0")
 
 
-@pytest.mark.parametrize("spec", ["torchreid:osnet_x0_25", "torchreid:osnet_ibn_x1_0", "torchreid:resnet50_fc512"])
+@pytest.mark.parametrize("spec", ["torchreid:osnet_x0_25", "torchreid:osnet_ibn_x1_0", "torchreid:osnet_ain_x0_25",
+                                  "torchreid:resnet50_fc512"])
 def test_export_zoo_writes_onnx_with_the_preprocessing_in_its_metadata(spec, tmp_path):
     import numpy as np
     import onnxruntime as ort

@@ -54,6 +54,7 @@ SUPPORT_THRESHOLD_HELP = ("Person-segmentation support below which a keypoint is
                           "a number in [0, 1] or 'none' for visibility only (default: the classifier's).")
 
 ZOO_HELP = ("A model-zoo architecture rebuilt here with the zoo's parameter names, its checkpoint given with --weights "
-            "(torchreid:osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, osnet_ibn_x1_0, resnet50, resnet50_fc512; "
+            "(torchreid:osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, osnet_ibn_x1_0, osnet_ain_x1_0, "
+            "osnet_ain_x0_75, osnet_ain_x0_5, osnet_ain_x0_25, resnet50, resnet50_fc512; "
             "{'state_dict': ...} or a bare state dict, 'module.' prefixes and any classifier accepted). Nothing of "
             "torchreid is installed or downloaded.")

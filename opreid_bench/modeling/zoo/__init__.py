@@ -40,10 +40,12 @@ TORCHREID_PREPROCESSING = ZooPreprocessing()
 
 
 def _register_torchreid() -> None:
-    from opreid_bench.modeling.zoo import torchreid_osnet, torchreid_resnet
+    from opreid_bench.modeling.zoo import torchreid_osnet, torchreid_osnet_ain, torchreid_resnet
 
     for name in torchreid_osnet.OSNET_CHANNELS:
         ZOO.register(f"torchreid:{name}")(lambda name=name: torchreid_osnet.osnet(name))
+    for width in ("x1_0", "x0_75", "x0_5", "x0_25"):
+        ZOO.register(f"torchreid:osnet_ain_{width}")(lambda w=width: torchreid_osnet_ain.osnet_ain(f"osnet_ain_{w}"))
     ZOO.register("torchreid:resnet50")(torchreid_resnet.resnet50)
     ZOO.register("torchreid:resnet50_fc512")(torchreid_resnet.resnet50_fc512)
 

@@ -36,15 +36,16 @@ class Conv1x1(ConvLayer):
 
 
 class Conv1x1Linear(nn.Module):
-    """1x1 conv + BN, no non-linearity."""
+    """1x1 conv + BN (``bn=False``: no BN), no non-linearity."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, bn: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
+        self.bn = nn.BatchNorm2d(cout) if bn else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
+        x = self.conv(x)
+        return x if self.bn is None else self.bn(x)
 
 
 class LightConv3x3(nn.Module):
