@@ -130,7 +130,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
 @click.option("--mask-all-faces", is_flag=True, hidden=True,
               help="Every face is masked by default; kept so that older scripts run.")
 @click.option("--main-face-only", is_flag=True,
-              help="Mask the main person's face only, not bystanders' (masks.csv's method says +main).")
+              help="Mask the main person's face only, not bystanders'.")
 @click.option("--verify", is_flag=True,
               help="Look for faces left in the images under OUT; exit 1 when a plausible face is found.")
 @click.option("--verify-detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto",
