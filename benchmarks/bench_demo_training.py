@@ -11,7 +11,7 @@ Each mode reports the wall time of the whole call (what a user waits for: proces
 DDP) and training images per second, over the wall time and over the training loop alone (the epochs' own seconds in
 ``metrics.jsonl``; CBE's extra copies not counted). Start-up weighs less in the demo's minutes-long runs than here.
 The headline is ``speedup``: data-parallel images/s over the same core count used as threads by one process. On 2
-cores a second thread already gives about 1.8x (session 6), so two processes gain little in the training loop (about
+cores a second thread already gives about 1.8x, so two processes gain little in the training loop (about
 1.06x) and lose DDP's start-up in wall time at this size. Run on an otherwise idle machine: another job on the cores
 slows the modes unequally.
 

@@ -31,10 +31,10 @@ DEMO_RECIPES: dict[str, dict[str, Any]] = {
     # (1.25x faster on a CPU). Progressive resizing: the first 11 epochs (3/8) train at 64 x 32 (data.low_res_epochs),
     # the last 19 at 128 x 64. The epochs are what the five minutes allow: mAP rises about 0.8 per epoch from 18 to
     # 24 and still rises at 30 (ours on the tuning splits of seeds 1 / 8: 35.2 / 47.5 at 18 epochs, 43.1 / 52.8 at
-    # 30). Session 12, on the project's 2-core machine: 3.4-4.0 minutes in all; held out (seeds 5-7 and 9-19) ours
-    # 40.8 +- 3.0 and baseline 42.9 +- 3.5 mAP (18 epochs, 2.4-2.6 minutes there: ours 34.3, baseline 30.4 on seeds
+    # 30). Measured 2026-12-06 on the 2-core reference machine: 3.4-4.0 minutes in all; held out (seeds 5-7 and
+    # 9-19) ours 40.8 +- 3.0 and baseline 42.9 +- 3.5 mAP (18 epochs, 2.4-2.6 minutes there: ours 34.3, baseline 30.4 on seeds
     # 5-7, 9-12). Held-out tables: README, "What the demo does"; the history of every choice below (18 and 24
-    # epochs, the resizing schedule, the experiments that did not help): docs/demo_history.md.
+    # epochs, the resizing schedule, the experiments that did not help): CHANGELOG.md.
     # BED at alpha = 3 instead of the paper's 0.3: the paper tunes alpha by cross-validation and finds it must be
     # "sufficiently large"; on L2-normalised features (d <= 2) 0.3 makes BED nearly linear in d. Tuned on the seed-0
     # and seed-1 demo splits (+2.9 and +1.8 mAP for ours), nowhere else. Weight decay 5e-3 instead of BoT's 5e-4

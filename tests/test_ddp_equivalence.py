@@ -170,7 +170,7 @@ def runs(splits: DatasetSplits, tmp_path_factory: pytest.TempPathFactory) -> tup
     """The scenarios' output root and why the ranks did not finish (None when they did).
 
     A start that hangs is tried once more in a fresh folder: forked ranks of a long test session hung once in a full
-    suite run (session 12; never in isolation, 5 of 5). A time budget that is not decided collectively hangs rank 0
+    suite run (never in isolation, 5 of 5). A time budget that is not decided collectively hangs rank 0
     in its next all_reduce on every try, so the second try does not hide that failure."""
     import torch._dynamo  # noqa: F401  # DDP's constructor imports it (seconds): once here, not once per rank
 

@@ -173,7 +173,7 @@ def test_two_process_gloo_run(tiny_splits: DatasetSplits, tmp_path: Path) -> Non
             break
         except mp.ProcessExitedException as exc:
             # a rank killed by a signal gets one more try in a fresh folder (seen once, in a clean-clone run of the
-            # suite on a busy machine, session 12: SIGABRT, "terminate called without an active exception", after
+            # suite on a busy machine: SIGABRT, "terminate called without an active exception", after
             # the epoch's metrics were written); a rank that raises fails at once (ProcessRaisedException)
             if attempt == 1 or exc.signal_name is None:
                 raise
