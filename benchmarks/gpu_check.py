@@ -84,11 +84,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class _NoEpochs:
+    """A sampler/dataset stand-in for a loader that is a fixed list of batches."""
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+
 def train_speed(method: str, records: list[Any], s: dict[str, Any], device: torch.device, steps: int,
                 workers: int) -> dict[str, Any]:
     """Steps of ``method`` through the library's training step: throughput, memory, loss at start and end."""
     from opreid_bench.engine.criterion import ReIDCriterion
-    from opreid_bench.engine.data import apply_cbe, build_train_data, cbe_generator
+    from opreid_bench.engine.data import TrainData, build_train_data
     from opreid_bench.engine.distributed import DistInfo
     from opreid_bench.engine.optim import build_optimizer
     from opreid_bench.engine.train import train_one_epoch
@@ -116,28 +123,19 @@ def train_speed(method: str, records: list[Any], s: dict[str, Any], device: torc
         seconds += time.perf_counter() - t0
         losses.append(float(stats["loss"]))
         images += int(stats["images"])
-    # the model alone: one batch held on the device, the same step without the loader
-    x, pids, _, _ = next(iter(data.loader))
-    x, pids = x.to(device), pids.to(device)
-    if cfg.data.cbe:
-        x, pids = apply_cbe(x, pids, cfg.data, cbe_generator(0, 0, 0, 0))
-    model.train()
-    use_amp = scaler.is_enabled()
-    for i in range(chunk + 1):  # the first step warms up
-        if i == 1:
-            _sync(device)
-            t0 = time.perf_counter()
-        with torch.autocast(device_type=device.type, enabled=use_amp):
-            out = model(x)
-        loss, _ = criterion({k: v.float() for k, v in out.items()}, pids)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+    # the model alone: the same training step on one batch held on the device (no decoding, no transfer)
+    held = TrainData(loader=[tuple(t.to(device) if torch.is_tensor(t) else t for t in next(iter(data.loader)))] * chunk,
+                     sampler=_NoEpochs(), dataset=_NoEpochs(), num_classes=data.num_classes)
+    train_one_epoch(model, held, criterion, optimizer, scaler, cfg, 0, device, dist)  # warm-up
     _sync(device)
-    model_only = chunk * x.shape[0] / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    alone = train_one_epoch(model, held, criterion, optimizer, scaler, cfg, 0, device, dist)
+    _sync(device)
+    model_only = alone["images"] / (time.perf_counter() - t0)
+    use_amp = scaler.is_enabled()
+    batch_images = alone["images"] // alone["iterations"]
     return {
-        "steps": 5 * chunk, "batch_images": int(x.shape[0]), "images_per_s": round(images / seconds, 2),
+        "steps": 5 * chunk, "batch_images": int(batch_images), "images_per_s": round(images / seconds, 2),
         "steps_per_s": round(5 * chunk / seconds, 3), "model_only_images_per_s": round(model_only, 2),
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if device.type == "cuda"
         else None,
@@ -194,7 +192,8 @@ def parity(records: list[Any], s: dict[str, Any], device: torch.device) -> dict[
     """Device vs CPU features of one model, and onnxruntime (CUDA provider if present) vs PyTorch."""
     import onnxruntime as ort
 
-    from opreid_bench.engine.onnx_export import INPUT_NAME, OUTPUT_NAME, trace_to_onnx
+    from opreid_bench.engine.onnx_export import parity as onnx_parity
+    from opreid_bench.engine.onnx_export import trace_to_onnx
     from opreid_bench.modeling import build_model
 
     cfg = method_config("ours", s, device, 1, 0)
@@ -207,11 +206,9 @@ def parity(records: list[Any], s: dict[str, Any], device: torch.device) -> dict[
     model = model.cpu()
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if (
         device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()) else ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(trace_to_onnx(model, s["height"], s["width"]), providers=providers)
-    (got,) = sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
-    got = got / np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
-    onnx_diff = float(np.abs(got - ref.numpy()).max())
-    return {"device_vs_cpu_max_abs": float((on_dev - ref).abs().max()), "onnx_provider": sess.get_providers()[0],
+    onnx_diff = onnx_parity(model, trace_to_onnx(model, s["height"], s["width"]), s["height"], s["width"], batch=8,
+                            providers=providers)
+    return {"device_vs_cpu_max_abs": float((on_dev - ref).abs().max()), "onnx_provider": providers[0],
             "onnx_vs_torch_max_abs": onnx_diff, "onnx_within_1e-3": onnx_diff <= 1e-3}
 
 

@@ -15,13 +15,12 @@ import numpy as np
 import torch
 
 from opreid_bench.data.records import ImageRecord
-from opreid_bench.engine.config import MethodConfig
+from opreid_bench.engine.config import DataConfig, MethodConfig
 
 # keys of the feature-file evaluation's JSON that `evaluate --method` also prints
 METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP", "num_valid_queries", "num_skipped_queries")
 
 
-@torch.no_grad()
 def extract_features(
     model: torch.nn.Module,
     records: Sequence[ImageRecord],
@@ -31,12 +30,27 @@ def extract_features(
     progress: bool = True,
     description: str = "extract",
 ) -> np.ndarray:
-    """(N, D) float32 inference features of ``records`` (test transform, record order)."""
+    """(N, D) float32 inference features of ``records`` (the method's test transform, record order)."""
+    return extract_with(model, records, cfg.data, device=device, progress=progress, description=description)
+
+
+@torch.no_grad()
+def extract_with(
+    model: torch.nn.Module,
+    records: Sequence[ImageRecord],
+    data: DataConfig,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    description: str = "extract",
+) -> np.ndarray:
+    """(N, D) float32 features of ``records`` from any model whose eval forward returns them, with the test transform
+    of ``data`` (size, batch, workers)."""
     from opreid_bench.engine.data import build_test_loader
 
     device = torch.device(device)
     model.eval()
-    loader = build_test_loader(records, cfg.data)
+    loader = build_test_loader(records, data)
 
     def features_of(images: torch.Tensor, _idx: torch.Tensor) -> np.ndarray:
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,16 @@ def trace_to_onnx(model: torch.nn.Module, height: int, width: int, opset: int = 
     return buf.getvalue()
 
 
-def parity(model: torch.nn.Module, onnx_bytes: bytes, height: int, width: int, batch: int = 4, seed: int = 0) -> float:
-    """Max abs difference between PyTorch's and onnxruntime's L2-normalised features on a seeded random batch."""
+def parity(model: torch.nn.Module, onnx_bytes: bytes, height: int, width: int, batch: int = 4, seed: int = 0,
+           providers: Sequence[str] = ("CPUExecutionProvider",)) -> float:
+    """Max abs difference between PyTorch's and onnxruntime's L2-normalised features on a seeded random batch
+    (onnxruntime on ``providers``, in order of preference)."""
     import onnxruntime as ort
 
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((batch, 3, height, width)).astype(np.float32))
     with torch.no_grad():
         ref = torch.nn.functional.normalize(model.eval()(x).float(), dim=1).numpy()
-    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(onnx_bytes, providers=list(providers))
     (got,) = sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
     got = got / np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
     return float(np.abs(got - ref).max())

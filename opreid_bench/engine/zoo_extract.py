@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 
 def zoo_feature_sets(
     spec: str,
@@ -26,9 +23,8 @@ def zoo_feature_sets(
     """
     from opreid_bench.data.datasets import load_dataset
     from opreid_bench.engine.config import DataConfig
-    from opreid_bench.engine.data import build_test_loader
     from opreid_bench.engine.distributed import DistInfo, resolve_device
-    from opreid_bench.engine.extract import collect_features, dataset_junk, default_junk, feature_set
+    from opreid_bench.engine.extract import dataset_junk, default_junk, extract_with, feature_set
     from opreid_bench.errors import DataError
     from opreid_bench.modeling.zoo import load_zoo_model
 
@@ -38,18 +34,11 @@ def zoo_feature_sets(
     splits = load_dataset(dataset, root, **(options or {}))
     if not splits.query or not splits.gallery:
         raise DataError(f"{root}: dataset '{dataset}' has no query/gallery split to extract")
-    cfg = DataConfig(height=prep.height, width=prep.width)
-
-    def features_of(images: torch.Tensor, _idx: torch.Tensor) -> np.ndarray:
-        with torch.no_grad():
-            return model(images.to(dev, non_blocking=True)).float().cpu().numpy()
-
-    sets = []
-    for name, records in (("query", splits.query), ("gallery", splits.gallery)):
-        loader = build_test_loader(records, cfg)
-        sets.append(feature_set(records, collect_features(loader, features_of, len(records), progress=progress,
-                                                          description=name)))
+    data = DataConfig(height=prep.height, width=prep.width)
+    query, gallery = (feature_set(records, extract_with(model, records, data, device=dev, progress=progress,
+                                                        description=name))
+                      for name, records in (("query", splits.query), ("gallery", splits.gallery)))
     attrs = {"dataset": dataset, "junk": dataset_junk(dataset) or default_junk(splits.query, splits.gallery),
              "metric": "euclidean", "method": spec, "weights": str(weights), "height": prep.height,
              "width": prep.width}
-    return sets[0], sets[1], attrs
+    return query, gallery, attrs

@@ -2,18 +2,13 @@
 
 A missed face costs someone's privacy; a mask on a bag or a sleeve costs the benchmark the appearance it measures.
 Pedestrian crops are small (faces of 12-25 px) and crowded, so no single detector finds every face, and the ones
-that find small faces also fire on clothing. Candidates therefore come from several detectors shipped in wheels the
+that find small faces also fire on clothing. Candidates therefore come from two sources shipped in wheels the
 project already needs, and each is accepted only where a head is plausible.
 
 Candidates (the *kind* names counted in ``masks.csv``, the manifest and the data card):
 
 - ``blazeface``: mediapipe's BlazeFace, full range, on windows down the crop
   (:func:`opreid_bench.splits.face_detect.detect_faces_mediapipe`);
-- ``haar_profile``: OpenCV's profile-face cascade, run on the crop and on its mirror image (off by default: on the
-  hand-boxed crops it placed no mask the other sources had not, at five times BlazeFace's cost);
-- ``haar``: OpenCV's frontal-face cascade, where its confidence (the last stage's weight) is at least
-  :data:`HAAR_MIN_WEIGHT` (off by default, as is BlazeFace's short-range model: on the hand-boxed crops each found
-  one more face and put masks on clothing in four to five more crops);
 - ``person``: the head of another person found by the person detector (``Keypoints.people``): where that person's
   body alignment puts its head (:mod:`opreid_bench.splits.people`), masked whether or not a face detector fires there
   (where a head is plausible, like every other candidate).
@@ -22,9 +17,13 @@ Plausible head (:func:`plausible_head`): the box's height lies within [:data:`MI
 times the main person's head height (its keypoint face box, else a seventh of the crop's height), and the box's centre
 is not on the main person's body below the shoulders: the column spanned by the main person's body keypoints
 (shoulders to ankles, arms included, grown by a quarter of its width on each side), from :data:`BODY_MARGIN` of the
-crop's height under the shoulder line down. Without keypoints the main body is taken as the crop's central half from :data:`NO_POSE_SHOULDER` of its
-height down. A bystander in front of the main person's legs is not masked unless the person detector found it: the
-gate trades that case for clothing, bags and hands, where the frontal cascade fires most.
+crop's height under the shoulder line down. Without keypoints the main body is taken as the crop's central half from
+:data:`NO_POSE_SHOULDER` of its height down. A bystander in front of the main person's legs is not masked unless the
+person detector found it: the gate trades that case for clothing, bags and hands, where face detectors fire most.
+
+Measured and left out, on the same crops: OpenCV's frontal-face cascade and BlazeFace's short-range model (on 3x
+upscaled crops) each found one more face and put masks on clothing in four to five more crops; OpenCV's profile-face
+cascade (both directions) placed no mask the sources above had not, at five times BlazeFace's cost.
 
 The settings were chosen on the hand-boxed crops of ``benchmarks/labels/faces_heads.csv`` and are measured on the
 same crops by ``benchmarks/bench_faces.py`` (an in-sample figure: no held-out set of boxed faces exists yet).
@@ -40,25 +39,18 @@ them). Look at the review sheet for crowded pools.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 
-from opreid_bench.splits.face_detect import PROFILE_CASCADE_NAME, Box, detect_faces_mediapipe, detect_faces_weighted
+from opreid_bench.splits.face_detect import Box, detect_faces_mediapipe
 from opreid_bench.splits.keypoints import COCO17_INDEX, Keypoints
 from opreid_bench.splits.people import expected_xy, main_person
 
-FACE_KINDS = ("blazeface", "haar_profile", "haar", "person", "verify")
+FACE_KINDS = ("blazeface", "person", "verify")
 BLAZEFACE_CONFIDENCE = 0.5
-# None switches a source off. The frontal cascade and the short-range model each found one more face on the
-# hand-boxed crops but put masks on clothing in four to five more crops (bench_faces.py), so they are off.
-HAAR_MIN_WEIGHT: float | None = None
 VERIFY_BLAZEFACE_CONFIDENCE = 0.3
-VERIFY_HAAR_MIN_WEIGHT: float | None = None
-SHORT_RANGE_CONFIDENCE: float | None = None
-SHORT_RANGE_UPSCALE = 3.0
-# The profile cascade placed no mask on the hand-boxed crops that the keypoints and BlazeFace had not placed, and it
-# costs five times BlazeFace's time (two directions at 3x): off by default.
-PROFILE_MIN_NEIGHBORS: int | None = None
 MIN_HEAD_SCALE = 0.25  # x the main person's head height
 MAX_HEAD_SCALE = 2.5
 BODY_MARGIN = 0.05  # x the crop's height below the shoulder line where the main body starts
@@ -101,16 +93,24 @@ def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
     return 0.25 * w, 0.75 * w, (NO_POSE_SHOULDER + BODY_MARGIN) * h
 
 
+def head_gate(kp: Keypoints | None, size: tuple[int, int]) -> Callable[[Box], bool]:
+    """The plausible-head test of one crop (module docstring), its main head and body measured once: box -> bool."""
+    head = main_head_height(kp, size)
+    left, right, top = main_body(kp, size)
+
+    def plausible(box: Box) -> bool:
+        if not MIN_HEAD_SCALE * head <= box[3] - box[1] <= MAX_HEAD_SCALE * head:
+            return False
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        return not (left <= cx <= right and cy >= top)
+
+    return plausible
+
+
 def plausible_head(box: Box, kp: Keypoints | None, size: tuple[int, int]) -> bool:
     """Is ``box`` where a head can be: a head's size against the main person's, and not on the main body below the
     shoulders (module docstring)?"""
-    height = box[3] - box[1]
-    head = main_head_height(kp, size)
-    if not MIN_HEAD_SCALE * head <= height <= MAX_HEAD_SCALE * head:
-        return False
-    left, right, top = main_body(kp, size)
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return not (left <= cx <= right and cy >= top)
+    return head_gate(kp, size)(box)
 
 
 def person_heads(kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
@@ -159,20 +159,11 @@ def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | 
     rgb = image.convert("RGB")
     size = rgb.size
     conf = VERIFY_BLAZEFACE_CONFIDENCE if verify else BLAZEFACE_CONFIDENCE
-    min_weight = VERIFY_HAAR_MIN_WEIGHT if verify else HAAR_MIN_WEIGHT
     found: list[tuple[Box, str]] = [(b, "blazeface") for b in detect_faces_mediapipe(rgb, min_confidence=conf)]
-    if SHORT_RANGE_CONFIDENCE is not None:
-        found += [(b, "blazeface") for b in detect_faces_mediapipe(
-            rgb, min_confidence=SHORT_RANGE_CONFIDENCE - (0.1 if verify else 0.0), short_range=True,
-            upscale=SHORT_RANGE_UPSCALE)]
-    if PROFILE_MIN_NEIGHBORS is not None:
-        found += [(b, "haar_profile") for b, _ in detect_faces_weighted(
-            rgb, cascade=PROFILE_CASCADE_NAME, min_neighbors=PROFILE_MIN_NEIGHBORS, mirrored=True)]
-    if min_weight is not None:
-        found += [(b, "haar") for b, wt in detect_faces_weighted(rgb) if wt >= min_weight]
     if not verify:
         found += [(b, "person") for b in person_heads(kp, size)]
-    accepted = [(b, k) for b, k in found if plausible_head(b, kp, size)]
+    plausible = head_gate(kp, size)
+    accepted = [(b, k) for b, k in found if plausible(b)]
     taken = list(masked or [])
     out: list[tuple[Box, str]] = []
     for box, kind in accepted:

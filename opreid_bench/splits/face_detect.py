@@ -1,11 +1,11 @@
 """Face detectors for masking and for checking masks, all shipped inside wheels the project already needs.
 
-- OpenCV's Haar cascades (:func:`detect_faces`, :func:`detect_faces_weighted`): the frontal cascade is the masking
-  fallback when the main person's head keypoints are missing; the profile cascade (run on the crop and its mirror)
-  finds bystanders seen from the side. Person crops are small (a face is often 8-20 px wide), below the cascades'
-  24 px window, so the crop is upscaled (``upscale``, default 3x) before detection and the boxes are mapped back.
-- mediapipe's BlazeFace (:func:`detect_faces_mediapipe`, ``mediapipe.solutions.face_detection``, full range by
-  default, shipped in the mediapipe 0.10.21 wheel, no download). The model sees its input at 192 x 192, where the face
+- OpenCV's frontal-face Haar cascade (:func:`detect_faces`): the masking fallback when the main person's head
+  keypoints are missing, and ``verify --verify-detector haar``. Person crops are small (a face is often 8-20 px wide),
+  below the cascade's 24 px window, so the crop is upscaled (``upscale``, default 3x) before detection and the boxes
+  are mapped back.
+- mediapipe's BlazeFace, full range (:func:`detect_faces_mediapipe`, ``mediapipe.solutions.face_detection``, shipped
+  in the mediapipe 0.10.21 wheel, no download). The model sees its input at 192 x 192, where the face
   of a 64-px-wide pedestrian crop would be a few pixels, so it runs on overlapping square windows (side = the crop's
   width, stride half of it) that reach the model at about 3x their size.
 
@@ -27,7 +27,6 @@ from opreid_bench.errors import OpreidError
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, right/bottom exclusive
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
-PROFILE_CASCADE_NAME = "haarcascade_profileface.xml"
 
 
 def _cv2() -> Any:
@@ -39,10 +38,10 @@ def _cv2() -> Any:
     return cv2
 
 
-@functools.lru_cache(maxsize=2)
-def _cascade(name: str = CASCADE_NAME) -> Any:
+@functools.lru_cache(maxsize=1)
+def _cascade() -> Any:
     cv2 = _cv2()
-    path = cv2.data.haarcascades + name
+    path = cv2.data.haarcascades + CASCADE_NAME
     clf = cv2.CascadeClassifier(path)
     if clf.empty():
         raise OpreidError(f"{path}: OpenCV could not load the Haar face cascade")
@@ -54,67 +53,38 @@ def detect_faces(image: Image.Image, *, upscale: float = 3.0, min_neighbors: int
 
     Deterministic: the cascade has no randomness, and boxes are returned sorted.
     """
-    return sorted(box for box, _ in detect_faces_weighted(image, upscale=upscale, min_neighbors=min_neighbors))
-
-
-def detect_faces_weighted(image: Image.Image, *, upscale: float = 3.0, min_neighbors: int = 4,
-                          cascade: str = CASCADE_NAME, mirrored: bool = False) -> list[tuple[Box, float]]:
-    """Faces a Haar cascade finds in ``image``, each with the cascade's confidence (the last stage's weight), in the
-    crop's pixels. ``mirrored`` also runs it on the mirrored crop (the profile cascade sees one side only)."""
     cv2 = _cv2()
     gray = np.asarray(image.convert("L"))
     if upscale != 1.0:
         gray = cv2.resize(gray, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
     gray = cv2.equalizeHist(gray)
+    found = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(24, 24))
+    boxes: list[Box] = []
     w, h = image.size
-    out: list[tuple[Box, float]] = []
-    for flip in (False, True) if mirrored else (False,):
-        src = np.ascontiguousarray(gray[:, ::-1]) if flip else gray
-        found, _, weights = _cascade(cascade).detectMultiScale3(
-            src, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(24, 24), outputRejectLevels=True)
-        for (x, y, bw, bh), weight in zip(np.asarray(found).reshape(-1, 4).tolist(),
-                                          np.asarray(weights, np.float64).reshape(-1).tolist(), strict=True):
-            x0, x1 = (gray.shape[1] - x - bw, gray.shape[1] - x) if flip else (x, x + bw)
-            left, top = max(0, int(x0 / upscale)), max(0, int(y / upscale))
-            right, bottom = min(w, int(np.ceil(x1 / upscale))), min(h, int(np.ceil((y + bh) / upscale)))
-            if right > left and bottom > top:
-                out.append(((left, top, right, bottom), float(weight)))
-    return sorted(out)
+    for x, y, bw, bh in np.asarray(found).reshape(-1, 4).tolist():
+        left, top = int(x / upscale), int(y / upscale)
+        right, bottom = min(w, int(np.ceil((x + bw) / upscale))), min(h, int(np.ceil((y + bh) / upscale)))
+        if right > left and bottom > top:
+            boxes.append((left, top, right, bottom))
+    return sorted(boxes)
 
 
-@functools.lru_cache(maxsize=8)
-def _face_model(min_confidence: float, model_selection: int = 1) -> Any:
+@functools.lru_cache(maxsize=4)
+def _face_model(min_confidence: float) -> Any:
     try:
         import mediapipe as mp
     except ImportError:  # pragma: no cover - mediapipe is in the [pose] extra
         raise OpreidError("the mediapipe face detector needs mediapipe: pip install 'opreid-bench[pose]'") from None
-    return mp.solutions.face_detection.FaceDetection(model_selection=model_selection,
-                                                     min_detection_confidence=min_confidence)
+    return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
 
 
-def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5, short_range: bool = False,
-                           upscale: float = 1.0) -> list[Box]:
-    """Faces BlazeFace (full range; ``short_range``: the short-range model, which wants faces large in its window)
-    finds in ``image`` as (left, top, right, bottom) boxes in the crop's pixels.
+def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5) -> list[Box]:
+    """Faces BlazeFace (full range) finds in ``image`` as (left, top, right, bottom) boxes in the crop's pixels.
 
-    Runs on overlapping square windows down the crop (see the module docstring), on the crop ``upscale`` x its size,
-    and merges boxes that overlap by more than half. Deterministic.
+    Runs on overlapping square windows down the crop (see the module docstring) and merges boxes that overlap by
+    more than half. Deterministic.
     """
-    src = image.convert("RGB")
-    if upscale != 1.0:
-        src = src.resize((max(2, round(src.width * upscale)), max(2, round(src.height * upscale))),
-                         Image.Resampling.BICUBIC)
-    boxes = _blazeface_windows(np.ascontiguousarray(np.asarray(src, dtype=np.uint8)), min_confidence,
-                               0 if short_range else 1)
-    if upscale == 1.0:
-        return boxes
-    w, h = image.size
-    scaled = [(int(b[0] / upscale), int(b[1] / upscale), min(w, int(np.ceil(b[2] / upscale))),
-               min(h, int(np.ceil(b[3] / upscale)))) for b in boxes]
-    return _merge(sorted(b for b in scaled if b[2] > b[0] and b[3] > b[1]))
-
-
-def _blazeface_windows(rgb: np.ndarray, min_confidence: float, model_selection: int) -> list[Box]:
+    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
     h, w = rgb.shape[:2]
     side = max(2, min(w, h))
     tops = list(range(0, max(1, h - side + 1), max(1, side // 2)))
@@ -123,7 +93,7 @@ def _blazeface_windows(rgb: np.ndarray, min_confidence: float, model_selection: 
     lefts = list(range(0, max(1, w - side + 1), max(1, side // 2)))
     if lefts[-1] + side < w:
         lefts.append(w - side)
-    model = _face_model(float(min_confidence), model_selection)
+    model = _face_model(float(min_confidence))
     boxes: list[Box] = []
     for top in tops:
         for left in lefts:
@@ -178,7 +148,7 @@ def verify_faces(
 
     Returns ``{"checked": N, "detector": name, "faces": [{"path": relative path, "boxes": [[l, t, r, b], ...]}, ...]}`` (sorted).
     """
-    from opreid_bench.splits.all_faces import covered_share, find_faces, plausible_head
+    from opreid_bench.splits.all_faces import covered_share, find_faces, head_gate
 
     if detector not in VERIFY_DETECTORS:
         raise OpreidError(f"unknown face detector '{detector}'; use {', '.join(VERIFY_DETECTORS)}")
@@ -205,8 +175,9 @@ def verify_faces(
                 raise OpreidError(f"{p}: cannot read image to verify ({exc})") from None
             masks = recorded.get(p.relative_to(root).as_posix(), [])
             if detector == "haar":
-                boxes = [b for b in detect_faces(rgb, min_neighbors=min_neighbors) if plausible_head(b, None, rgb.size)
-                         and covered_share(b, masks) < 0.5]
+                plausible = head_gate(None, rgb.size)
+                boxes = [b for b in detect_faces(rgb, min_neighbors=min_neighbors)
+                         if plausible(b) and covered_share(b, masks) < 0.5]
             else:
                 boxes = [b for b, _ in find_faces(rgb, None, masked=masks, verify=True)]
             if boxes:

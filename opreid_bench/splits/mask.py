@@ -165,7 +165,7 @@ def mask_face_detailed(
     """Mask the faces of one crop: the main person's (keypoint box, else Haar, else the head prior), then every other
     plausible face, then what the closing verification still finds (module docstring). ``all_faces`` None follows
     ``mode`` (``+main`` turns it off)."""
-    from opreid_bench.splits.all_faces import find_faces, plausible_head
+    from opreid_bench.splits.all_faces import find_faces, head_gate
 
     mode, spec_all = parse_mask_mode(mode)
     all_faces = spec_all if all_faces is None else all_faces
@@ -178,7 +178,7 @@ def mask_face_detailed(
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:
         boxes, method = [box], "keypoints"
-    elif haar_fallback and (found := [b for b in detect_faces(rgb) if plausible_head(b, kp, rgb.size)]):
+    elif haar_fallback and (found := list(filter(head_gate(kp, rgb.size), detect_faces(rgb)))):
         boxes, method = found, "haar"
     elif head_prior:
         boxes, method = [head_prior_box(kp, rgb.size)], "prior"
