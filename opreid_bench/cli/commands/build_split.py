@@ -92,6 +92,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
       opreid-bench build-split --pool pool/manifest.csv --protocol protocols/opreid-mini.yaml --out split --seed 0
       opreid-bench build-split --pool pool/manifest.csv --pose precomputed:pool/keypoints.csv \\
           --protocol opreid-mini --out split --seed 1 --mask pixelate --json
+      opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 --main-face-only
+      opreid-bench mask --verify --out split
       opreid-bench datasets verify opreid --root split
     """
     from opreid_bench.splits.pipeline import build_split
@@ -158,6 +160,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     Examples:
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --mask pixelate --verify
       opreid-bench mask --verify --out split/
+      opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --main-face-only
     """
     from opreid_bench.errors import OpreidError
     from opreid_bench.splits.pipeline import write_masked_pool
