@@ -138,3 +138,15 @@ def test_verify_exits_1_on_a_visible_face_and_0_once_it_is_masked(partial_reid_r
               "--out", str(tmp_path / "masked"), "--verify", "--json"])
     done = json.loads(capsys.readouterr().out)
     assert exc.value.code == 0 and done["faces_found"] == 0 and done["faces_masked"] == 1
+
+
+def test_a_clear_face_in_front_of_the_main_persons_body_is_masked(backend, cuhk03_root: Path):
+    # val/0050_07: a girl walks in front of the main person, her face (about 36 px) at the height of his chest. The
+    # body rule of the head gate alone would reject it; BlazeFace's confidence lets it through.
+    with Image.open(cuhk03_root / "val" / "0050_07.jpg") as im:
+        rgb = im.convert("RGB")
+    kp = backend.predict(np.asarray(rgb), "0050_07")
+    res = mask_face_detailed(rgb, kp, "blur")
+    bench = _bench_faces()
+    assert bench.coverage((9, 123, 55, 177), res.boxes) >= 0.5, (res.boxes, res.kinds)
+    assert "blazeface" in res.kinds

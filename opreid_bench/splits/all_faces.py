@@ -19,7 +19,8 @@ is not on the main person's body below the shoulders: the column spanned by the 
 (shoulders to ankles, arms included, grown by a quarter of its width on each side), from :data:`BODY_MARGIN` of the
 crop's height under the shoulder line down. Without keypoints the main body is taken as the crop's central half from
 :data:`NO_POSE_SHOULDER` of its height down. A bystander in front of the main person's legs is not masked unless the
-person detector found it: the gate trades that case for clothing, bags and hands, where face detectors fire most.
+person detector found it or BlazeFace scores it at least :data:`CONFIDENT_FACE` (a clear face): the gate trades the
+faint cases for clothing, bags and hands, where face detectors fire most, with low scores.
 
 Measured and left out, on the same crops: OpenCV's frontal-face cascade and BlazeFace's short-range model (on 3x
 upscaled crops) each found one more face and put masks on clothing in four to five more crops; OpenCV's profile-face
@@ -44,13 +45,14 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from opreid_bench.splits.face_detect import Box, detect_faces_mediapipe
+from opreid_bench.splits.face_detect import Box, detect_faces_mediapipe_scored
 from opreid_bench.splits.keypoints import COCO17_INDEX, Keypoints
 from opreid_bench.splits.people import expected_xy, main_person
 
 FACE_KINDS = ("blazeface", "person", "verify")
 BLAZEFACE_CONFIDENCE = 0.5
 VERIFY_BLAZEFACE_CONFIDENCE = 0.3
+CONFIDENT_FACE = 0.7  # a BlazeFace score this high is a face even on the main person's body (someone in front)
 MIN_HEAD_SCALE = 0.25  # x the main person's head height
 MAX_HEAD_SCALE = 2.5
 BODY_MARGIN = 0.05  # x the crop's height below the shoulder line where the main body starts
@@ -93,14 +95,17 @@ def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
     return 0.25 * w, 0.75 * w, (NO_POSE_SHOULDER + BODY_MARGIN) * h
 
 
-def head_gate(kp: Keypoints | None, size: tuple[int, int]) -> Callable[[Box], bool]:
-    """The plausible-head test of one crop (module docstring), its main head and body measured once: box -> bool."""
+def head_gate(kp: Keypoints | None, size: tuple[int, int]) -> Callable[..., bool]:
+    """The plausible-head test of one crop (module docstring), its main head and body measured once:
+    ``(box, score=0.0) -> bool``; a face found with at least :data:`CONFIDENT_FACE` passes the body rule."""
     head = main_head_height(kp, size)
     left, right, top = main_body(kp, size)
 
-    def plausible(box: Box) -> bool:
+    def plausible(box: Box, score: float = 0.0) -> bool:
         if not MIN_HEAD_SCALE * head <= box[3] - box[1] <= MAX_HEAD_SCALE * head:
             return False
+        if score >= CONFIDENT_FACE:
+            return True
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         return not (left <= cx <= right and cy >= top)
 
@@ -159,11 +164,11 @@ def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | 
     rgb = image.convert("RGB")
     size = rgb.size
     conf = VERIFY_BLAZEFACE_CONFIDENCE if verify else BLAZEFACE_CONFIDENCE
-    found: list[tuple[Box, str]] = [(b, "blazeface") for b in detect_faces_mediapipe(rgb, min_confidence=conf)]
+    found = [(b, "blazeface", score) for b, score in detect_faces_mediapipe_scored(rgb, min_confidence=conf)]
     if not verify:
-        found += [(b, "person") for b in person_heads(kp, size)]
+        found += [(b, "person", 0.0) for b in person_heads(kp, size)]
     plausible = head_gate(kp, size)
-    accepted = [(b, k) for b, k in found if plausible(b)]
+    accepted = [(b, k) for b, k, score in found if plausible(b, score)]
     taken = list(masked or [])
     out: list[tuple[Box, str]] = []
     for box, kind in accepted:

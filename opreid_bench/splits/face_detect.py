@@ -84,6 +84,11 @@ def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5) -
     Runs on overlapping square windows down the crop (see the module docstring) and merges boxes that overlap by
     more than half. Deterministic.
     """
+    return [box for box, _ in detect_faces_mediapipe_scored(image, min_confidence=min_confidence)]
+
+
+def detect_faces_mediapipe_scored(image: Image.Image, *, min_confidence: float = 0.5) -> list[tuple[Box, float]]:
+    """:func:`detect_faces_mediapipe`'s boxes, each with BlazeFace's score (the highest of the merged windows)."""
     rgb = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
     h, w = rgb.shape[:2]
     side = max(2, min(w, h))
@@ -94,7 +99,7 @@ def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5) -
     if lefts[-1] + side < w:
         lefts.append(w - side)
     model = _face_model(float(min_confidence))
-    boxes: list[Box] = []
+    found: list[tuple[Box, float]] = []
     for top in tops:
         for left in lefts:
             window = np.ascontiguousarray(rgb[top : top + side, left : left + side])
@@ -106,23 +111,28 @@ def detect_faces_mediapipe(image: Image.Image, *, min_confidence: float = 0.5) -
                 r0 = min(w, int(np.ceil(left + (bb.xmin + bb.width) * side)))
                 b0 = min(h, int(np.ceil(top + (bb.ymin + bb.height) * side)))
                 if r0 > l0 and b0 > t0:
-                    boxes.append((l0, t0, r0, b0))
-    return _merge(sorted(boxes))
+                    found.append(((l0, t0, r0, b0), float(det.score[0])))
+    return _merge_scored(sorted(found))
 
 
 def _merge(boxes: list[Box]) -> list[Box]:
     """Union boxes that overlap by more than half of the smaller one (the same face seen in two windows)."""
-    out: list[Box] = []
-    for b in boxes:
-        for k, o in enumerate(out):
+    return [box for box, _ in _merge_scored([(b, 0.0) for b in sorted(boxes)])]
+
+
+def _merge_scored(items: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
+    """:func:`_merge` for scored boxes; a merged box keeps the highest score."""
+    out: list[tuple[Box, float]] = []
+    for b, score in items:
+        for k, (o, o_score) in enumerate(out):
             iw = min(b[2], o[2]) - max(b[0], o[0])
             ih = min(b[3], o[3]) - max(b[1], o[1])
             small = min((b[2] - b[0]) * (b[3] - b[1]), (o[2] - o[0]) * (o[3] - o[1]))
             if iw > 0 and ih > 0 and iw * ih > 0.5 * small:
-                out[k] = (min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3]))
+                out[k] = ((min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])), max(score, o_score))
                 break
         else:
-            out.append(b)
+            out.append((b, score))
     return sorted(out)
 
 
