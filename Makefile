@@ -3,9 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= all,dev
+EXTRAS ?= all,dev,docs
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# The manual, built offline into site/ (strict: a broken link or a missing API object is an error).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 lint: install
 	$(VENV)/bin/ruff check opreid_bench tests benchmarks
 
@@ -33,4 +37,4 @@ bench: install
 	$(PY) benchmarks/bench_eval.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

@@ -31,7 +31,7 @@ else the head prior) leaves unmasked; ``mask_prior_share`` the share masked by t
 where the main person's face was still recognisable (``bystander_faces_visible_after_mask``: crops with a bystander's
 face visible, default masking).
 
-Speed: ``single_process_crops_per_s`` is one mediapipe process as the pose stage used to run it (decode each crop,
+Speed: ``single_process_crops_per_s`` is one mediapipe process in static-image mode with its detector, as a plain script runs it (decode each crop,
 pad it, ``mediapipe.solutions.pose.Pose`` in static-image mode with its person detector), ``crops_per_s`` the
 ``annotate`` stage with ``--pose`` and ``--workers`` on the same crops, measured in the same run (no cache);
 ``speedup`` is their ratio. Wall-clock ratios depend on what else the machine runs (the 2 cores here are shared), so
@@ -428,7 +428,7 @@ def _cpu_s() -> float:
 
 
 def single_process_baseline(paths: Sequence[str]) -> tuple[float, float]:
-    """Crops/s of one mediapipe process as the pose stage used to run (decode, pad 0.25, static-image Pose with
+    """Crops/s of one mediapipe process in static-image mode, as a plain script runs it (decode, pad 0.25, static-image Pose with
     its person detector), and its CPU ms per crop."""
     import io
 

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from opreid_bench.atomic import atomic_path, atomic_write_text
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
+from opreid_bench.errors import ProtocolError
+from opreid_bench.resources import resource_dir
 
 #: The demo's training recipe per backbone: demo-only overrides of the method configs (``baselines/*.yaml`` stay as
 #: they are). Both methods get the same recipe; ``ours`` costs about twice as much per step (CBE doubles the batch).
@@ -88,7 +87,7 @@ class DemoConfig:
     epochs: int | None = None
     batch_p: int | None = None
     batch_k: int = 4
-    protocol: str = str(REPO_ROOT / "protocols" / "opreid-demo.yaml")
+    protocol: str = str(resource_dir("protocols") / "opreid-demo.yaml")
     clever_hans_ids: int = 60
     workers: int = 2  # processes that render the pool and build the split (outputs do not depend on it)
     ranks: int | None = None  # processes that train each method together (DDP); None: the recipe's
@@ -393,6 +392,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     from opreid_bench.outputs import content_digest, fingerprint, read_marker
     from opreid_bench.splits.pipeline import build_split
     from opreid_bench.splits.protocol import load_protocol as load_split_protocol
+    from opreid_bench.splits.protocol import protocol_path
     from opreid_bench.synth.clever_hans import CleverHansConfig, build_clever_hans
     from opreid_bench.synth.generator import SynthConfig, generate_pool, pool_fingerprint
 
@@ -413,7 +413,9 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
         stages.finish("pool", pool_fp)
     res.minutes["pool"] = (time.perf_counter() - t0) / 60
 
-    protocol_file = Path(cfg.protocol)
+    protocol_file = protocol_path(cfg.protocol)
+    if not protocol_file.is_file():
+        raise ProtocolError(f"{protocol_file}: split protocol file not found")
     _stage(f"[2/5] build-split: keypoints -> occluded/holistic -> faces masked -> {protocol_file.stem} protocol")
     t = time.perf_counter()
     # SynthOcc crops hold drawn figures and no real face, so the demo masks the main figure's face only and skips the

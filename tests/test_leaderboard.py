@@ -114,3 +114,43 @@ def test_plots_written(tmp_path: Path) -> None:
     paths = R.plot_bars([r for r in load_published() if r.dataset == "opreid"], tmp_path)
     assert [p.name for p in paths] == ["leaderboard_opreid.png"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_later_work_rows_carry_their_sources() -> None:
+    from opreid_bench.leaderboard.rows import LATER_WORK_TABLE, load_later_work
+
+    rows = load_later_work()
+    methods = {r.method.split(" ")[0] for r in rows}
+    assert len(methods) >= 10  # at least ten published methods of 2021-2025
+    for r in rows:
+        assert r.details["reference"].strip() and r.details["year"] and r.details["backbone"], r.method
+        assert 2021 <= int(r.details["year"]) <= 2025 and r.table == LATER_WORK_TABLE
+    pfd = [r for r in rows if r.method.startswith("PFD*") and r.dataset == "occluded_duke"]
+    assert [(r.rank1, r.mAP) for r in pfd] == [(69.5, 61.8)]  # the authors' README, AAAI 2022
+    assert {r.dataset for r in rows} >= {"occluded_duke", "occluded_reid", "partial_reid", "market1501", "dukemtmc"}
+
+
+def test_later_work_without_a_source_is_refused(tmp_path: Path) -> None:
+    from opreid_bench.errors import DataError
+    from opreid_bench.leaderboard.rows import LATER_WORK_CSV, load_later_work
+
+    header = "method,year,venue,citation,backbone,pretraining,dataset,protocol,metric,value,source\n"
+    (tmp_path / LATER_WORK_CSV).write_text(header + "X,2022,CVPR,x2022,R50,IN-1k,occluded_duke,,mAP,50.0,\n")
+    with pytest.raises(DataError, match=r":2: X on occluded_duke has no source"):
+        load_later_work(tmp_path)
+
+
+def test_occluded_duke_sorted_by_map_with_best_and_measured_marked(tmp_path: Path) -> None:
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"method": "mine", "metrics_unit": "percent",
+                                              "results": {"occluded_duke": {"rank1": 70.0, "mAP": 60.0}}}))
+    out = _cli("--runs", str(run), "--dataset", "occluded_duke", "--format", "markdown")
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("| Occluded-Duke")]
+    maps = [float(line.split("|")[4]) for line in lines if line.split("|")[4].strip() != "-"]
+    assert maps == sorted(maps, reverse=True) and len(lines) > 20
+    assert sum("★ best published" in line for line in lines) == 1 and "★" in lines[0]
+    mine = [line for line in lines if "▶ measured" in line]
+    assert len(mine) == 1 and "| mine |" in mine[0]
+    assert any("Ours" in line and "57.2" in line for line in lines)  # the paper's row stays

@@ -70,7 +70,7 @@ def test_refusals_are_one_line_naming_the_file(tmp_path):
     with pytest.raises(OpreidError, match="unknown architecture"):
         load_zoo_model("torchreid:osnet_x9", path)
     with pytest.raises(OpreidError, match="use torchreid:ARCH"):
-        load_zoo_model("fastreid:bot.yml", path)
+        load_zoo_model("mmreid:bot.yml", path)
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(OpreidError, match="junk.pth: not a readable PyTorch checkpoint"):
         read_state_dict(tmp_path / "junk.pth")

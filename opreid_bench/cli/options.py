@@ -56,5 +56,7 @@ SUPPORT_THRESHOLD_HELP = ("Person-segmentation support below which a keypoint is
 ZOO_HELP = ("A model-zoo architecture rebuilt here with the zoo's parameter names, its checkpoint given with --weights "
             "(torchreid:osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, osnet_ibn_x1_0, osnet_ain_x1_0, "
             "osnet_ain_x0_75, osnet_ain_x0_5, osnet_ain_x0_25, resnet50, resnet50_fc512; "
-            "{'state_dict': ...} or a bare state dict, 'module.' prefixes and any classifier accepted). Nothing of "
-            "torchreid is installed or downloaded.")
+            "{'state_dict': ...} or a bare state dict, 'module.' prefixes and any classifier accepted), or "
+            "fastreid:CONFIG.yml, fast-reid's own config file with its _BASE_ chain (BoT, AGW, SBS; ResNet-18/34/50/101, "
+            "IBN, SE, non-local; checkpoints as {'model': ...}). Nothing of torchreid or fast-reid is installed or "
+            "downloaded.")

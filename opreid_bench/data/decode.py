@@ -64,6 +64,25 @@ def decode_problem(path: str | Path) -> tuple[str, str] | None:
     return None
 
 
+def load_rgb(path: str | Path) -> Any:
+    """Open and fully decode an image as an RGB PIL image; a missing or undecodable file raises DataError naming it.
+
+    What every crop goes through before its transform (training, extraction, ``--onnx``); needs Pillow, not torch.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from opreid_bench.errors import DataError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: image file not found") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+
+
 def decode_images(paths: Iterable[str | Path], on_done: Callable[[int], None] | None = None) -> DecodeReport:
     """Decode each file of ``paths`` (sorted, duplicates once) and collect the ones that fail."""
     report = DecodeReport()

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import opreid_bench
 from opreid_bench.data.records import DatasetSplits
 from opreid_bench.errors import ProtocolError
+from opreid_bench.resources import resource_dir
 
 KIND = "evaluation"
 JUNK_RULES = ("market", "none")
@@ -38,8 +38,8 @@ DEFAULT_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
 def protocols_dir() -> Path:
-    """The evaluation protocols: ``protocols/evaluation/`` of the repository (next to the ``opreid_bench`` package)."""
-    return Path(opreid_bench.__file__).resolve().parents[1] / "protocols" / "evaluation"
+    """The evaluation protocols shipped with the package (``protocols/evaluation/``)."""
+    return resource_dir("protocols") / "evaluation"
 
 
 @dataclass

@@ -13,25 +13,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
+from opreid_bench.data.decode import load_rgb
 from opreid_bench.data.records import ImageRecord
-from opreid_bench.errors import DataError
 
 __all__ = ["ImageDataset", "load_rgb"]
-
-
-def load_rgb(path: str) -> Image.Image:
-    """Open and fully decode an image as RGB; a missing or undecodable file raises DataError naming it."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: image file not found") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 
 class ImageDataset(Dataset):

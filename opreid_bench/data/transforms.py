@@ -10,6 +10,9 @@ depend on the number of loader workers), or let the transform use its own genera
 Random-erasing fill: like fast-reid (``INPUT.REA.VALUE`` = ImageNet mean pixel), the erased box is filled with the
 ImageNet mean, which is exactly 0 after normalisation (``fill="mean"``); ``fill="random"`` draws standard-normal
 values per pixel instead (Zhong et al.'s original choice, in normalised units).
+
+Importing this module does not import torch: :meth:`ReIDTransform.array` (the test transform as a numpy array) is
+what the onnxruntime extractor runs, torch-free; the tensor-returning call loads torch on first use.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -44,12 +50,16 @@ __all__ = [
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float32 tensor (3, H, W) in [0, 1] (what torchvision's ToTensor returns)."""
+    import torch
+
     arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
 
 
 def normalize_(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
     """In place (x - mean) / std per channel of a (3, H, W) or (B, 3, H, W) tensor; returns ``x``."""
+    import torch
+
     shape = (3, 1, 1) if x.dim() == 3 else (1, 3, 1, 1)
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
@@ -94,6 +104,8 @@ def erase_box_(img: torch.Tensor, box: Box, fill: str, rng: np.random.Generator)
     if fill == "mean":
         img[:, top : top + h, left : left + w] = 0.0
     elif fill == "random":
+        import torch
+
         noise = rng.standard_normal((img.shape[0], h, w)).astype(np.float32)
         img[:, top : top + h, left : left + w] = torch.from_numpy(noise).to(device=img.device, dtype=img.dtype)
     else:
@@ -154,12 +166,26 @@ class ReIDTransform:
         self._mean = np.asarray(self.mean, dtype=np.float32).reshape(3, 1, 1)
         self._std = np.asarray(self.std, dtype=np.float32).reshape(3, 1, 1)
 
-    def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
-        rng = self._rng if rng is None else rng
+    def _resized(self, img: Image.Image) -> np.ndarray:
+        """RGB uint8 (H, W, 3) at the transform's size (bilinear)."""
         img = img.convert("RGB")
         if img.size != (self.width, self.height):
             img = img.resize((self.width, self.height), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)  # (H, W, 3)
+        return np.asarray(img, dtype=np.uint8)
+
+    def array(self, img: Image.Image, out: np.ndarray | None = None) -> np.ndarray:
+        """The test transform as a contiguous float32 numpy array (3, H, W), without torch: the same values as
+        ``self(img)`` of a ``train=False`` transform. ``out``: a (3, H, W) float32 array to write into (e.g. one
+        row of a batch), returned."""
+        if self.train:
+            raise ValueError("ReIDTransform.array is the test transform; this one has train=True")
+        return _normalised_chw(self._resized(img), self._mean, self._std, out=out)
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
+        import torch
+
+        rng = self._rng if rng is None else rng
+        arr = self._resized(img)  # (H, W, 3)
         if self.train:
             if rng.uniform() < self.flip_p:
                 arr = arr[:, ::-1, :]
@@ -187,11 +213,17 @@ def _padded_crop(arr: np.ndarray, pad: int, top: int, left: int) -> np.ndarray:
     return out
 
 
-def _normalised_chw(arr: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def _normalised_chw(arr: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None
+                    ) -> np.ndarray:
     """uint8 (H, W, 3) -> contiguous float32 (3, H, W), ``(x / 255 - mean) / std`` per channel: bit-identical to
     ``pil_to_tensor`` + ``normalize_`` (the same float32 operations in the same order) and about 4x faster on a
-    crop, because the channel planes are contiguous when the arithmetic runs."""
-    x = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+    crop, because the channel planes are contiguous when the arithmetic runs. ``out``: a contiguous float32
+    (3, H, W) array to fill instead of a new one."""
+    if out is None:
+        x = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+    else:
+        x = out
+        np.copyto(x, arr.transpose(2, 0, 1))
     x /= np.float32(255.0)
     x -= mean
     x /= std

@@ -22,8 +22,9 @@ import yaml
 
 from opreid_bench.errors import ConfigError
 from opreid_bench.modeling.config import BACKBONE_NAMES, ModelConfig
+from opreid_bench.resources import resource_dir
 
-BASELINES_DIR = Path(os.environ.get("OPREID_BASELINES_DIR", Path(__file__).resolve().parents[2] / "baselines"))
+BASELINES_DIR = Path(os.environ.get("OPREID_BASELINES_DIR") or resource_dir("baselines"))
 
 FEATURE_BRANCHES = ("global", "rp")
 

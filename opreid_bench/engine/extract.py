@@ -3,19 +3,25 @@
 Inference features are what ``ReIDModel`` returns in eval mode: the BNNeck output of the global pooling (with ME,
 L2-normalised, minus the momentum mean mu, re-normalised). The reconstructive-pooling branch and the classifiers
 do no work at inference.
+
+Importing this module does not import torch: the helpers the onnxruntime extractor shares (:func:`collect_features`,
+:func:`feature_set`, the junk rules) run without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from opreid_bench.data.records import ImageRecord
-from opreid_bench.engine.config import DataConfig, MethodConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from opreid_bench.engine.config import DataConfig, MethodConfig
 
 # keys of the feature-file evaluation's JSON that `evaluate --method` also prints
 METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP", "num_valid_queries", "num_skipped_queries")
@@ -34,7 +40,6 @@ def extract_features(
     return extract_with(model, records, cfg.data, device=device, progress=progress, description=description)
 
 
-@torch.no_grad()
 def extract_with(
     model: torch.nn.Module,
     records: Sequence[ImageRecord],
@@ -46,6 +51,8 @@ def extract_with(
 ) -> np.ndarray:
     """(N, D) float32 features of ``records`` from any model whose eval forward returns them, with the test transform
     of ``data`` (size, batch, workers)."""
+    import torch
+
     from opreid_bench.engine.data import build_test_loader
 
     device = torch.device(device)
@@ -57,7 +64,8 @@ def extract_with(
             feats = model(images.to(device, non_blocking=True))
         return feats.float().cpu().numpy()
 
-    return collect_features(loader, features_of, len(records), progress=progress, description=description)
+    with torch.no_grad():
+        return collect_features(loader, features_of, len(records), progress=progress, description=description)
 
 
 def collect_features(loader: Any, features_of: Any, total: int, *, progress: bool = True,

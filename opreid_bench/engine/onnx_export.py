@@ -5,9 +5,10 @@ feature (BNNeck output for bot / baseline / ablation rows; for ``ours`` the pool
 normalise(normalise(f_g) - mu), Eq. 6). The RP branch (Eq. 2) and the classifiers are never called in eval mode, so
 they are not in the graph. The batch axis is dynamic; height and width are fixed at the training size.
 
-The crop preprocessing (input size, ImageNet mean/std on [0, 1] RGB pixels) and the method's distance metric go into
-the model's ``metadata_props`` (``opreid_bench.*``), so ``evaluate --onnx`` / ``extract --onnx`` need no options for
-our own exports. Before the file is written, onnxruntime's features on a seeded random batch are compared with
+The crop preprocessing (input size, mean/std on [0, 1] RGB pixels: ImageNet's for our own models; the resize filter
+when it is not bilinear, e.g. bicubic for fast-reid zoo exports) and the method's distance metric go into the
+model's ``metadata_props`` (``opreid_bench.*``), so ``evaluate --onnx`` / ``extract --onnx`` need no options for our
+own exports. Before the file is written, onnxruntime's features on a seeded random batch are compared with
 PyTorch's (max abs difference of L2-normalised features); an export above the tolerance is refused.
 
 Exporter: torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``; still shipped in torch 2.13,
@@ -112,25 +113,29 @@ def export_checkpoint(weights: str | Path, out: str | Path, *, opset: int = OPSE
 
 def export_zoo(spec: str, weights: str | Path, out: str | Path, *, opset: int = OPSET, tolerance: float = 1e-4
                ) -> dict[str, Any]:
-    """Export a model-zoo checkpoint (``--zoo torchreid:ARCH``) with its preprocessing in the metadata, so that
-    ``evaluate --onnx`` needs no options; refusals as :func:`export_checkpoint`."""
+    """Export a model-zoo checkpoint (``--zoo torchreid:ARCH`` or ``fastreid:CONFIG.yml``) with its preprocessing
+    (size, mean/std, resize filter) and distance in the metadata, so that ``evaluate --onnx`` needs no options;
+    refusals as :func:`export_checkpoint`."""
     from opreid_bench.modeling.zoo import load_zoo_model
 
     out = Path(out)
     refuse_foreign_file(out)
     model, prep = load_zoo_model(spec, weights)
+    backbone = getattr(model, "description", None) or spec.split(":", 1)[1]
     doc = f"{spec} (model zoo) eval-mode forward, rebuilt by opreid-bench with the zoo's parameter names"
     info = write_onnx(model, weights, out, height=prep.height, width=prep.width, mean=prep.mean, std=prep.std, doc=doc,
-                      meta={"method": spec, "backbone": spec.split(":", 1)[1], "retrieval_feature": "zoo",
-                            "metric": "euclidean"}, opset=opset, tolerance=tolerance)
-    return {**info, "method": spec, "backbone": spec.split(":", 1)[1], "feature": "zoo",
-            "dim": int(model.feature_dim), "metric": "euclidean"}
+                      meta={"method": spec, "backbone": backbone, "retrieval_feature": "zoo", "metric": prep.metric},
+                      opset=opset, tolerance=tolerance, interpolation=prep.interpolation)
+    return {**info, "method": spec, "backbone": backbone, "feature": "zoo", "dim": int(model.feature_dim),
+            "metric": prep.metric}
 
 
 def write_onnx(model: torch.nn.Module, source: str | Path, out: Path, *, height: int, width: int,
-               mean: Any, std: Any, doc: str, meta: dict[str, Any], opset: int, tolerance: float) -> dict[str, Any]:
-    """Trace ``model``, write the preprocessing and ``meta`` into the ONNX metadata, check onnxruntime against
-    PyTorch (``tolerance``, else nothing is written) and write ``out`` atomically."""
+               mean: Any, std: Any, doc: str, meta: dict[str, Any], opset: int, tolerance: float,
+               interpolation: str = "bilinear") -> dict[str, Any]:
+    """Trace ``model``, write the preprocessing (``interpolation``: the resize filter the model expects) and
+    ``meta`` into the ONNX metadata, check onnxruntime against PyTorch (``tolerance``, else nothing is written) and
+    write ``out`` atomically."""
     from opreid_bench import __version__
     from opreid_bench.atomic import atomic_write_bytes
     from opreid_bench.engine.onnx_runner import META_PREFIX, preprocessing_metadata
@@ -144,7 +149,7 @@ def write_onnx(model: torch.nn.Module, source: str | Path, out: Path, *, height:
     proto = onnx.load_from_string(raw)
     proto.producer_name, proto.producer_version = PRODUCER, __version__
     proto.doc_string = doc
-    props = preprocessing_metadata(height, width, mean, std, "RGB", OUTPUT_NAME)
+    props = preprocessing_metadata(height, width, mean, std, "RGB", OUTPUT_NAME, interpolation=interpolation)
     props.update({f"{META_PREFIX}{k}": str(v) for k, v in {**meta, "opreid_bench_version": __version__}.items()})
     del proto.metadata_props[:]
     for key, value in sorted(props.items()):

@@ -9,19 +9,28 @@ Preprocessing is resolved per field, first hit wins: the command's options, the 
 ``opreid_bench.*``, written by :mod:`opreid_bench.engine.onnx_export`), the input's static shape (height/width only).
 Mean and std are never guessed (a wrong normalisation gives plausible but wrong numbers); channel order defaults to
 RGB. Mean/std are per channel on [0, 1] pixel values, listed in the model's channel order; a model normalising 0-255
-pixels with (x - m) / s is the same as m/255, s/255 here.
+pixels with (x - m) / s is the same as m/255, s/255 here. The resize is bilinear unless the metadata names another
+filter (``opreid_bench.interpolation``: bicubic for fast-reid zoo exports, whose test transform resizes bicubically).
 
 Every fault is one line naming the model file: a missing or unreadable model, an input that is not one rank-4
 (batch, 3, height, width) float tensor, a dynamic height/width with no size given, an unknown output name, an
 output that is not (batch, ...) or holds NaN/inf (naming the image).
+
+Speed: crops are decoded and transformed by a thread pool (Pillow and numpy release the GIL) while onnxruntime runs
+the previous batch; a model with a dynamic batch axis takes ``batch_size`` crops per run. onnxruntime's threads are
+set, not left to its defaults: intra-op threads = the CPU cores this process may use, one inter-op thread
+(sequential execution), and no spin-waiting between runs, so the waiting pool threads leave the cores to the
+decoders. Torch is not imported.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,12 +71,15 @@ class Preprocessing:
     input_name: str
     output_name: str
     sources: dict[str, str]
+    interpolation: str = "bilinear"  # the resize filter (from the metadata; bilinear when it names none)
 
     def to_attrs(self) -> dict[str, Any]:
-        """Feature-file / report attributes (str, int, float or lists of them)."""
+        """Feature-file / report attributes (str, int, float or lists of them); ``interpolation`` only when it is
+        not bilinear."""
         return {"height": self.height, "width": self.width, "mean": list(self.mean), "std": list(self.std),
                 "channel_order": self.channel_order, "onnx_input": self.input_name, "onnx_output": self.output_name,
-                "preprocessing_from": json.dumps(self.sources, sort_keys=True)}
+                "preprocessing_from": json.dumps(self.sources, sort_keys=True),
+                **({"interpolation": self.interpolation} if self.interpolation != "bilinear" else {})}
 
     def to_json(self) -> dict[str, Any]:
         """The preprocessing as a JSON object (run.json, reports)."""
@@ -106,11 +118,16 @@ def _format_triple(values: Sequence[float]) -> str:
 
 
 def preprocessing_metadata(height: int, width: int, mean: Sequence[float], std: Sequence[float],
-                           channel_order: str = "RGB", output: str = "features") -> dict[str, str]:
-    """The ``metadata_props`` that make ``--onnx`` need no options (written by ``opreid-bench export``)."""
-    return {f"{META_PREFIX}input_size": f"{height}x{width}", f"{META_PREFIX}mean": _format_triple(mean),
-            f"{META_PREFIX}std": _format_triple(std), f"{META_PREFIX}channel_order": channel_order,
-            f"{META_PREFIX}pixel_range": "0-1", f"{META_PREFIX}output": output}
+                           channel_order: str = "RGB", output: str = "features", interpolation: str = "bilinear"
+                           ) -> dict[str, str]:
+    """The ``metadata_props`` that make ``--onnx`` need no options (written by ``opreid-bench export``); the resize
+    filter only when it is not bilinear (the default of every reader)."""
+    props = {f"{META_PREFIX}input_size": f"{height}x{width}", f"{META_PREFIX}mean": _format_triple(mean),
+             f"{META_PREFIX}std": _format_triple(std), f"{META_PREFIX}channel_order": channel_order,
+             f"{META_PREFIX}pixel_range": "0-1", f"{META_PREFIX}output": output}
+    if interpolation != "bilinear":
+        props[f"{META_PREFIX}interpolation"] = interpolation
+    return props
 
 
 def _import_ort() -> Any:
@@ -134,8 +151,20 @@ def providers_for(device: str, path: str | Path) -> list[str]:
     raise OpreidError(f"--device {device!r}: use cpu or cuda")
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def open_session(path: str | Path, device: str = "cpu", threads: int | None = None) -> Any:
-    """An onnxruntime InferenceSession of ``path``; a missing or unreadable file is one line."""
+    """An onnxruntime InferenceSession of ``path``; a missing or unreadable file is one line.
+
+    ``threads``: onnxruntime's intra-op threads (default: :func:`cpu_cores`); one inter-op thread (the graph runs
+    sequentially) and no spin-waiting, so the threads do not hold cores between runs that crop decoding needs.
+    """
     path = Path(path)
     if not path.is_file():
         raise OnnxModelError(f"{path}: ONNX model not found")
@@ -143,8 +172,10 @@ def open_session(path: str | Path, device: str = "cpu", threads: int | None = No
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
-    if threads:
-        opts.intra_op_num_threads = int(threads)
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = int(threads) if threads else cpu_cores()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device, path))
     except OpreidError:
@@ -225,15 +256,29 @@ def resolve_preprocessing(session: Any, path: str | Path, given: PreprocessingOp
         output, sources["output"] = outputs[0], "only output"
     if output not in outputs:
         raise OnnxModelError(f"{path}: no output named '{output}'; the model's outputs: {', '.join(outputs)}")
+    interpolation = meta.get(META_PREFIX + "interpolation", "bilinear")
+    if META_PREFIX + "interpolation" in meta:
+        from opreid_bench.engine.zoo_extract import PIL_FILTERS
+
+        if interpolation not in PIL_FILTERS:
+            raise OnnxModelError(f"{path}: metadata {META_PREFIX}interpolation={interpolation!r} is not one of "
+                                 f"{', '.join(PIL_FILTERS)}")
+        sources["interpolation"] = "metadata"
     return Preprocessing(height=int(size[0]), width=int(size[1]), mean=tuple(mean), std=tuple(std),
-                         channel_order=order, input_name=inp.name, output_name=output, sources=sources)
+                         channel_order=order, input_name=inp.name, output_name=output, sources=sources,
+                         interpolation=interpolation)
 
 
 class OnnxFeatureExtractor:
-    """Features of image records from one ONNX model: ``extractor(records)`` -> (N, D) float32."""
+    """Features of image records from one ONNX model: ``extractor(records)`` -> (N, D) float32.
+
+    ``workers``: threads that decode and transform crops while the model runs (None: one per CPU core, at most 2;
+    0: decode in the calling thread, between runs). ``threads``: onnxruntime's intra-op threads (see
+    :func:`open_session`).
+    """
 
     def __init__(self, path: str | Path, given: PreprocessingOptions | None = None, *, device: str = "cpu",
-                 batch_size: int = 64, workers: int = 0, threads: int | None = None) -> None:
+                 batch_size: int = 64, workers: int | None = None, threads: int | None = None) -> None:
         self.path = Path(path)
         self.session = open_session(self.path, device, threads)
         self.prep = resolve_preprocessing(self.session, self.path, given or PreprocessingOptions())
@@ -242,17 +287,23 @@ class OnnxFeatureExtractor:
         fixed = _dim(inp.shape[0])
         self.fixed_batch = fixed  # a model exported with a static batch gets exactly that many images per run
         self.batch_size = fixed or int(batch_size)
-        self.workers = int(workers)
+        self.workers = min(2, cpu_cores()) if workers is None else int(workers)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map or {})
         self.providers: list[str] = list(self.session.get_providers())
 
     def transform(self) -> Any:
-        """The crop transform: decode, bilinear resize, [0, 1], (x - mean) / std (in RGB; BGR flips afterwards)."""
+        """The crop transform: decode, resize (bilinear, or the metadata's filter), [0, 1], (x - mean) / std (in
+        RGB; BGR flips afterwards)."""
         from opreid_bench.data.transforms import ReIDTransform
 
         p = self.prep
         mean, std = (p.mean, p.std) if p.channel_order == "RGB" else (p.mean[::-1], p.std[::-1])
-        return ReIDTransform(height=p.height, width=p.width, train=False, mean=tuple(mean), std=tuple(std))
+        base = ReIDTransform(height=p.height, width=p.width, train=False, mean=tuple(mean), std=tuple(std))
+        if p.interpolation == "bilinear":
+            return base
+        from opreid_bench.engine.zoo_extract import ResizeFirst
+
+        return ResizeFirst(base, p.interpolation)
 
     def run_batch(self, images: np.ndarray) -> np.ndarray:
         """(B, 3, H, W) normalised RGB float32 -> (B, D) float32 features (padding to a static batch if needed)."""
@@ -276,19 +327,66 @@ class OnnxFeatureExtractor:
             raise OnnxModelError(f"{self.path}: output '{self.prep.output_name}' is {out.dtype}, not a float feature")
         return out[:n].reshape(n, -1).astype(np.float32)
 
+    def batches(self, records: Sequence[ImageRecord]) -> Iterator[tuple[np.ndarray, None, None, np.ndarray]]:
+        """``(images, None, None, indices)`` per batch of ``records`` in order, images (B, 3, H, W) float32 from
+        :meth:`transform`; ``workers`` threads prepare the next batches while the caller runs this one."""
+        from opreid_bench.data.decode import load_rgb
+
+        transform = self.transform()
+        p = self.prep
+        n, size = len(records), self.batch_size
+
+        def fill(images: np.ndarray, row0: int, start: int, stop: int) -> None:
+            for row, i in enumerate(range(start, stop), row0):
+                transform.array(load_rgb(records[i].path), out=images[row])
+
+        def new_batch(start: int) -> tuple[np.ndarray, np.ndarray]:
+            stop = min(start + size, n)
+            return np.empty((stop - start, 3, p.height, p.width), dtype=np.float32), np.arange(start, stop)
+
+        if self.workers <= 0:
+            for start in range(0, n, size):
+                images, idx = new_batch(start)
+                fill(images, 0, start, start + len(idx))
+                yield images, None, None, idx
+            return
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        # a batch is split into pieces of a few crops, so that the pool shares even the first batch out
+        piece = max(1, min(8, -(-size // self.workers)))
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="onnx-decode")
+
+        def submit(start: int) -> tuple[np.ndarray, np.ndarray, list[Future]]:
+            images, idx = new_batch(start)
+            stop = start + len(idx)
+            return images, idx, [pool.submit(fill, images, s - start, s, min(s + piece, stop))
+                                 for s in range(start, stop, piece)]
+
+        starts = iter(range(0, n, size))
+        ahead: deque[tuple[np.ndarray, np.ndarray, list[Future]]] = deque()  # batches being decoded, in order
+        try:
+            for start in starts:
+                ahead.append(submit(start))
+                if len(ahead) > self.workers:  # workers + 1 batches ahead of the model at most
+                    break
+            while ahead:
+                images, idx, pieces = ahead.popleft()
+                for f in pieces:
+                    f.result()  # a crop's DataError surfaces here, in record order
+                for start in starts:
+                    ahead.append(submit(start))
+                    break
+                yield images, None, None, idx
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def __call__(self, records: Sequence[ImageRecord], *, progress: bool = True, description: str = "extract"
                  ) -> np.ndarray:
         """(N, D) float32 features of ``records`` in record order; NaN/inf in a row names its image."""
-        from torch.utils.data import DataLoader
-
-        from opreid_bench.data.torch_dataset import ImageDataset
         from opreid_bench.engine.extract import collect_features
 
-        loader = DataLoader(ImageDataset(records, self.transform()), batch_size=self.batch_size, shuffle=False,
-                            num_workers=self.workers)
-
-        def features_of(images: Any, idx: Any) -> np.ndarray:
-            feats = self.run_batch(images.numpy())
+        def features_of(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            feats = self.run_batch(images)
             bad = np.flatnonzero(~np.isfinite(feats).all(axis=1))
             if bad.size:
                 rec = records[int(idx[bad[0]])]
@@ -296,7 +394,7 @@ class OnnxFeatureExtractor:
                                      f"{rec.path} ({bad.size} of {feats.shape[0]} rows in its batch)")
             return feats
 
-        return collect_features(loader, features_of, len(records), progress=progress,
+        return collect_features(self.batches(records), features_of, len(records), progress=progress,
                                 description=f"{description} (onnxruntime)")
 
 
@@ -372,7 +470,8 @@ def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], met
         "model_format": "onnx",
         "source": f"onnx: {attrs['onnx']}",
         **{k: attrs[k] for k in keep if k in attrs},
-        "preprocessing": {k: attrs[k] for k in ("height", "width", "mean", "std", "channel_order") if k in attrs},
+        "preprocessing": {k: attrs[k] for k in ("height", "width", "mean", "std", "channel_order", "interpolation")
+                          if k in attrs},
         "metric": attrs.get("metric"),
         "junk": attrs.get("junk"),
         "hardware": hardware or f"{platform.processor() or platform.machine()} ({', '.join(attrs.get('providers', []))})",

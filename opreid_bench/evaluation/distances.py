@@ -1,14 +1,18 @@
-"""Query x gallery distances from features, computed in query chunks with torch matmul (on CUDA when present).
+"""Query x gallery distances from features, computed in query chunks: numpy (BLAS) on the CPU, torch on CUDA.
 
 - ``euclidean``: ``sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0))``, the expansion every ReID toolkit uses; the squared
   distance is clamped at 0 before the square root because float32 cancellation can make it slightly negative.
 - ``cosine``: ``1 - cos(q, g)`` on L2-normalised features (a zero vector stays zero, so its distances are 1).
 
-Memory is bounded by ``chunk_size x gallery`` floats per step, whatever the number of queries.
+Memory is bounded by ``chunk_size x gallery`` floats per step, whatever the number of queries. On the CPU torch is
+not imported (a feature file is evaluated without it); the two paths compute the same float32 expressions in the same
+order, so they agree to float32 rounding of the matrix products.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -22,8 +26,18 @@ if TYPE_CHECKING:
 METRICS = ("euclidean", "cosine")
 
 
+def _gpu_possible() -> bool:
+    """Whether torch could see a GPU here: torch is loaded already, or a GPU driver's device files exist (on Linux;
+    elsewhere torch is asked). Without a driver ``torch.cuda.is_available()`` is False, so torch need not load."""
+    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"))
+
+
 def resolve_device(device: str | None = None) -> str:
     """``None`` -> ``"cuda"`` when a GPU is available, else ``"cpu"``; a named device must exist."""
+    if device == "cpu" or (device is None and not _gpu_possible()):
+        return "cpu"
     import torch
 
     if device is None:
@@ -60,11 +74,36 @@ def _prepare(x: np.ndarray, metric: str, device: str) -> torch.Tensor:
     return t
 
 
+def _prepare_numpy(x: np.ndarray, metric: str) -> np.ndarray:
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if metric == "cosine":  # what torch.nn.functional.normalize does: x / max(|x|, 1e-12)
+        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), np.float32(1e-12))
+    return a
+
+
+def _numpy_chunks(qf: np.ndarray, gf: np.ndarray, metric: str, chunk_size: int
+                  ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """:func:`iter_distance_chunks` on the CPU with numpy: the torch path's float32 operations, in its order."""
+    g = _prepare_numpy(gf, metric)
+    g_sq = (g * g).sum(axis=1) if metric == "euclidean" else None
+    for start in range(0, qf.shape[0], chunk_size):
+        stop = min(start + chunk_size, qf.shape[0])
+        q = _prepare_numpy(qf[start:stop], metric)
+        dot = q @ g.T
+        if g_sq is not None:
+            dist = (q * q).sum(axis=1, keepdims=True) + g_sq[None, :]
+            dot *= np.float32(2.0)
+            dist -= dot
+            np.maximum(dist, np.float32(0.0), out=dist)
+            np.sqrt(dist, out=dist)
+        else:
+            dist = np.subtract(np.float32(1.0), dot, out=dot)
+        yield start, stop, dist
+
+
 def iter_distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", *, device: str | None = None,
                          chunk_size: int = 1024) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, distances[start:stop])`` (float32 numpy, chunk x gallery) over query chunks."""
-    import torch
-
     if metric not in METRICS:
         raise EvaluationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if chunk_size < 1:
@@ -74,6 +113,11 @@ def iter_distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidea
     if qf.shape[1] != gf.shape[1]:
         raise EvaluationError(f"feature dimensions differ: query has {qf.shape[1]}, gallery has {gf.shape[1]}")
     dev = resolve_device(device)
+    if dev == "cpu":
+        yield from _numpy_chunks(qf, gf, metric, chunk_size)
+        return
+    import torch
+
     with torch.no_grad():
         g = _prepare(gf, metric, dev)
         g_sq = (g * g).sum(dim=1) if metric == "euclidean" else None

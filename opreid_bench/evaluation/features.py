@@ -1,4 +1,4 @@
-"""Feature files: query and gallery features with their labels in one HDF5 file (layout: docs/feature_file.md).
+"""Feature files: query and gallery features with their labels in one HDF5 file (layout: docs/reference/file-formats.md).
 
 ::
 
@@ -124,11 +124,11 @@ def _read_side(h5: Any, path: Path, side: str) -> FeatureSet:
     import h5py
 
     if side not in h5 or not isinstance(h5[side], h5py.Group):
-        raise FeatureFileError(f"{path}: missing group /{side} (layout: docs/feature_file.md)")
+        raise FeatureFileError(f"{path}: missing group /{side} (layout: docs/reference/file-formats.md)")
     g = h5[side]
     for name in REQUIRED:
         if name not in g or not isinstance(g[name], h5py.Dataset):
-            raise FeatureFileError(f"{path}: missing dataset /{side}/{name} (layout: docs/feature_file.md)")
+            raise FeatureFileError(f"{path}: missing dataset /{side}/{name} (layout: docs/reference/file-formats.md)")
     try:
         features = g["features"][()]
         pids = g["pids"][()]
@@ -159,7 +159,7 @@ def read_feature_file(path: str | os.PathLike[str]) -> tuple[FeatureSet, Feature
     if not path.is_file():
         raise FeatureFileError(f"{path}: no such feature file")
     if not h5py.is_hdf5(path):
-        raise FeatureFileError(f"{path}: not an HDF5 file (expected the layout of docs/feature_file.md)")
+        raise FeatureFileError(f"{path}: not an HDF5 file (expected the layout of docs/reference/file-formats.md)")
     try:
         with h5py.File(path, "r") as h5:
             query = _read_side(h5, path, "query")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from opreid_bench.atomic import atomic_path
-from opreid_bench.leaderboard.rows import DATASET_TITLES, LeaderboardRow
+from opreid_bench.leaderboard.rows import DATASET_TITLES, LATER_WORK_TABLE, LeaderboardRow
 
 COLUMNS = ("dataset", "method", "rank1", "mAP", "source", "table")
 
@@ -20,18 +20,33 @@ def _fmt(x: float | None) -> str:
 
 
 def sort_rows(rows: Sequence[LeaderboardRow]) -> list[LeaderboardRow]:
-    """Group by dataset, then table, published before measured, then by mAP descending."""
+    """Group by dataset, then by mAP descending (rows without mAP last, by R-1), published and measured together."""
     def key(r: LeaderboardRow) -> tuple:
-        return (r.dataset, r.source != "published", r.table, -(r.mAP if r.mAP is not None else -1.0), r.method)
+        return (r.dataset, r.mAP is None, -(r.mAP if r.mAP is not None else -1.0),
+                -(r.rank1 if r.rank1 is not None else -1.0), r.source != "published", r.table, r.method)
 
     return sorted(rows, key=key)
 
 
-def _source_label(r: LeaderboardRow) -> str:
+def best_published(rows: Sequence[LeaderboardRow]) -> set[int]:
+    """``id`` of the published row with the highest mAP on each dataset (the state of the art the table shows)."""
+    best: dict[str, LeaderboardRow] = {}
+    for r in rows:
+        if r.source == "published" and r.mAP is not None and (r.dataset not in best or r.mAP > best[r.dataset].mAP):
+            best[r.dataset] = r
+    return {id(r) for r in best.values()}
+
+
+def _source_label(r: LeaderboardRow, best: set[int] | frozenset[int] = frozenset()) -> str:
+    mark = "★ best published, " if id(r) in best else ""
+    if r.source == "published" and r.table == LATER_WORK_TABLE:
+        d = r.details
+        extra = f"; {d['protocol']}" if d.get("protocol") else ""
+        return f"{mark}published {d.get('venue', '')} {d.get('year', '')}, {d.get('backbone', '')}{extra}".strip()
     if r.source == "published":
-        return f"published ({r.table})"
+        return f"{mark}published ({r.table})"
     extra = ", ".join(f"{k}={v}" for k, v in r.details.items())
-    return f"measured: {r.source}" + (f" [{extra}]" if extra else "")
+    return f"▶ measured: {r.source}" + (f" [{extra}]" if extra else "")
 
 
 def to_json(rows: Sequence[LeaderboardRow]) -> str:
@@ -42,18 +57,19 @@ def to_json(rows: Sequence[LeaderboardRow]) -> str:
 def to_csv(rows: Sequence[LeaderboardRow]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["dataset", "method", "rank1", "mAP", "source", "table", "citation"])
+    w.writerow(["dataset", "method", "rank1", "mAP", "source", "table", "citation", "reference", "protocol"])
     for r in rows:
         w.writerow([r.dataset, r.method, "" if r.rank1 is None else r.rank1, "" if r.mAP is None else r.mAP,
-                    r.source, r.table, r.citation])
+                    r.source, r.table, r.citation, r.details.get("reference", ""), r.details.get("protocol", "")])
     return buf.getvalue()
 
 
 def to_markdown(rows: Sequence[LeaderboardRow]) -> str:
     lines = ["| dataset | method | R-1 | mAP | source |", "|---|---|---:|---:|---|"]
+    best = best_published(rows)
     for r in rows:
         lines.append(f"| {DATASET_TITLES.get(r.dataset, r.dataset)} | {r.method} | {_fmt(r.rank1)} | "
-                     f"{_fmt(r.mAP)} | {_source_label(r)} |")
+                     f"{_fmt(r.mAP)} | {_source_label(r, best)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -67,9 +83,11 @@ def to_html(rows: Sequence[LeaderboardRow], title: str = "opreid-bench leaderboa
         "td.num{text-align:right;font-variant-numeric:tabular-nums}tr.measured{background:#eef6ff}"
         "caption{text-align:left;font-weight:bold;font-size:1.2em;margin-bottom:.3em}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        "<p>Published numbers are transcribed from Yan, Pang et al., ICCV 2021 (Tables 3-5); measured rows come "
-        "from run directories of this toolkit. R-1 and mAP in percent.</p>",
+        "<p>Published numbers: Yan, Pang et al., ICCV 2021 (Tables 3-5), and occluded-ReID methods of 2021-2025, each "
+        "from the paper or the authors' repository it names. Measured rows come from run directories of this toolkit. "
+        "R-1 and mAP in percent, sorted by mAP.</p>",
     ]
+    best = best_published(rows)
     by_ds: dict[str, list[LeaderboardRow]] = {}
     for r in rows:
         by_ds.setdefault(r.dataset, []).append(r)
@@ -82,7 +100,7 @@ def to_html(rows: Sequence[LeaderboardRow], title: str = "opreid-bench leaderboa
             cite = f" title='{html.escape(r.citation)}'" if r.citation else ""
             parts.append(f"<tr class='{cls}'><td{cite}>{html.escape(r.method)}</td>"
                          f"<td class='num rank1'>{_fmt(r.rank1)}</td><td class='num map'>{_fmt(r.mAP)}</td>"
-                         f"<td>{html.escape(_source_label(r))}</td></tr>")
+                         f"<td>{html.escape(_source_label(r, best))}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -93,6 +111,7 @@ def print_rich(rows: Sequence[LeaderboardRow]) -> None:
     from rich.table import Table
 
     console = Console()
+    best = best_published(rows)
     by_ds: dict[str, list[LeaderboardRow]] = {}
     for r in rows:
         by_ds.setdefault(r.dataset, []).append(r)
@@ -104,7 +123,9 @@ def print_rich(rows: Sequence[LeaderboardRow]) -> None:
         t.add_column("source")
         for r in ds_rows:
             style = None if r.source == "published" else "bold cyan"
-            t.add_row(r.method, _fmt(r.rank1), _fmt(r.mAP), _source_label(r), style=style)
+            if id(r) in best:
+                style = "bold"
+            t.add_row(r.method, _fmt(r.rank1), _fmt(r.mAP), _source_label(r, best), style=style)
         console.print(t)
 
 

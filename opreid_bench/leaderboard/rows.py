@@ -11,8 +11,9 @@ from pathlib import Path
 import yaml
 
 from opreid_bench.errors import DataError
+from opreid_bench.resources import resource_dir
 
-PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "baselines" / "published"
+PUBLISHED_DIR = resource_dir("baselines") / "published"
 
 DATASET_TITLES = {
     "opreid": "OPReID",
@@ -61,6 +62,51 @@ def load_published(directory: str | Path = PUBLISHED_DIR) -> list[LeaderboardRow
                 row = merged[key] = LeaderboardRow(method=rec["method"], dataset=rec["dataset"], rank1=None,
                                                    mAP=None, source="published", table=rec["table"], citation=cite)
             setattr(row, rec["metric"], float(rec["value"]))
+    return list(merged.values()) + load_later_work(directory)
+
+
+LATER_WORK_CSV = "sota_2021_2025.csv"
+LATER_WORK_TABLE = "2021-2025"
+_LATER_COLUMNS = ("method", "year", "venue", "citation", "backbone", "pretraining", "dataset", "protocol", "metric",
+                  "value", "source")
+
+
+def load_later_work(directory: str | Path = PUBLISHED_DIR) -> list[LeaderboardRow]:
+    """Published results of occluded-ReID methods from 2021 to 2025 (``sota_2021_2025.csv``), one row per method,
+    dataset and protocol; each number carries where it is printed (paper table or the authors' repository), the
+    year, backbone and pre-training, and the protocol where it differs. A row without a source is refused."""
+    directory = Path(directory)
+    path = directory / LATER_WORK_CSV
+    if not path.exists():
+        return []
+    cites_path = directory / "sota_citations.yaml"
+    citations = (yaml.safe_load(cites_path.read_text()) or {}) if cites_path.exists() else {}
+    merged: dict[tuple[str, str, str], LeaderboardRow] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in _LATER_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+        for line, rec in enumerate(reader, start=2):
+            if not (rec["source"] or "").strip():
+                raise DataError(f"{path}:{line}: {rec['method']} on {rec['dataset']} has no source")
+            if rec["metric"] not in ("rank1", "mAP"):
+                raise DataError(f"{path}:{line}: metric must be rank1 or mAP, got {rec['metric']!r}")
+            key = (rec["method"], rec["dataset"], rec["protocol"] or "")
+            row = merged.get(key)
+            if row is None:
+                cite = citations.get(rec["citation"], {}).get("text", rec["citation"])
+                details = {k: rec[k] for k in ("year", "venue", "backbone", "pretraining", "protocol")}
+                details["reference"] = rec["source"]
+                row = merged[key] = LeaderboardRow(method=rec["method"], dataset=rec["dataset"], rank1=None, mAP=None,
+                                                   source="published", table=LATER_WORK_TABLE, citation=cite,
+                                                   details=details)
+            else:
+                row.details["reference"] = " / ".join(dict.fromkeys([row.details["reference"], rec["source"]]))
+            try:
+                setattr(row, rec["metric"], float(rec["value"]))
+            except ValueError:
+                raise DataError(f"{path}:{line}: value {rec['value']!r} is not a number") from None
     return list(merged.values())
 
 

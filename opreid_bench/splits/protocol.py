@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from opreid_bench.errors import ProtocolError
+from opreid_bench.resources import resource_dir
 
-#: Where the protocols shipped with the repository live.
-PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "protocols"
+#: Where the split protocols shipped with the package live.
+PROTOCOLS_DIR = resource_dir("protocols")
 
 
 @dataclass(frozen=True)
@@ -234,13 +235,20 @@ def protocol_from_dict(data: Any, source: str = "<memory>") -> SplitProtocol:
     return proto
 
 
-def load_protocol(path: str | os.PathLike[str]) -> SplitProtocol:
-    """Load a split protocol YAML; a bare name (``opreid``, ``opreid-mini``) resolves to ``protocols/NAME.yaml``."""
-    import yaml
-
+def protocol_path(path: str | os.PathLike[str]) -> Path:
+    """The YAML file of a split protocol: a path, or a bare name of a shipped one (``opreid``, ``opreid-mini``,
+    ``opreid-tiny``, ``opreid-demo``) resolved inside the package whatever the working directory."""
     p = Path(path)
     if not p.exists() and p.suffix == "" and (PROTOCOLS_DIR / f"{p.name}.yaml").exists():
         p = PROTOCOLS_DIR / f"{p.name}.yaml"
+    return p
+
+
+def load_protocol(path: str | os.PathLike[str]) -> SplitProtocol:
+    """Load a split protocol YAML; a bare name (``opreid``, ``opreid-mini``) resolves to a shipped protocol."""
+    import yaml
+
+    p = protocol_path(path)
     if not p.is_file():
         raise ProtocolError(f"{p}: split protocol file not found")
     try:

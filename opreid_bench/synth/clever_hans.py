@@ -16,7 +16,7 @@ So the gap ``mAP(same) - mAP(different)`` over the same queries (a paired differ
 relies on the occluder's *appearance* to match. A model that matches only the visible person scores alike on both
 (up to the few pixels where JPEG blocks and camera blur mix occluder and person), whatever it makes of the occluded
 body part. What the gap does not measure: matching on the occluder's shape or position, which is kept equal in both
-sets on purpose (changing it would change the visible body region too, which is the flaw of the first design).
+sets on purpose (changing it would change the visible body region too).
 """
 
 from __future__ import annotations

@@ -41,12 +41,12 @@ def list_cmd(as_json: bool) -> None:
       opreid-bench datasets list
       opreid-bench datasets list --json
     """
-    import opreid_bench
     from opreid_bench.data.datasets import DATASETS
     from opreid_bench.data.protocols import list_protocols
+    from opreid_bench.resources import resource_dir
 
     protocols = set(list_protocols())
-    cards = Path(opreid_bench.__file__).resolve().parents[1] / "data_cards"
+    cards = resource_dir("data_cards")
     rows = []
     for name in DATASETS.names():
         cls = DATASETS.get(name)

@@ -27,8 +27,9 @@ _EPOCHS_HELP = (f"Training epochs [default: the demo recipe's: {_SCRATCH['epochs
               help="Optional local torchvision ImageNet checkpoint of the backbone.")
 @click.option("--size", type=(click.IntRange(16), click.IntRange(8)), default=(128, 64), show_default=True,
               help="Input height and width (the pool is rendered at this size).")
-@click.option("--protocol", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Split protocol YAML [default: protocols/opreid-demo.yaml, 330 queries].")
+@click.option("--protocol", default=None,
+              help="Split protocol: a YAML file or a shipped name such as opreid-tiny [default: opreid-demo, "
+                   "330 queries].")
 @click.option("--clever-hans-ids", type=click.IntRange(2), default=60, show_default=True,
               help="Identities (and as many distractors) of the Clever Hans sets.")
 @click.option("--ranks", type=click.IntRange(1), default=None,
@@ -37,7 +38,7 @@ _EPOCHS_HELP = (f"Training epochs [default: the demo recipe's: {_SCRATCH['epochs
                    "side by side].")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrained: str | None,
-         size: tuple[int, int], protocol: Path | None, clever_hans_ids: int, ranks: int | None, seed: int) -> None:
+         size: tuple[int, int], protocol: str | None, clever_hans_ids: int, ranks: int | None, seed: int) -> None:
     """Synthesise a pool, build an OPReID-style split, train baseline and ours, evaluate, print the leaderboard.
 
     No download: the data is drawn by SynthOcc. About 4 minutes on 2 CPU cores; each method trains on --ranks
@@ -58,7 +59,7 @@ def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrain
     cfg = DemoConfig(out=out, ids=ids, epochs=epochs, backbone=backbone, pretrained=pretrained, height=size[0],
                      width=size[1], clever_hans_ids=clever_hans_ids, ranks=ranks, seed=seed)
     if protocol is not None:
-        cfg.protocol = str(protocol)
+        cfg.protocol = protocol
     print_summary(run_demo(cfg))
 
 

@@ -115,7 +115,7 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 
 @click.command("evaluate")
 @click.option("--features", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HDF5 feature file with /query and /gallery groups (layout: docs/feature_file.md).")
+              help="HDF5 feature file with /query and /gallery groups (layout: docs/reference/file-formats.md).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A checkpoint of `opreid-bench train` (RUN_DIR/model.pt) instead of --features; needs --dataset "
                    "and --root.")
@@ -171,6 +171,8 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
           --std 0.229,0.224,0.225 --dataset partial_reid --root data
       opreid-bench evaluate --zoo torchreid:osnet_x1_0 --weights osnet_x1_0_market.pth --dataset partial_reid \\
           --root data --json
+      opreid-bench evaluate --zoo fastreid:configs/OccludedDuke/sbs_R50-ibn.yml --weights model_final.pth \\
+          --dataset occluded_duke --root data
     """
     refuse_output_over_input(out, "--out", {"--features": features, "--weights": weights, "--onnx": onnx_model})
     if run_dir is not None and (onnx_model is None or rerank):

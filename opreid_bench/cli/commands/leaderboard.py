@@ -13,7 +13,8 @@ import click
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (e.g. occluded_duke); repeatable.")
 @click.option("--metric", type=click.Choice(["rank1", "mAP"]), default=None,
               help="Keep rows that report this metric.")
-@click.option("--table", "tables", multiple=True, help="Only published rows of this table (e.g. 'Table 5').")
+@click.option("--table", "tables", multiple=True,
+              help="Only published rows of this table (e.g. 'Table 5', or '2021-2025' for later work).")
 @click.option("--no-published", is_flag=True, help="Show only measured runs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "html", "json"]), default="table")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json: one JSON array of rows.")
@@ -21,7 +22,9 @@ import click
 @click.option("--plot-dir", type=click.Path(path_type=Path), help="Write one bar plot (PNG) per dataset here.")
 def leaderboard(run_dirs: tuple[Path, ...], datasets: tuple[str, ...], metric: str | None, tables: tuple[str, ...],
                 no_published: bool, fmt: str, as_json: bool, out: Path | None, plot_dir: Path | None) -> None:
-    """Published results of Yan, Pang et al. (ICCV 2021, Tables 3-5) next to runs measured here.
+    """Published results next to runs measured here, sorted by mAP: Yan, Pang et al. (ICCV 2021, Tables 3-5) and
+    occluded-ReID methods of 2021-2025, each with its source (`--json` and `--format csv` give the reference).
+    The best published row of each dataset is marked with a star, measured rows with an arrow.
 
     \b
     Examples:

@@ -76,7 +76,7 @@ def _ranked(query, gallery, topk, metric, rerank, k1, k2, lambda_value, ann_cfg,
 
 @click.command("search")
 @click.option("--features", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="HDF5 feature file with /query and /gallery groups (layout: docs/feature_file.md).")
+              help="HDF5 feature file with /query and /gallery groups (layout: docs/reference/file-formats.md).")
 @click.option("--topk", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many gallery items to list per query.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,

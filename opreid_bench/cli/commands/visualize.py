@@ -13,7 +13,7 @@ from opreid_bench.errors import OpreidError
 
 @click.command("visualize")
 @click.option("--features", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HDF5 feature file with /query and /gallery (and their paths); see docs/feature_file.md.")
+              help="HDF5 feature file with /query and /gallery (and their paths); see docs/reference/file-formats.md.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Checkpoint (RUN/model.pt): extract the features of --dataset first.")
 @click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)

@@ -37,6 +37,8 @@ from opreid_bench.errors import DataError
 from opreid_bench.registry import Registry
 
 DATASETS: Registry[type[ReIDDataset]] = Registry("dataset")
+"""Every dataset loader by name (``DATASETS.names()``, ``DATASETS.get(name)``); a new one registers with
+``@DATASETS.register("name")`` on a :class:`ReIDDataset` subclass."""
 for _cls in (Market1501, DukeMTMCReID, OccludedDuke, OccludedREID, PartialREID, PartialILIDS, OPReID, CUHK03Labeled,
              FolderDataset, ManifestDataset):
     DATASETS.register(_cls.name)(_cls)

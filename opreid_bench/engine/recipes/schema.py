@@ -29,9 +29,10 @@ from typing import Any
 
 from opreid_bench.engine.config import BASELINES_DIR, load_method_config, read_yaml, resolve_config_path
 from opreid_bench.errors import ConfigError, OpreidError
+from opreid_bench.resources import checkout_root
 
 RECIPES_DIR = Path(os.environ.get("OPREID_RECIPES_DIR", BASELINES_DIR / "recipes"))
-REPO_DIR = Path(__file__).resolve().parents[3]
+REPO_DIR = checkout_root() or Path.cwd()  # ${REPO} in a recipe: the checkout, or the working directory of a wheel
 TOP_KEYS = ("name", "description", "hardware", "device", "variables", "data", "pretrained", "train", "evaluate",
             "overrides", "time_limit_minutes", "published")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

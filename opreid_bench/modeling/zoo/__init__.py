@@ -1,15 +1,30 @@
-"""Models from other toolkits' model zoos, rebuilt here with their parameter names: ``--zoo torchreid:ARCH``.
+"""Models from other toolkits' model zoos, rebuilt here with their parameter names: ``--zoo torchreid:ARCH`` and
+``--zoo fastreid:CONFIG.yml``.
 
-Neither torchreid nor anything else is imported or downloaded. ``load_zoo_model("torchreid:osnet_x1_0", FILE)``
-builds the architecture (:data:`ZOO`), reads the checkpoint the way torchreid writes and publishes it
-(``{"state_dict": ...}`` or a bare state dict, with or without ``module.`` prefixes; the classifier, of any size, is
-dropped) and loads it strictly: a checkpoint that does not fit is one line naming the file, the counts of missing
-and unexpected keys and the first few of each. The model's ``forward`` in eval mode returns what the toolkit's own
-eval-mode forward returns; :data:`TORCHREID_PREPROCESSING` is torchreid's default test transform.
+Neither torchreid nor fast-reid (nor fvcore, detectron2 or anything else) is imported or downloaded.
 
-How the forward passes were checked against torchreid's own code, offline: ``benchmarks/zoo_parity.py`` loads
-torchreid's model files from a source copy (pure PyTorch modules, no install) and compares features of the same
-random state dict.
+``load_zoo_model("torchreid:osnet_x1_0", FILE)`` builds the architecture (:data:`ZOO`), reads the checkpoint the
+way torchreid writes and publishes it (``{"state_dict": ...}`` or a bare state dict, with or without ``module.``
+prefixes; the classifier, of any size, is dropped). :data:`TORCHREID_PREPROCESSING` is torchreid's default test
+transform; its evaluation distance is euclidean.
+
+``load_zoo_model("fastreid:PATH/TO/CONFIG.yml", FILE)`` reads the user's fast-reid config (``_BASE_`` chain resolved
+as fast-reid resolves it; :mod:`~opreid_bench.modeling.zoo.fastreid_config`), builds its ``Baseline`` (ResNet
+18/34/50/101, IBN-a, SE, non-local; ``EmbeddingHead``; :mod:`~opreid_bench.modeling.zoo.fastreid_model`) and reads
+the checkpoint the way fast-reid's Checkpointer writes it (``{"model": sd, "optimizer": ..., "scheduler": ...,
+"iteration": ...}`` or a bare state dict, ``module.`` prefixes stripped; the classifier ``heads.weight`` /
+``heads.classifier.*``, of any size, is dropped; ``pixel_mean`` / ``pixel_std`` buffers, which older fast-reid
+versions saved, must equal the config's and are dropped). Its preprocessing is the config's SIZE_TEST, bicubic,
+PIXEL_MEAN / PIXEL_STD; its distance TEST.METRIC (fast-reid's default: cosine).
+
+Either way the checkpoint is loaded strictly: one that does not fit is one line naming the file, the counts of
+missing, unexpected and differently shaped keys and the first few of each. The model's ``forward`` in eval mode, on
+input already normalised as its :class:`ZooPreprocessing` says, returns what the toolkit's own eval-mode forward
+returns.
+
+How the forward passes were checked against the toolkits' own code, offline: ``benchmarks/zoo_parity.py`` loads
+their model files from source copies (pure PyTorch modules, no install) and compares features of the same random
+state dict.
 """
 
 from __future__ import annotations
@@ -24,16 +39,24 @@ from opreid_bench.errors import OpreidError
 from opreid_bench.registry import Registry
 
 ZOO: Registry[Any] = Registry("zoo architecture")
+INTERPOLATIONS = ("bilinear", "bicubic")  # the resize filters a zoo's test transform may use (Pillow's)
 
 
 @dataclass(frozen=True)
 class ZooPreprocessing:
-    """How the zoo model expects its input: size, RGB order, mean/std on [0, 1] pixels, bilinear resize."""
+    """How the zoo model expects its input (size, RGB, mean/std on [0, 1] pixels, the resize filter) and the
+    distance the zoo evaluates its features with."""
 
     height: int = 256
     width: int = 128
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: str = "bilinear"
+    metric: str = "euclidean"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
 
 
 TORCHREID_PREPROCESSING = ZooPreprocessing()
@@ -53,10 +76,15 @@ def _register_torchreid() -> None:
 _register_torchreid()
 
 DROPPED_PREFIXES = ("classifier.",)  # not used for features; any number of classes
+# fast-reid's classifier, any number of classes: ``heads.weight`` (1.x), ``heads.classifier.*`` (earlier releases)
+FASTREID_DROPPED_KEYS = ("heads.weight",)
+FASTREID_DROPPED_PREFIXES = ("heads.classifier.",)
+FASTREID_PIXEL_BUFFERS = {"pixel_mean": "PIXEL_MEAN", "pixel_std": "PIXEL_STD"}
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict inside a torchreid checkpoint: ``{"state_dict": sd, ...}`` or ``sd``; ``module.`` stripped."""
+def read_state_dict(path: str | Path, wrapper: str = "state_dict") -> dict[str, torch.Tensor]:
+    """The state dict inside a checkpoint: ``{wrapper: sd, ...}`` (torchreid: ``state_dict``, fast-reid:
+    ``model``) or a bare ``sd``; ``module.`` stripped."""
     path = Path(path)
     if not path.is_file():
         raise OpreidError(f"{path}: zoo checkpoint not found")
@@ -65,22 +93,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - any unreadable or non-tensor pickle is one line
         raise OpreidError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
+    if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+        obj = obj[wrapper]
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
-        raise OpreidError(f"{path}: no state dict found (expected a dict of tensors or {{'state_dict': ...}})")
+        raise OpreidError(f"{path}: no state dict found (expected a dict of tensors or {{'{wrapper}': ...}})")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
-def load_zoo_model(spec: str, weights: str | Path) -> tuple[torch.nn.Module, ZooPreprocessing]:
-    """Build ``spec`` (``torchreid:ARCH``) and load ``weights`` strictly (module docstring); eval mode."""
-    key = spec.strip().lower()
-    if ":" not in key or key.split(":", 1)[0] != "torchreid":
-        raise OpreidError(f"--zoo {spec}: use torchreid:ARCH (known: {', '.join(ZOO.names())})")
-    if key not in ZOO:
-        raise OpreidError(f"--zoo {spec}: unknown architecture (known: {', '.join(ZOO.names())})")
-    model = ZOO.get(key)()
-    state = {k: v for k, v in read_state_dict(weights).items() if not k.startswith(DROPPED_PREFIXES)}
+def load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], spec: str, weights: str | Path) -> None:
+    """``model.load_state_dict(state, strict=True)``, or one line naming ``weights``: the counts of missing,
+    unexpected and differently shaped keys and the first few of each."""
     own = model.state_dict()
     missing = sorted(k for k in own if k not in state)
     unexpected = sorted(k for k in state if k not in own)
@@ -91,4 +113,47 @@ def load_zoo_model(spec: str, weights: str | Path) -> tuple[torch.nn.Module, Zoo
                  f"{len(wrong)} of another shape (e.g. {', '.join(wrong[:3])})" if wrong else ""]
         raise OpreidError(f"{weights}: does not fit {spec}: " + "; ".join(p for p in parts if p) + " keys")
     model.load_state_dict(state, strict=True)
+
+
+def _load_fastreid(spec: str, config: str, weights: str | Path) -> tuple[torch.nn.Module, ZooPreprocessing]:
+    from opreid_bench.modeling.zoo.fastreid_config import read_fastreid_config
+    from opreid_bench.modeling.zoo.fastreid_model import build_fastreid
+
+    if not config:
+        raise OpreidError(f"--zoo {spec}: give the fast-reid config file, e.g. fastreid:configs/Market1501/"
+                          "bagtricks_R50.yml")
+    if not Path(config).is_file():
+        raise OpreidError(f"--zoo {spec}: {config}: fast-reid config not found")
+    cfg = read_fastreid_config(config)
+    model = build_fastreid(cfg)
+    state = read_state_dict(weights, wrapper="model")
+    for key, cfg_key in FASTREID_PIXEL_BUFFERS.items():
+        if key in state:
+            saved = state.pop(key).detach().double().flatten()
+            want = torch.tensor(getattr(cfg, cfg_key.lower()), dtype=torch.float64)
+            if saved.shape != want.shape or not torch.allclose(saved, want, rtol=1e-5, atol=1e-4):
+                raise OpreidError(f"{weights}: its {key} {[round(v, 4) for v in saved.tolist()]} is not {config}'s "
+                                  f"MODEL.{cfg_key} {[round(v, 4) for v in want.tolist()]}; give the config the "
+                                  "model was trained with")
+    state = {k: v for k, v in state.items()
+             if k not in FASTREID_DROPPED_KEYS and not k.startswith(FASTREID_DROPPED_PREFIXES)}
+    load_strictly(model, state, spec, weights)
+    return model.eval(), cfg.preprocessing()
+
+
+def load_zoo_model(spec: str, weights: str | Path) -> tuple[torch.nn.Module, ZooPreprocessing]:
+    """Build ``spec`` (``torchreid:ARCH`` or ``fastreid:CONFIG.yml``) and load ``weights`` strictly (module
+    docstring); eval mode."""
+    prefix, sep, rest = spec.strip().partition(":")
+    if sep and prefix.strip().lower() == "fastreid":
+        return _load_fastreid(spec, rest.strip(), weights)
+    key = spec.strip().lower()
+    if not sep or prefix.strip().lower() != "torchreid":
+        raise OpreidError(f"--zoo {spec}: use torchreid:ARCH (known: {', '.join(ZOO.names())}) or "
+                          "fastreid:PATH/TO/CONFIG.yml")
+    if key not in ZOO:
+        raise OpreidError(f"--zoo {spec}: unknown architecture (known: {', '.join(ZOO.names())})")
+    model = ZOO.get(key)()
+    state = {k: v for k, v in read_state_dict(weights).items() if not k.startswith(DROPPED_PREFIXES)}
+    load_strictly(model, state, spec, weights)
     return model.eval(), TORCHREID_PREPROCESSING
