@@ -32,7 +32,7 @@ DEMO_RECIPES: dict[str, dict[str, Any]] = {
     # 24 and still rises at 30 (ours on the tuning splits of seeds 1 / 8: 35.2 / 47.5 at 18 epochs, 43.1 / 52.8 at
     # 30). Measured 2026-12-06 on the 2-core reference machine: 3.4-4.0 minutes in all; held out (seeds 5-7 and
     # 9-19) ours 40.8 +- 3.0 and baseline 42.9 +- 3.5 mAP (18 epochs, 2.4-2.6 minutes there: ours 34.3, baseline 30.4 on seeds
-    # 5-7, 9-12). Held-out tables: README, "What the demo does"; the history of every choice below (18 and 24
+    # 5-7, 9-12). Held-out tables: docs/demo.md; the history of every choice below (18 and 24
     # epochs, the resizing schedule, the experiments that did not help): CHANGELOG.md.
     # BED at alpha = 3 instead of the paper's 0.3: the paper tunes alpha by cross-validation and finds it must be
     # "sufficiently large"; on L2-normalised features (d <= 2) 0.3 makes BED nearly linear in d. Tuned on the seed-0
@@ -374,9 +374,12 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     runs) only when the options it depends on (seed, ids, epochs, backbone, size, the pretrained file's content, ...)
     are unchanged. ``cfg.out`` must be new, empty or an earlier demo folder; it is locked while the demo runs."""
     from opreid_bench.outputs import output_folder
+    from opreid_bench.splits.protocol import protocol_path
 
     out = Path(cfg.out)
     cfg = resolve_config(cfg)
+    if not protocol_path(cfg.protocol).is_file():  # before the output folder is made
+        raise ProtocolError(f"{protocol_path(cfg.protocol)}: split protocol file not found")
     with output_folder(out, "demo", kind="demo"):
         return _run_demo(cfg, out)
 
@@ -414,8 +417,6 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     res.minutes["pool"] = (time.perf_counter() - t0) / 60
 
     protocol_file = protocol_path(cfg.protocol)
-    if not protocol_file.is_file():
-        raise ProtocolError(f"{protocol_file}: split protocol file not found")
     _stage(f"[2/5] build-split: keypoints -> occluded/holistic -> faces masked -> {protocol_file.stem} protocol")
     t = time.perf_counter()
     # SynthOcc crops hold drawn figures and no real face, so the demo masks the main figure's face only and skips the

@@ -27,8 +27,8 @@ upscaled crops) each found one more face and put masks on clothing in four to fi
 cascade (both directions) placed no mask the sources above had not, at five times BlazeFace's cost.
 
 The settings were chosen on the hand-boxed crops of ``benchmarks/labels/faces_heads.csv``; ``benchmarks/bench_faces.py``
-measures them there (in-sample) and on ``faces_heads_heldout.csv``, boxed afterwards (the README has both; the
-:data:`CONFIDENT_FACE` rule was added after seeing the held-out set).
+measures them there (in-sample) and on ``faces_heads_heldout.csv`` (docs/concepts/occlusion-rule.md has both; the
+:data:`CONFIDENT_FACE` rule was chosen with the held-out set in view, so figures with it are in-sample there too).
 
 The closing verification (:func:`find_faces` with ``verify=True``) runs the detectors again, more permissively
 (BlazeFace at :data:`VERIFY_BLAZEFACE_CONFIDENCE`), on the masked crop: any plausible face it still finds is masked

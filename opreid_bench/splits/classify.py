@@ -43,7 +43,7 @@ Definitions used here:
 - Defaults, score threshold 0.74, support threshold 0.80, support only on crops at least 128 px high: what the
   leave-one-dataset-out procedure of ``benchmarks/bench_occlusion.py`` picks with every labelled set in view
   (Partial-REID, CUHK03, GRID, PRID 2011, VIPeR; hand labels in ``benchmarks/labels/``), the people signals on. Its
-  held-out numbers, one set left out at a time, are in the README: the rule holds on Partial-REID and CUHK03 and
+  held-out numbers, one set left out at a time, are in docs/concepts/occlusion-rule.md: the rule holds on Partial-REID and CUHK03 and
   fails on the low-resolution sets (GRID, PRID 2011, VIPeR), where BlazePose's visibility and segmentation do not
   separate occluded from holistic crops at any threshold. The cut margin (0.1) and the people cover are part of the
   rule's definition, not tuned by that procedure (the margin was picked with Partial-REID's partial crops in view).

@@ -228,7 +228,7 @@ def labelling_summary(labels: pd.DataFrame, rule: Any, undetermined: str) -> dic
 
 
 # What benchmarks/bench_occlusion.py measured for the default rule, one hand-labelled set left out at a time (its
-# settings chosen on the others); the README has the table.
+# settings chosen on the others); docs/concepts/occlusion-rule.md has the table.
 MEASURED_ACCURACY = (
     "Measured accuracy of the default rule with BlazePose, one labelled set left out at a time "
     "(`benchmarks/bench_occlusion.py`, 2026-12-06, opreid-bench 0.1.0): balanced accuracy Partial-REID 0.85, "

@@ -1,0 +1,204 @@
+"""Does the crop's appearance say "occluded" where the pose signals cannot? A leave-one-dataset-out measurement.
+
+The keypoint rule (``splits/classify.py``) is near chance on low-resolution crowded sets (GRID, PRID 2011): the pose
+model's visibility and segmentation do not separate their occluded crops. This benchmark asks whether an appearance
+classifier does: features of torchvision's ImageNet MobileNetV2 (a local file, never downloaded), pooled over
+``--stripes`` horizontal stripes of the crop (occlusion is mostly about which band of the body is hidden), and an
+L2-regularised logistic regression on them.
+
+Protocol, the same as ``bench_occlusion.py``'s ``leave_one_dataset_out``: for each labelled set in turn (Partial-REID
+folders, CUHK03, GRID, PRID 2011, VIPeR hand labels; full-size crops only), the regularisation strength is chosen by
+leave-one-dataset-out *within* the other four sets, the classifier is trained on those four (each set and each class
+weighted equally, so Partial-REID's 900 crops do not drown the others) and scored on the one left out: balanced
+accuracy, precision, recall and the share of holistic crops labelled occluded. ``--with-rule`` also scores the
+shipped keypoint rule on the same crops and the two combined (occluded when either says so, or both), which needs
+the pose stage (mediapipe) once, cached. The shipped rule's defaults were chosen with all five sets in view, so its
+rows here are in-sample (``bench_occlusion.py`` gives its leave-one-dataset-out figures); an undetermined crop counts
+as occluded in them. The appearance rows are held out.
+
+\\b
+Example:
+  python benchmarks/bench_occlusion_appearance.py --json
+  python benchmarks/bench_occlusion_appearance.py --with-rule --stripes 4
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_occlusion as bo  # noqa: E402  (the labelled crops and their scoring)
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_WEIGHTS = REPO.parent / "shared" / "weights" / "mobilenet_v2-b0353104.pth"
+LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0)
+
+
+def crop_features(paths: list[str], weights: Path, stripes: int, batch: int = 32) -> np.ndarray:
+    """ImageNet MobileNetV2 features of every crop at 256x128: the last map averaged within ``stripes`` bands."""
+    import torch
+
+    from opreid_bench.data.decode import load_rgb
+    from opreid_bench.data.transforms import ReIDTransform
+    from opreid_bench.modeling.backbones import build_backbone, load_pretrained
+
+    torch.manual_seed(0)
+    net = build_backbone("mobilenetv2", last_stride=2)
+    load_pretrained(net, weights)
+    net.eval()
+    tf = ReIDTransform(256, 128, train=False)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(paths), batch):
+            x = torch.stack([torch.from_numpy(tf.array(load_rgb(p))) for p in paths[i:i + batch]])
+            fmap = net(x)  # (B, 1280, 8, 4)
+            bands = torch.nn.functional.adaptive_avg_pool2d(fmap, (stripes, 1)).flatten(1)
+            out.append(bands.numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
+    """Weighted L2 logistic regression by Newton steps on the standardised features (deterministic)."""
+    import torch
+
+    xt, yt, wt = (torch.from_numpy(a) for a in (x, y.astype(np.float64), w / w.sum()))
+    beta = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b0 = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([beta, b0], lr=1.0, max_iter=300, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        z = xt @ beta + b0
+        loss = (wt * torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")).sum()
+        loss = loss + 0.5 * lam * (beta * beta).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return beta.detach().numpy(), float(b0.detach())
+
+
+def balanced_weights(y: np.ndarray, ds: np.ndarray) -> np.ndarray:
+    """Each (set, class) cell gets the same total weight."""
+    w = np.zeros(len(y))
+    cells = {(d, c) for d, c in zip(ds, y)}
+    for d, c in cells:
+        m = (ds == d) & (y == c)
+        w[m] = 1.0 / m.sum()
+    return w
+
+
+def balanced_accuracy(y: np.ndarray, p: np.ndarray) -> float:
+    parts = [np.mean(p[y == c] == c) for c in (0, 1) if (y == c).any()]
+    return float(np.mean(parts))
+
+
+def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mu, sd = train.mean(0), train.std(0) + 1e-6
+    return [(a - mu) / sd for a in (train, *others)]
+
+
+def predict_left_out(x: np.ndarray, y: np.ndarray, ds: np.ndarray, left: str) -> tuple[np.ndarray, float]:
+    """Train on every set but ``left`` (lambda by inner leave-one-dataset-out), predict ``left``."""
+    train = ds != left
+    inner_sets = sorted(set(ds[train]))
+    best, best_score = LAMBDAS[0], -1.0
+    for lam in LAMBDAS:
+        scores = []
+        for inner in inner_sets:
+            tr = train & (ds != inner)
+            te = ds == inner
+            if len(set(y[te])) < 2:
+                continue
+            xa, xb = _standardise(x[tr], x[te])
+            beta, b0 = fit_logistic(xa, y[tr], balanced_weights(y[tr], ds[tr]), lam)
+            scores.append(balanced_accuracy(y[te], (xb @ beta + b0 > 0).astype(int)))
+        score = float(np.mean(scores))
+        if score > best_score:
+            best, best_score = lam, score
+    xa, xb = _standardise(x[train], x[ds == left])
+    beta, b0 = fit_logistic(xa, y[train], balanced_weights(y[train], ds[train]), best)
+    return (xb @ beta + b0 > 0).astype(int), best
+
+
+def summary(y: np.ndarray, p: np.ndarray) -> dict[str, float | int]:
+    tp = int(((p == 1) & (y == 1)).sum())
+    return {"n": int(len(y)), "n_occluded": int(y.sum()), "balanced_accuracy": round(balanced_accuracy(y, p), 3),
+            "precision": round(tp / max(1, int((p == 1).sum())), 3), "recall": round(tp / max(1, int(y.sum())), 3),
+            "holistic_false_occluded": round(float(np.mean(p[y == 0] == 1)), 3)}
+
+
+@click.command(help=__doc__)
+@click.option("--data-root", type=click.Path(path_type=Path), default=bo.DEFAULT_DATA)
+@click.option("--weights", type=click.Path(path_type=Path), default=DEFAULT_WEIGHTS,
+              help="torchvision's ImageNet MobileNetV2 checkpoint (a local file).")
+@click.option("--stripes", type=click.IntRange(1, 8), default=4, show_default=True)
+@click.option("--with-rule", is_flag=True, help="Also score the keypoint rule and its combinations (runs mediapipe).")
+@click.option("--cache", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def main(data_root: Path, weights: Path, stripes: int, with_rule: bool, cache: Path | None, as_json: bool) -> None:
+    if not weights.is_file():
+        raise click.ClickException(f"{weights}: ImageNet MobileNetV2 checkpoint not found")
+    cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_occlusion"
+    cache.mkdir(parents=True, exist_ok=True)
+    crops = [c for c in bo.list_crops(data_root / "partial_reid", data_root / "cuhk03_labeled", cache, data_root)
+             if c.scale == 1.0]
+    y = np.array([int(c.group in bo.POSITIVE_GROUPS) for c in crops])
+    ds = np.array([c.dataset for c in crops])
+    feats_file = cache / f"appearance_mnv2_s{stripes}_{len(crops)}.npy"
+    if feats_file.is_file():
+        x = np.load(feats_file)
+    else:
+        x = crop_features([c.path for c in crops], weights, stripes)
+        np.save(feats_file, x)
+
+    rule_pred = None
+    if with_rule:
+        from opreid_bench.splits.annotate import annotate_pool
+        from opreid_bench.splits.cache import read_keypoints
+        from opreid_bench.splits.classify import OcclusionRule
+
+        kp_dir = cache / "kp_mediapipe"
+        annotate_pool([c.path for c in crops], kp_dir, backend="mediapipe", workers=2, progress=not as_json)
+        codes = bo.predict_all(read_keypoints(kp_dir), crops, OcclusionRule())
+        rule_pred = (codes != 0).astype(int)  # undetermined counts as occluded: the worst case on holistic crops
+
+    result: dict[str, dict] = {}
+    for d in bo.DATASETS:
+        m = ds == d
+        if not m.any():
+            continue
+        pred, lam = predict_left_out(x, y, ds, d)
+        row = {"appearance": summary(y[m], pred), "lambda": lam}
+        if rule_pred is not None:
+            r = rule_pred[m]
+            row["rule"] = summary(y[m], r)
+            row["rule_or_appearance"] = summary(y[m], np.maximum(r, pred))
+            row["rule_and_appearance"] = summary(y[m], np.minimum(r, pred))
+        result[d] = row
+    if as_json:
+        print(json.dumps({"stripes": stripes, "left_out": result}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"occluded label, each set left out (MobileNetV2 ImageNet, {stripes} stripes)")
+    for col in ("left out", "n (occl.)", "signal", "BA", "precision", "recall", "holistic false occ."):
+        t.add_column(col)
+    for d, row in result.items():
+        for name in ("appearance", "rule", "rule_or_appearance", "rule_and_appearance"):
+            if name in row:
+                s = row[name]
+                t.add_row(d, f"{s['n']} ({s['n_occluded']})", name, str(s["balanced_accuracy"]), str(s["precision"]),
+                          str(s["recall"]), str(s["holistic_false_occluded"]))
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    main()
