@@ -24,12 +24,24 @@ pytestmark = pytest.mark.slow
 
 
 def tour_commands() -> list[str]:
-    """The quick tour's command lines, as the manual prints them."""
+    """The command lines of the quick tour and of "Every command once", as the manual prints them."""
     text = (REPO / "docs" / "getting-started.md").read_text(encoding="utf-8")
-    section = text.split("## Quick tour", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "docs/getting-started.md: the quick tour has no bash block"
-    return [line for line in block.group(1).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    lines: list[str] = []
+    for heading in ("## Quick tour", "## Every command once"):
+        block = re.search(r"```bash\n(.*?)```", text.split(heading, 1)[1], re.S)
+        assert block, f"docs/getting-started.md: {heading!r} has no bash block"
+        lines += [line for line in block.group(1).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return lines
+
+
+def test_the_tour_runs_every_command() -> None:
+    from opreid_bench.cli import cli
+
+    used = {" ".join(line.split()[1:3]) if line.split()[1] == "datasets" else line.split()[1]
+            for line in tour_commands() if len(line.split()) > 1}
+    expected = {name for name, cmd in cli.commands.items() if not hasattr(cmd, "commands") and not cmd.hidden}
+    expected |= {f"datasets {sub}" for sub in ("list", "verify")}
+    assert expected <= used, sorted(expected - used)
 
 
 @pytest.fixture(scope="module")
@@ -73,4 +85,5 @@ def test_quick_tour_runs_from_an_empty_folder(wheel_env: Path, tmp_path: Path) -
         assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert (tmp_path / "split" / "DATA_CARD.md").is_file() and (tmp_path / "runs" / "ours" / "model.pt").is_file()
     assert (tmp_path / "demo_tiny" / "demo_summary.json").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_tiny", "ours.h5", "pool", "runs", "split"]
+    assert (tmp_path / "vis" / "index.html").is_file() and (tmp_path / "ours.onnx").is_file()
+    assert (tmp_path / "split2" / "manifest.csv").is_file() and (tmp_path / "ch" / "same").is_dir()

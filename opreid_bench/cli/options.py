@@ -53,7 +53,7 @@ def support_kwargs(value: str | None) -> dict[str, float | None]:
 SUPPORT_THRESHOLD_HELP = ("Person-segmentation support below which a keypoint is missing (it sits on an occluder), "
                           "a number in [0, 1] or 'none' for visibility only (default: the classifier's).")
 
-ZOO_HELP = ("A model-zoo architecture rebuilt here with the zoo's parameter names, its checkpoint given with --weights "
+ZOO_HELP = ("A model-zoo model (torchreid:ARCH or fastreid:CONFIG.yml) rebuilt here with the zoo's parameter names, its checkpoint given with --weights "
             "(torchreid:osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, osnet_ibn_x1_0, osnet_ain_x1_0, "
             "osnet_ain_x0_75, osnet_ain_x0_5, osnet_ain_x0_25, resnet50, resnet50_fc512; "
             "{'state_dict': ...} or a bare state dict, 'module.' prefixes and any classifier accepted), or "

@@ -148,8 +148,10 @@ def verify_faces(
     ``detector``: ``mediapipe`` (the default: the detectors of the masking at its verification settings,
     :func:`opreid_bench.splits.all_faces.find_faces`) or ``haar`` (OpenCV's frontal cascade at the strict
     ``min_neighbors=8``, a detector the masking does not use for bystanders). Either way a detection counts only where
-    a head is plausible (:func:`opreid_bench.splits.all_faces.plausible_head`, without keypoints: the crop's central
-    column below its top quarter is the main body), so clothing and bags are not reported.
+    a head is plausible (:func:`opreid_bench.splits.all_faces.head_gate`), so clothing and bags are not reported. A
+    split folder carries its crops' keypoints (``keypoints.h5``, keyed by the manifest's ``source_path``): the gate
+    then judges each detection against the main person's head and body exactly as the masking did when it wrote the
+    crop. Without keypoints the gate takes the crop's central column below its top quarter as the main body.
 
     The crops are those listed in the ``path`` column of ``folder/manifest.csv`` (a built split) or
     ``folder/masks.csv`` (the ``mask`` command's output); without either, every image under ``folder`` (hidden
@@ -174,6 +176,7 @@ def verify_faces(
             and not any(part.startswith(".") for part in p.relative_to(root).parts)
         )
     recorded = _recorded_masks(root)
+    keypoints = _split_keypoints(root)
     faces = []
     advance = _progress(len(files), "verify: looking for faces") if progress else None
     try:
@@ -183,13 +186,17 @@ def verify_faces(
                     rgb = im.convert("RGB")
             except (OSError, ValueError) as exc:  # missing, truncated or not an image
                 raise OpreidError(f"{p}: cannot read image to verify ({exc})") from None
-            masks = recorded.get(p.relative_to(root).as_posix(), [])
+            rel = p.relative_to(root).as_posix()
+            masks = recorded.get(rel, [])
+            kp = keypoints.get(rel)
+            if kp is not None and kp.image_size is not None and tuple(kp.image_size) != rgb.size:
+                kp = None  # not the crop the keypoints were found on
             if detector == "haar":
-                plausible = head_gate(None, rgb.size)
+                plausible = head_gate(kp, rgb.size)
                 boxes = [b for b in detect_faces(rgb, min_neighbors=min_neighbors)
                          if plausible(b) and covered_share(b, masks) < 0.5]
             else:
-                boxes = [b for b, _ in find_faces(rgb, None, masked=masks, verify=True)]
+                boxes = [b for b, _ in find_faces(rgb, kp, masked=masks, verify=True)]
             if boxes:
                 faces.append({"path": p.relative_to(root).as_posix(), "boxes": [list(b) for b in sorted(boxes)]})
             if advance:
@@ -228,6 +235,28 @@ def _recorded_masks(root: Path) -> dict[str, list[Box]]:
                 except ValueError:
                     raise OpreidError(f"{listing}: a masks entry is not kind@left,top,right,bottom") from None
     return {}
+
+
+def _split_keypoints(root: Path) -> dict[str, Any]:
+    """Relative crop path -> the keypoints it was masked with, for a split folder (``manifest.csv`` with
+    ``source_path`` and ``keypoints.h5``); empty for any other folder."""
+    import csv
+
+    from opreid_bench.splits.cache import read_keypoints
+
+    manifest, kp_file = root / "manifest.csv", root / "keypoints.h5"
+    if not (manifest.is_file() and kp_file.is_file()):
+        return {}
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not {"path", "source_path"} <= set(reader.fieldnames or []):
+            return {}
+        sources = {row["path"]: row["source_path"] for row in reader}
+    try:
+        kps = read_keypoints(kp_file)
+    except OpreidError as exc:
+        raise OpreidError(f"{kp_file}: the split's keypoints cannot be read ({exc})") from None
+    return {path: kps[src] for path, src in sources.items() if src in kps}
 
 
 def _listed_images(root: Path) -> list[Path] | None:

@@ -121,7 +121,7 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
                    "and --root.")
 @click.option("--onnx", "onnx_model", type=click.Path(dir_okay=False, path_type=Path), default=None, help=ONNX_HELP)
 @onnx_preprocessing_options
-@click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)
+@click.option("--zoo", default=None, metavar="ZOO:SPEC", help=ZOO_HELP)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --onnx: also record the result as a leaderboard run (RUN_DIR/run.json: name, model file, "
                    "preprocessing, metrics); `opreid-bench leaderboard --runs RUN_DIR` shows it.")

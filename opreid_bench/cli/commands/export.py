@@ -13,7 +13,7 @@ from opreid_bench.cli.options import ZOO_HELP, refuse_output_over_input
 @click.command("export")
 @click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint written by `opreid-bench train` (RUN_DIR/model.pt); it holds its own config.")
-@click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)
+@click.option("--zoo", default=None, metavar="ZOO:SPEC", help=ZOO_HELP)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .onnx file.")
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True, help="ONNX opset version.")
 @click.option("--tolerance", type=click.FloatRange(min=0.0), default=1e-4, show_default=True,
@@ -32,8 +32,9 @@ def export_cmd(weights: Path, zoo: str | None, out: Path, opset: int, tolerance:
       opreid-bench evaluate --onnx ours.onnx --dataset partial_reid --root ../shared/data --json
       opreid-bench export --zoo torchreid:osnet_x1_0 --weights osnet_x1_0_market.pth --out osnet.onnx
 
-    With --zoo the torchreid checkpoint is exported with torchreid's test preprocessing in the metadata. torch 2.13's
-    exporter is used with dynamo=False (the TorchScript path), which needs no onnxscript.
+    With --zoo the torchreid or fast-reid checkpoint is exported with its toolkit's test preprocessing (size, mean/std,
+    resize filter) in the metadata. torch 2.13's exporter is used with dynamo=False (the TorchScript path), which needs
+    no onnxscript.
     """
     from opreid_bench.engine.onnx_export import export_checkpoint, export_zoo
 

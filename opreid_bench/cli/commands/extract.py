@@ -16,7 +16,7 @@ from opreid_bench.errors import OpreidError
 @click.option("--weights", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint written by `opreid-bench train` (RUN_DIR/model.pt); it holds its own config.")
 @click.option("--onnx", "onnx_model", default=None, type=click.Path(dir_okay=False, path_type=Path), help=ONNX_HELP)
-@click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)
+@click.option("--zoo", default=None, metavar="ZOO:SPEC", help=ZOO_HELP)
 @click.option("--dataset", required=True, help="Dataset loader name (see `opreid-bench datasets list`).")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset.")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")

@@ -16,7 +16,7 @@ from opreid_bench.errors import OpreidError
               help="HDF5 feature file with /query and /gallery (and their paths); see docs/reference/file-formats.md.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Checkpoint (RUN/model.pt): extract the features of --dataset first.")
-@click.option("--zoo", default=None, metavar="torchreid:ARCH", help=ZOO_HELP)
+@click.option("--zoo", default=None, metavar="ZOO:SPEC", help=ZOO_HELP)
 @click.option("--dataset", default=None, help="Dataset loader name (with --weights).")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset folder (with --weights).")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")
