@@ -281,5 +281,6 @@ def test_time_budget_is_decided_by_all_ranks(runs: tuple[Path, str | None]) -> N
     lines = [json.loads(t) for t in (out / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in lines] == [1]
     assert json.loads((out / "run.json").read_text())["stopped_early"] is True
+    assert json.loads((out / ".opreid-output.json").read_text())["complete"] is False  # resumable, not whole
     assert _max_diff(torch.load(out / "rank0.pt", weights_only=True),
                      torch.load(out / "rank1.pt", weights_only=True)) == 0.0

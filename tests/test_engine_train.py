@@ -122,6 +122,9 @@ def test_resume_equals_uninterrupted_run(tiny_splits: DatasetSplits, tmp_path: P
     resumed = train(tiny_cfg("ours", "optim.epochs=2", *extra), tiny_splits, tmp_path / "b", resume=True,
                     progress=False)
     assert resumed.epochs_done == 2
+    from opreid_bench.outputs import read_marker
+
+    assert read_marker(tmp_path / "a")["complete"] is True and read_marker(tmp_path / "b")["complete"] is True
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     assert a["model"].keys() == b["model"].keys()

@@ -283,6 +283,11 @@ def train(
                             with_rng=False)
             write_run_json(out / "run.json", cfg, splits.name, epochs_done, minutes, final_metrics,
                            hardware_description(dev, dist_info.world_size), stopped_early)
+            if not stopped_early:  # every epoch trained: the marker says the run directory is whole
+                from opreid_bench.outputs import fingerprint, write_marker
+
+                write_marker(out, command="train", kind="run", fingerprint=fingerprint(cfg.to_dict()), complete=True,
+                             options={"method": cfg.method, "dataset": splits.name})
         barrier(dist_info)
         return TrainResult(run_dir=out, epochs_done=epochs_done, minutes=minutes, final_metrics=final_metrics,
                            stopped_early=stopped_early)
