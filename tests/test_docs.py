@@ -107,6 +107,12 @@ def test_site_builds_strictly_and_opens_in_chromium(tmp_path: Path) -> None:
     assert home.is_file() and api.is_file()
     page = api.read_text(encoding="utf-8")
     assert "evaluate_features" in page and "fonts.googleapis" not in page
+    cli_page = (site / "reference" / "cli.html").read_text(encoding="utf-8")
+    from opreid_bench.cli import cli
+
+    for name in cli.commands:  # every command's own --help, examples included
+        assert f"opreid-bench {name}" in cli_page, name
+    assert "Examples:" in cli_page and "Sentinel" not in cli_page
     chromium = _chromium()
     if chromium is None:
         pytest.skip("chromium not installed")
