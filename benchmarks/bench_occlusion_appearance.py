@@ -151,12 +151,19 @@ def main(data_root: Path, weights: Path, stripes: int, with_rule: bool, cache: P
              if c.scale == 1.0]
     y = np.array([int(c.group in bo.POSITIVE_GROUPS) for c in crops])
     ds = np.array([c.dataset for c in crops])
-    feats_file = cache / f"appearance_mnv2_s{stripes}_{len(crops)}.npy"
+    from opreid_bench.atomic import atomic_path
+    from opreid_bench.outputs import content_digest, fingerprint
+
+    # features cached under a key of the crops' bytes (in order), the weights' bytes and the options, never the paths
+    key = fingerprint({"crops": [content_digest(c.path) for c in crops], "weights": content_digest(weights),
+                       "stripes": stripes, "input": [256, 128], "version": 1})
+    feats_file = cache / f"appearance_{key[:24]}.npy"
     if feats_file.is_file():
         x = np.load(feats_file)
     else:
         x = crop_features([c.path for c in crops], weights, stripes)
-        np.save(feats_file, x)
+        with atomic_path(feats_file) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, x)
 
     rule_pred = None
     if with_rule:
