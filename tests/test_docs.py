@@ -23,7 +23,7 @@ DIARY = re.compile(
     r"|used to (?:report|be|give|run)|the previous (?:default|version|main|recipe)|previous `?main`?"
     r"|for the first time for this table|round of development|no longer a held-out|now overrides"
     r"|chosen after seeing)\b)|\b(?:TODO|FIXME)\b")
-DIARY_ROOTS = ("README.md", "CONTRIBUTING.md", "docs", "opreid_bench", "benchmarks", "baselines", "protocols",
+DIARY_ROOTS = ("README.md", "CHANGELOG.md", "CONTRIBUTING.md", "docs", "opreid_bench", "benchmarks", "baselines", "protocols",
                "data_cards", "tests")
 
 

@@ -91,7 +91,8 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[by
     res = mask_face_detailed(img, kp, mask)
     img, boxes, box_kinds, method = res.image, list(res.boxes), list(res.kinds), res.method
     data = _jpeg(img)
-    if parse_mask_mode(mask)[1]:  # every face: the closing verification again, on the crop as it is written
+    style, every_face = parse_mask_mode(mask)
+    if every_face:  # the closing verification again, on the crop as it is written
         from opreid_bench.splits.all_faces import find_faces
 
         for _ in range(WRITTEN_VERIFY_ROUNDS):
@@ -100,7 +101,7 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[by
             if not late:
                 break
             for box, kind in late:
-                img = mask_box(img, box, parse_mask_mode(mask)[0])
+                img = mask_box(img, box, style)
                 boxes.append(box)
                 box_kinds.append(kind)
             method = "verify" if method == "none" else (method if method.endswith("+verify") else f"{method}+verify")
