@@ -16,10 +16,17 @@ the pose stage (mediapipe) once, cached. The shipped rule's defaults were chosen
 rows here are in-sample (``bench_occlusion.py`` gives its leave-one-dataset-out figures); an undetermined crop counts
 as occluded in them. The appearance rows are held out.
 
+``--signals keypoints`` asks the same of the pose stage's own signals instead of the appearance: the same logistic
+regression, under the same protocol, on the per-keypoint visibility, segmentation support, place in the crop and
+inside/outside flags, the person detector's beyond-the-border and covered-by-another-person signals, the crop's
+height and the number of people found (:func:`keypoint_signals`). It asks whether a learned combination of the signals
+transfers across sets better than the rule's hand-made one.
+
 \\b
 Example:
   python benchmarks/bench_occlusion_appearance.py --json
   python benchmarks/bench_occlusion_appearance.py --with-rule --stripes 4
+  python benchmarks/bench_occlusion_appearance.py --signals keypoints --with-rule
 """
 
 from __future__ import annotations
@@ -61,6 +68,35 @@ def crop_features(paths: list[str], weights: Path, stripes: int, batch: int = 32
             bands = torch.nn.functional.adaptive_avg_pool2d(fmap, (stripes, 1)).flatten(1)
             out.append(bands.numpy())
     return np.concatenate(out).astype(np.float64)
+
+
+def keypoint_signals(kps: dict, crops: list) -> np.ndarray:  # type: ignore[type-arg]
+    """Per crop, the pose stage's signals as one row: log crop height, person found, and per COCO keypoint its
+    visibility, support (1 where unknown) and whether it is unknown, inside the crop, its height in the crop, how far
+    beyond the border the detector's body alignment puts it and whether another person covers it; then the number of
+    people the detector found and whether the main one is among them."""
+    from opreid_bench.splits.keypoints import Keypoints
+    from opreid_bench.splits.people import beyond_border, covered_by_people, main_person
+
+    rows = []
+    for c in crops:
+        kp = kps.get(c.path) or Keypoints.empty()
+        h = float(kp.image_size[1]) if kp.image_size is not None else 128.0
+        found = bool(kp.detected)
+        score = np.clip(kp.score, 0, 1) if found else np.zeros(17)
+        support = kp.support if (found and kp.support is not None) else np.full(17, np.nan)
+        inside = kp.inside(0.05).astype(float) if found else np.zeros(17)
+        height = np.clip(kp.xy[:, 1] / h, -0.5, 1.5) if found else np.zeros(17)
+        people = 0 if kp.people is None else len(kp.people)
+        if found and people:
+            beyond = np.clip(np.nan_to_num(beyond_border(kp), nan=0.0), -1, 2)
+            covered = covered_by_people(kp).astype(float)
+            has_main = float(main_person(kp) is not None)
+        else:
+            beyond, covered, has_main = np.zeros(17), np.zeros(17), 0.0
+        rows.append([np.log(h), float(found), *score, *np.nan_to_num(support, nan=1.0), *np.isnan(support),
+                     *inside, *height, *beyond, *covered, people, has_main])
+    return np.asarray(rows, np.float64)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
@@ -139,11 +175,14 @@ def summary(y: np.ndarray, p: np.ndarray) -> dict[str, float | int]:
 @click.option("--weights", type=click.Path(path_type=Path), default=DEFAULT_WEIGHTS,
               help="torchvision's ImageNet MobileNetV2 checkpoint (a local file).")
 @click.option("--stripes", type=click.IntRange(1, 8), default=4, show_default=True)
+@click.option("--signals", type=click.Choice(["appearance", "keypoints"]), default="appearance", show_default=True,
+              help="what the classifier sees: MobileNetV2 stripes, or the pose stage's signals (runs mediapipe).")
 @click.option("--with-rule", is_flag=True, help="Also score the keypoint rule and its combinations (runs mediapipe).")
 @click.option("--cache", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def main(data_root: Path, weights: Path, stripes: int, with_rule: bool, cache: Path | None, as_json: bool) -> None:
-    if not weights.is_file():
+def main(data_root: Path, weights: Path, stripes: int, signals: str, with_rule: bool, cache: Path | None,
+         as_json: bool) -> None:
+    if signals == "appearance" and not weights.is_file():
         raise click.ClickException(f"{weights}: ImageNet MobileNetV2 checkpoint not found")
     cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_occlusion"
     cache.mkdir(parents=True, exist_ok=True)
@@ -154,26 +193,34 @@ def main(data_root: Path, weights: Path, stripes: int, with_rule: bool, cache: P
     from opreid_bench.atomic import atomic_path
     from opreid_bench.outputs import content_digest, fingerprint
 
-    # features cached under a key of the crops' bytes (in order), the weights' bytes and the options, never the paths
-    key = fingerprint({"crops": [content_digest(c.path) for c in crops], "weights": content_digest(weights),
-                       "stripes": stripes, "input": [256, 128], "version": 1})
-    feats_file = cache / f"appearance_{key[:24]}.npy"
-    if feats_file.is_file():
-        x = np.load(feats_file)
-    else:
-        x = crop_features([c.path for c in crops], weights, stripes)
-        with atomic_path(feats_file) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, x)
-
-    rule_pred = None
-    if with_rule:
+    kps = None
+    if with_rule or signals == "keypoints":
         from opreid_bench.splits.annotate import annotate_pool
         from opreid_bench.splits.cache import read_keypoints
-        from opreid_bench.splits.classify import OcclusionRule
 
         kp_dir = cache / "kp_mediapipe"
         annotate_pool([c.path for c in crops], kp_dir, backend="mediapipe", workers=2, progress=not as_json)
-        codes = bo.predict_all(read_keypoints(kp_dir), crops, OcclusionRule())
+        kps = read_keypoints(kp_dir)
+    if signals == "keypoints":
+        x = keypoint_signals(kps, crops)  # type: ignore[arg-type]
+    else:
+        # features cached under a key of the crops' bytes (in order), the weights' bytes and the options, never the
+        # paths
+        key = fingerprint({"crops": [content_digest(c.path) for c in crops], "weights": content_digest(weights),
+                           "stripes": stripes, "input": [256, 128], "version": 1})
+        feats_file = cache / f"appearance_{key[:24]}.npy"
+        if feats_file.is_file():
+            x = np.load(feats_file)
+        else:
+            x = crop_features([c.path for c in crops], weights, stripes)
+            with atomic_path(feats_file) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, x)
+
+    rule_pred = None
+    if with_rule:
+        from opreid_bench.splits.classify import OcclusionRule
+
+        codes = bo.predict_all(kps, crops, OcclusionRule())
         rule_pred = (codes != 0).astype(int)  # undetermined counts as occluded: the worst case on holistic crops
 
     result: dict[str, dict] = {}
@@ -182,24 +229,25 @@ def main(data_root: Path, weights: Path, stripes: int, with_rule: bool, cache: P
         if not m.any():
             continue
         pred, lam = predict_left_out(x, y, ds, d)
-        row = {"appearance": summary(y[m], pred), "lambda": lam}
+        row = {signals: summary(y[m], pred), "lambda": lam}
         if rule_pred is not None:
             r = rule_pred[m]
             row["rule"] = summary(y[m], r)
-            row["rule_or_appearance"] = summary(y[m], np.maximum(r, pred))
-            row["rule_and_appearance"] = summary(y[m], np.minimum(r, pred))
+            row[f"rule_or_{signals}"] = summary(y[m], np.maximum(r, pred))
+            row[f"rule_and_{signals}"] = summary(y[m], np.minimum(r, pred))
         result[d] = row
     if as_json:
-        print(json.dumps({"stripes": stripes, "left_out": result}))
+        print(json.dumps({"signals": signals, "stripes": stripes, "left_out": result}))
         return
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"occluded label, each set left out (MobileNetV2 ImageNet, {stripes} stripes)")
+    seen = f"MobileNetV2 ImageNet, {stripes} stripes" if signals == "appearance" else "the pose stage's signals"
+    t = Table(title=f"occluded label, each set left out ({seen})")
     for col in ("left out", "n (occl.)", "signal", "BA", "precision", "recall", "holistic false occ."):
         t.add_column(col)
     for d, row in result.items():
-        for name in ("appearance", "rule", "rule_or_appearance", "rule_and_appearance"):
+        for name in (signals, "rule", f"rule_or_{signals}", f"rule_and_{signals}"):
             if name in row:
                 s = row[name]
                 t.add_row(d, f"{s['n']} ({s['n_occluded']})", name, str(s["balanced_accuracy"]), str(s["precision"]),

@@ -143,3 +143,28 @@ def test_the_detector_finds_the_body_of_an_upper_body_crop_beyond_its_border(par
     assert kp.people is not None and len(kp.people) >= 1 and main_person(kp) is not None
     out = beyond_border(kp)
     assert out[COCO17_INDEX["left_ankle"]] > 0.5 and out[COCO17_INDEX["nose"]] < 0
+
+
+@pytest.mark.shared_data
+def test_one_graph_call_gives_what_the_two_passes_give_apart(partial_reid_root):
+    # The default backend runs the ROI pass and the person detector in one mediapipe graph; the keypoints, support and
+    # people must be those of the two passes run one after the other (the cache key does not change between them).
+    from PIL import Image
+
+    from opreid_bench.splits.pose_backends.mediapipe import BLAZEPOSE_TO_COCO17, MediaPipePose
+
+    backend = MediaPipePose()
+    try:
+        for name in ("occluded_body_images/038_001.jpg", "whole_body_images/001_001.jpg",
+                     "partial_body_images/001_003.jpg"):
+            with Image.open(partial_reid_root / name) as im:
+                rgb = np.asarray(im.convert("RGB"))
+            kp = backend.predict(rgb, name)
+            raw, people = backend.predict_raw(rgb), backend.detect_people(rgb)
+            assert raw.stage == "roi" and kp.people is not None and len(people) >= 1, name
+            np.testing.assert_array_equal(kp.xy, raw.xy[BLAZEPOSE_TO_COCO17])
+            np.testing.assert_array_equal(kp.score, raw.visibility[BLAZEPOSE_TO_COCO17])
+            np.testing.assert_array_equal(kp.support, raw.support[BLAZEPOSE_TO_COCO17])
+            np.testing.assert_array_equal(kp.people, people)
+    finally:
+        backend.close()

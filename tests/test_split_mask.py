@@ -34,6 +34,26 @@ def test_face_box_geometry_covers_head_points() -> None:
     assert face_box_from_keypoints(kp, (64, 128)) is None
 
 
+def test_face_box_of_a_side_view_covers_the_head() -> None:
+    """In a side view the head points nearly coincide; the box is sized from the torso too, so it reaches the forehead
+    and the chin of a head about half a torso tall (a box from the head points alone covers under half of it)."""
+    from opreid_bench.splits.all_faces import covered_share
+
+    xy = np.zeros((17, 2), np.float32)
+    score = np.full(17, 0.9, np.float32)
+    xy[0], xy[1], xy[3] = (40, 20), (38, 18), (34, 19)  # nose, left eye, left ear; the far side hidden
+    score[[2, 4]] = 0.1
+    xy[5], xy[6] = (32, 40), (33, 40)  # shoulders one behind the other
+    xy[11], xy[12] = (32, 88), (33, 88)
+    xy[13:15], xy[15:17] = (32, 120), (32, 150)
+    kp = Keypoints(xy, score, image_size=(64, 160))
+    box = face_box_from_keypoints(kp, (64, 160))
+    assert box is not None
+    head = (28, 5, 46, 30)  # hair to chin, ear to nose tip: about half the 48 px torso
+    assert covered_share(head, [box]) >= 0.8
+    assert box[3] < 40  # still above the shoulders
+
+
 @pytest.mark.parametrize("mode", MASK_MODES)
 def test_masking_changes_the_face_box_only(mode: str) -> None:
     img, kp = person()

@@ -155,12 +155,13 @@ def verify_faces(
 
     The crops are those listed in the ``path`` column of ``folder/manifest.csv`` (a built split) or
     ``folder/masks.csv`` (the ``mask`` command's output); without either, every image under ``folder`` (hidden
-    folders skipped). A face at least half under a mask recorded in ``folder/face_masks.csv`` (a split) or the
-    ``masks`` column of ``masks.csv`` is not a face left: a blurred face can still look like one to a detector.
+    folders skipped). A face at least :data:`opreid_bench.splits.all_faces.COVERED` under a mask recorded in
+    ``folder/face_masks.csv`` (a split) or the ``masks`` column of ``masks.csv`` is not a face left: a blurred face
+    can still look like one to a detector. One less covered is: half a face shows eyes.
 
     Returns ``{"checked": N, "detector": name, "faces": [{"path": relative path, "boxes": [[l, t, r, b], ...]}, ...]}`` (sorted).
     """
-    from opreid_bench.splits.all_faces import covered_share, find_faces, head_gate
+    from opreid_bench.splits.all_faces import COVERED, covered_share, find_faces, head_gate
 
     if detector not in VERIFY_DETECTORS:
         raise OpreidError(f"unknown face detector '{detector}'; use {', '.join(VERIFY_DETECTORS)}")
@@ -194,7 +195,7 @@ def verify_faces(
             if detector == "haar":
                 plausible = head_gate(kp, rgb.size)
                 boxes = [b for b in detect_faces(rgb, min_neighbors=min_neighbors)
-                         if plausible(b) and covered_share(b, masks) < 0.5]
+                         if plausible(b) and covered_share(b, masks) < COVERED]
             else:
                 boxes = [b for b, _ in find_faces(rgb, kp, masked=masks, verify=True)]
             if boxes:

@@ -37,8 +37,9 @@ border of ``pad`` x its longer side; the detector letterboxes its input itself),
 ``Keypoints.people`` (score, hip centre, full-body circle point, shoulder centre, upper-body circle point; at most
 :data:`MAX_PEOPLE`, best first). The detector predicts the alignment of a whole body even when the crop shows part
 of it, which is how ``classify`` tells a body cut by the border, and it finds other people in front of the main one
-(:mod:`opreid_bench.splits.people`). It costs about a third of the landmark pass: ``benchmarks/bench_occlusion.py``
-measures the pose stage with and without it. ``people=0`` skips it.
+(:mod:`opreid_bench.splits.people`). It runs in the same mediapipe graph call as the ROI pass, where mediapipe's
+scheduler runs the two models side by side (one worker process then uses two cores); it costs about half the landmark
+pass's CPU time: ``benchmarks/bench_occlusion.py`` measures the pose stage with and without it. ``people=0`` skips it.
 
 Spec options: ``mediapipe:mode=roi,size=256,roi=1.25,pad=0.25,conf=0.5,seg=1,people=1`` (``conf`` =
 ``min_detection_confidence``; ``size=0`` keeps the crop's own size; ``seg=0`` skips the segmentation, so
@@ -85,6 +86,20 @@ node {
   output_stream: "SEGMENTATION_MASK:segmentation_mask"
   input_side_packet: "MODEL_COMPLEXITY:model_complexity"
   input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
+}
+"""
+
+# The ROI pass and the person detector in one graph (``people=1``, ``mode=roi``): one call per crop instead of two,
+# and mediapipe's scheduler runs the two models side by side (benchmarks/bench_occlusion.py times the stage).
+_ROI_AND_PEOPLE_GRAPH = _ROI_GRAPH.replace(
+    'input_stream: "ROI:roi"\n', 'input_stream: "ROI:roi"\ninput_stream: "PEOPLE_IMAGE:people_image"\n', 1
+).replace(
+    'output_stream: "SEGMENTATION_MASK:segmentation_mask"\n',
+    'output_stream: "SEGMENTATION_MASK:segmentation_mask"\noutput_stream: "DETECTIONS:detections"\n', 1,
+) + """node {
+  calculator: "PoseDetectionCpu"
+  input_stream: "IMAGE:people_image"
+  output_stream: "DETECTIONS:detections"
 }
 """
 
@@ -278,6 +293,7 @@ class MediaPipePose(PoseBackend):
         self._people: Any = None
         self._retry: Any = None
         self._roi: Any = None
+        self._roi_people: Any = None
 
     @classmethod
     def from_arg(cls, arg: str | None) -> MediaPipePose:
@@ -328,6 +344,21 @@ class MediaPipePose(PoseBackend):
             )
         return self._roi
 
+    def _roi_people_graph(self) -> Any:
+        if self._roi_people is None:
+            from google.protobuf import text_format
+            from mediapipe.framework import calculator_pb2
+            from mediapipe.python.solution_base import SolutionBase
+
+            config = text_format.Parse(_ROI_AND_PEOPLE_GRAPH, calculator_pb2.CalculatorGraphConfig())
+            outputs = ["pose_landmarks", "segmentation_mask"] if self.segmentation else ["pose_landmarks"]
+            self._roi_people = SolutionBase(
+                graph_config=config,
+                side_inputs={"model_complexity": 1, "enable_segmentation": self.segmentation},
+                outputs=[*outputs, "detections"],
+            )
+        return self._roi_people
+
     def _people_graph(self) -> Any:
         if self._people is None:
             from google.protobuf import text_format
@@ -342,10 +373,15 @@ class MediaPipePose(PoseBackend):
         """(P, 9) people the person detector finds in ``image`` (padded by ``pad``), in ``image``'s pixels, best
         first (layout: :data:`opreid_bench.splits.people.PEOPLE_COLUMNS`)."""
         padded, border = pad_crop(np.ascontiguousarray(image, dtype=np.uint8), self.pad)
-        ph, pw = padded.shape[:2]
         result = self._people_graph().process({"image": padded})
+        return self._people_rows(result.detections, padded.shape[:2], border)
+
+    @staticmethod
+    def _people_rows(detections: Any, padded_hw: tuple[int, ...], border: int) -> np.ndarray:
+        """The detector's output as (P, 9) rows in the unpadded crop's pixels, best first."""
+        ph, pw = padded_hw[:2]
         rows = []
-        for det in result.detections or []:
+        for det in detections or []:
             pts = det.location_data.relative_keypoints
             if len(pts) < 4:
                 continue
@@ -354,13 +390,26 @@ class MediaPipePose(PoseBackend):
         rows.sort(key=lambda r: -r[0])
         return np.array(rows[:MAX_PEOPLE], np.float32).reshape(-1, 9)
 
-    def _run_roi(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    def _run_roi(
+        self, image: np.ndarray, people_image: np.ndarray | None = None
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None, Any]:
+        """The ROI pass on ``image`` (landmarks in its pixels, or None) and, when ``people_image`` is given, the
+        person detector's raw detections on it, from the same graph call."""
         from mediapipe.framework.formats import rect_pb2
 
         h, w = image.shape[:2]
         side = self.roi_scale * h
         roi = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=side / w, height=side / h, rotation=0.0)
-        result = self._roi_graph().process({"image": image, "roi": roi})
+        if people_image is None:
+            result, detections = self._roi_graph().process({"image": image, "roi": roi}), None
+        else:
+            result = self._roi_people_graph().process({"image": image, "roi": roi, "people_image": people_image})
+            detections = result.detections
+        return self._roi_landmarks(result, w, h), detections
+
+    def _roi_landmarks(
+        self, result: Any, w: int, h: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
         if result.pose_landmarks is None:
             return None
         lms = result.pose_landmarks.landmark
@@ -390,23 +439,33 @@ class MediaPipePose(PoseBackend):
 
     def predict_raw(self, image: np.ndarray) -> RawPose:
         """All 33 landmarks in ``image``'s pixels from the first pass that finds a person (module docstring)."""
+        return self._predict(image, with_people=False)[0]
+
+    def _predict(self, image: np.ndarray, with_people: bool) -> tuple[RawPose, np.ndarray | None]:
+        """:meth:`predict_raw` and, with ``with_people``, the people the detector finds (run in the ROI pass's graph
+        call when there is one)."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
         work, scale = resize_to_height(image, self.size)
         nan = np.full(33, np.nan, np.float32)
+        people = None
         if self.mode == "roi":
-            found = self._run_roi(work)
+            padded = pad_crop(image, self.pad) if with_people else None
+            found, detections = self._run_roi(work, None if padded is None else padded[0])
+            if padded is not None:
+                people = self._people_rows(detections, padded[0].shape, padded[1])
             if found is not None:
-                return RawPose(found[0] / scale, found[1], found[2], "roi", found[3])
+                return RawPose(found[0] / scale, found[1], found[2], "roi", found[3]), people
+        if with_people and people is None:
+            people = self.detect_people(image)
         for stage, pad, retry in (("detect", self.pad, False), ("detect_retry", max(0.5, 2 * self.pad), True)):
             got = self._run_detect(work, pad, retry)
             if got is not None:
-                return RawPose(got[0] / scale, got[1], nan, stage, got[2])
-        return RawPose(np.zeros((33, 2), np.float32), np.zeros(33, np.float32), nan, "none")
+                return RawPose(got[0] / scale, got[1], nan, stage, got[2]), people
+        return RawPose(np.zeros((33, 2), np.float32), np.zeros(33, np.float32), nan, "none"), people
 
     def predict(self, image: np.ndarray, source_path: str) -> Keypoints:
         h, w = image.shape[:2]
-        raw = self.predict_raw(image)
-        people = self.detect_people(image) if self.people else None
+        raw, people = self._predict(image, with_people=self.people)
         if raw.stage == "none":
             empty = Keypoints.empty(image_size=(w, h))
             empty.people = people
@@ -417,7 +476,7 @@ class MediaPipePose(PoseBackend):
                          people=people)
 
     def close(self) -> None:
-        for graph in (self._pose, self._retry, self._roi, self._people):
+        for graph in (self._pose, self._retry, self._roi, self._people, self._roi_people):
             if graph is not None:
                 graph.close()
-        self._pose = self._retry = self._roi = self._people = None
+        self._pose = self._retry = self._roi = self._people = self._roi_people = None
