@@ -22,11 +22,20 @@ inside/outside flags, the person detector's beyond-the-border and covered-by-ano
 height and the number of people found (:func:`keypoint_signals`). It asks whether a learned combination of the signals
 transfers across sets better than the rule's hand-made one.
 
+``--signals synthetic`` keeps the appearance features but learns from synthetic occlusion instead of the hand labels:
+every labelled holistic crop occluded three ways (another crop's person pasted in front of the legs, the crop cut at
+50-75% of its height, a patch of another crop over the lower body; :func:`synthetic_occlusions`). For each left-out
+set the classifier is trained on the synthetic crops whose crop and donor both come from the other sets (positives)
+and the other sets' real holistic crops (negatives), and scored on the left-out set's real labels; the regularisation
+is chosen by leave-one-dataset-out on the other sets' real labels, over a wider range (:data:`SYNTH_LAMBDAS`: the
+narrower one put the choice at its edge).
+
 \\b
 Example:
   python benchmarks/bench_occlusion_appearance.py --json
   python benchmarks/bench_occlusion_appearance.py --with-rule --stripes 4
   python benchmarks/bench_occlusion_appearance.py --signals keypoints --with-rule
+  python benchmarks/bench_occlusion_appearance.py --signals synthetic --with-rule
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -49,9 +60,15 @@ LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0)
 
 def crop_features(paths: list[str], weights: Path, stripes: int, batch: int = 32) -> np.ndarray:
     """ImageNet MobileNetV2 features of every crop at 256x128: the last map averaged within ``stripes`` bands."""
+    from opreid_bench.data.decode import load_rgb
+
+    return image_features((load_rgb(p) for p in paths), weights, stripes, batch)
+
+
+def image_features(images: Iterable[Any], weights: Path, stripes: int, batch: int = 32) -> np.ndarray:
+    """:func:`crop_features` of decoded RGB images (PIL)."""
     import torch
 
-    from opreid_bench.data.decode import load_rgb
     from opreid_bench.data.transforms import ReIDTransform
     from opreid_bench.modeling.backbones import build_backbone, load_pretrained
 
@@ -60,14 +77,131 @@ def crop_features(paths: list[str], weights: Path, stripes: int, batch: int = 32
     load_pretrained(net, weights)
     net.eval()
     tf = ReIDTransform(256, 128, train=False)
-    out = []
+    out: list[np.ndarray] = []
+    pending: list[Any] = []
+
+    def flush() -> None:
+        x = torch.stack([torch.from_numpy(tf.array(a)) for a in pending])
+        fmap = net(x)  # (B, 1280, 8, 4)
+        out.append(torch.nn.functional.adaptive_avg_pool2d(fmap, (stripes, 1)).flatten(1).numpy())
+        pending.clear()
+
     with torch.no_grad():
-        for i in range(0, len(paths), batch):
-            x = torch.stack([torch.from_numpy(tf.array(load_rgb(p))) for p in paths[i:i + batch]])
-            fmap = net(x)  # (B, 1280, 8, 4)
-            bands = torch.nn.functional.adaptive_avg_pool2d(fmap, (stripes, 1)).flatten(1)
-            out.append(bands.numpy())
+        for a in images:
+            pending.append(a)
+            if len(pending) == batch:
+                flush()
+        if pending:
+            flush()
     return np.concatenate(out).astype(np.float64)
+
+
+# ---- synthetic occlusion: real people and patches put in front of real holistic crops ----
+
+SYNTH_KINDS = ("person", "cut", "patch")
+SYNTH_LAMBDAS = (1e-2, 1e-1, 1.0, 10.0, 100.0)
+MAX_DONORS = 400  # holistic crops whose person (selfie segmentation) is cut out and put in front of others
+SYNTH_VERSION = 1  # part of the cache key: the generator's recipe
+
+
+def synthetic_occlusions(crops: list, y: np.ndarray, seed: int = 0) -> Iterator[tuple[np.ndarray, int, int, str]]:
+    """Every holistic labelled crop occluded three ways, as (image, crop index, donor index or -1, kind):
+
+    - ``person``: another crop's person (mediapipe's selfie segmentation, shipped in its wheel), scaled to 0.9-1.4x
+      the crop's height, its top at 40-75% of the crop's height and shifted sideways by up to 30% of its width,
+      pasted in front: a nearer pedestrian hiding the legs;
+    - ``cut``: the crop's top 50-75%, a body cut by the border;
+    - ``patch``: a rectangle of another crop (25-50% of the height, 60-100% of the width) pasted over the lower body:
+      an object in front.
+
+    Deterministic for a ``seed``. Without any donor (no person segmented in any crop) only ``cut`` crops are made."""
+    import cv2
+    import mediapipe as mp
+
+    from opreid_bench.data.decode import load_rgb
+
+    rng = np.random.default_rng(seed)
+    holistic = np.flatnonzero(y == 0)
+    segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+    donors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for i in rng.choice(holistic, size=min(MAX_DONORS, len(holistic)), replace=False):
+        a = np.asarray(load_rgb(crops[int(i)].path))
+        m = segmenter.process(a).segmentation_mask
+        if m is not None and float((m > 0.5).mean()) > 0.15:
+            donors[int(i)] = (a.astype(np.float32), (m > 0.5).astype(np.float32))
+    segmenter.close()
+    keys = list(donors)
+    for i in holistic:
+        base = np.asarray(load_rgb(crops[int(i)].path), np.float32)
+        h, w = base.shape[:2]
+        for kind in SYNTH_KINDS:
+            j = -1
+            if kind != "cut" and not keys:
+                continue  # no crop had a person the segmentation could cut out
+            if kind == "cut":
+                img = base[: max(2, int(h * rng.uniform(0.5, 0.75)))]
+            else:
+                j = int(rng.choice(keys))
+                a, m = donors[j]
+                img = base.copy()
+                if kind == "person":
+                    s = rng.uniform(0.9, 1.4) * h / a.shape[0]
+                    size = (max(2, int(a.shape[1] * s)), max(2, int(a.shape[0] * s)))
+                    a2, m2 = cv2.resize(a, size), cv2.resize(m, size)
+                    top = int(rng.uniform(0.4, 0.75) * h)
+                    left = int(w / 2 - a2.shape[1] / 2 + rng.uniform(-0.3, 0.3) * w)
+                    y0, y1, x0, x1 = top, min(h, top + a2.shape[0]), max(0, left), min(w, left + a2.shape[1])
+                    if y1 > y0 and x1 > x0:
+                        alpha = m2[y0 - top:y1 - top, x0 - left:x1 - left, None]
+                        img[y0:y1, x0:x1] = alpha * a2[y0 - top:y1 - top, x0 - left:x1 - left] + (1 - alpha) * img[
+                            y0:y1, x0:x1]
+                else:
+                    ph, pw = int(rng.uniform(0.25, 0.5) * h), int(rng.uniform(0.6, 1.0) * w)
+                    src = cv2.resize(a, (w, h))
+                    sy, sx = int(rng.uniform(0, h - ph)), int(rng.uniform(0, w - pw + 1))
+                    top = max(int(0.35 * h), min(h - ph, int(rng.uniform(0.45, 1.0) * h) - ph))
+                    left = int(rng.uniform(0, w - pw + 1))
+                    img[top:top + ph, left:left + pw] = src[sy:sy + ph, sx:sx + pw]
+            yield np.clip(img, 0, 255).astype(np.uint8), int(i), j, kind
+
+
+def synthetic_training_rows(y: np.ndarray, ds: np.ndarray, s_base: np.ndarray, s_donor: np.ndarray,
+                            excluded: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which synthetic crops (mask) and which real holistic crops (indices) may train a classifier that is scored on
+    the ``excluded`` sets: none whose crop or donor comes from them."""
+    keep = ~np.isin(ds[s_base], excluded) & ~np.isin(np.where(s_donor >= 0, ds[s_donor], ds[s_base]), excluded)
+    holistic = np.flatnonzero(y == 0)
+    return keep, holistic[~np.isin(ds[holistic], excluded)]
+
+
+def predict_left_out_synthetic(xr: np.ndarray, y: np.ndarray, ds: np.ndarray, xs: np.ndarray, s_base: np.ndarray,
+                               s_donor: np.ndarray, left: str) -> tuple[np.ndarray, float]:
+    """Train on synthetic occlusions (positives) and real holistic crops (negatives), none of either from ``left``
+    (neither the crop nor its donor), the regularisation chosen by leave-one-dataset-out on the *real* labels of the
+    other sets; predict ``left``'s real crops."""
+    def training(excluded: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keep, neg = synthetic_training_rows(y, ds, s_base, s_donor, excluded)
+        x = np.concatenate([xs[keep], xr[neg]])
+        t = np.concatenate([np.ones(int(keep.sum()), int), np.zeros(len(neg), int)])
+        return x, t, np.concatenate([ds[s_base[keep]], ds[neg]])
+
+    best, best_score = SYNTH_LAMBDAS[0], -1.0
+    for lam in SYNTH_LAMBDAS:
+        scores = []
+        for inner in sorted(set(ds) - {left}):
+            test = ds == inner
+            if len(set(y[test])) < 2:
+                continue
+            x, t, d = training([left, inner])
+            xa, xb = _standardise(x, xr[test])
+            beta, b0 = fit_logistic(xa, t, balanced_weights(t, d), lam)
+            scores.append(balanced_accuracy(y[test], (xb @ beta + b0 > 0).astype(int)))
+        if float(np.mean(scores)) > best_score:
+            best, best_score = lam, float(np.mean(scores))
+    x, t, d = training([left])
+    xa, xb = _standardise(x, xr[ds == left])
+    beta, b0 = fit_logistic(xa, t, balanced_weights(t, d), best)
+    return (xb @ beta + b0 > 0).astype(int), best
 
 
 def keypoint_signals(kps: dict, crops: list) -> np.ndarray:  # type: ignore[type-arg]
@@ -175,14 +309,16 @@ def summary(y: np.ndarray, p: np.ndarray) -> dict[str, float | int]:
 @click.option("--weights", type=click.Path(path_type=Path), default=DEFAULT_WEIGHTS,
               help="torchvision's ImageNet MobileNetV2 checkpoint (a local file).")
 @click.option("--stripes", type=click.IntRange(1, 8), default=4, show_default=True)
-@click.option("--signals", type=click.Choice(["appearance", "keypoints"]), default="appearance", show_default=True,
-              help="what the classifier sees: MobileNetV2 stripes, or the pose stage's signals (runs mediapipe).")
+@click.option("--signals", type=click.Choice(["appearance", "keypoints", "synthetic"]), default="appearance",
+              show_default=True,
+              help="what the classifier sees and learns from: MobileNetV2 stripes and the hand labels, the pose stage's "
+                   "signals (runs mediapipe), or MobileNetV2 stripes and synthetic occlusions.")
 @click.option("--with-rule", is_flag=True, help="Also score the keypoint rule and its combinations (runs mediapipe).")
 @click.option("--cache", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
 def main(data_root: Path, weights: Path, stripes: int, signals: str, with_rule: bool, cache: Path | None,
          as_json: bool) -> None:
-    if signals == "appearance" and not weights.is_file():
+    if signals != "keypoints" and not weights.is_file():
         raise click.ClickException(f"{weights}: ImageNet MobileNetV2 checkpoint not found")
     cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_occlusion"
     cache.mkdir(parents=True, exist_ok=True)
@@ -216,6 +352,29 @@ def main(data_root: Path, weights: Path, stripes: int, signals: str, with_rule: 
             with atomic_path(feats_file) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, x)
 
+    synthetic = None
+    if signals == "synthetic":
+        # the synthetic crops' features and their origins, under a key of the crops' bytes, the weights and the recipe
+        skey = fingerprint({"crops": [content_digest(c.path) for c in crops], "labels": y.tolist(),
+                            "weights": content_digest(weights), "stripes": stripes, "version": SYNTH_VERSION,
+                            "kinds": SYNTH_KINDS, "donors": MAX_DONORS, "seed": 0})
+        synth_file = cache / f"synthetic_{skey[:24]}.npz"
+        if not synth_file.is_file():
+            origin: list[tuple[int, int]] = []
+
+            def images() -> Iterator[Any]:
+                from PIL import Image
+
+                for img, base, donor, _kind in synthetic_occlusions(crops, y):
+                    origin.append((base, donor))
+                    yield Image.fromarray(img)
+
+            xs = image_features(images(), weights, stripes)
+            with atomic_path(synth_file) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, x=xs, origin=np.asarray(origin, np.int64))
+        with np.load(synth_file) as z:
+            synthetic = (z["x"], z["origin"][:, 0], z["origin"][:, 1])
+
     rule_pred = None
     if with_rule:
         from opreid_bench.splits.classify import OcclusionRule
@@ -228,7 +387,10 @@ def main(data_root: Path, weights: Path, stripes: int, signals: str, with_rule: 
         m = ds == d
         if not m.any():
             continue
-        pred, lam = predict_left_out(x, y, ds, d)
+        if synthetic is not None:
+            pred, lam = predict_left_out_synthetic(x, y, ds, *synthetic, d)
+        else:
+            pred, lam = predict_left_out(x, y, ds, d)
         row = {signals: summary(y[m], pred), "lambda": lam}
         if rule_pred is not None:
             r = rule_pred[m]
@@ -242,7 +404,9 @@ def main(data_root: Path, weights: Path, stripes: int, signals: str, with_rule: 
     from rich.console import Console
     from rich.table import Table
 
-    seen = f"MobileNetV2 ImageNet, {stripes} stripes" if signals == "appearance" else "the pose stage's signals"
+    seen = {"appearance": f"MobileNetV2 ImageNet, {stripes} stripes, hand labels",
+            "keypoints": "the pose stage's signals, hand labels",
+            "synthetic": f"MobileNetV2 ImageNet, {stripes} stripes, synthetic occlusions"}[signals]
     t = Table(title=f"occluded label, each set left out ({seen})")
     for col in ("left out", "n (occl.)", "signal", "BA", "precision", "recall", "holistic false occ."):
         t.add_column(col)
