@@ -292,7 +292,7 @@ def test_comparison_puts_published_next_to_measured(tmp_path: Path) -> None:
 
 
 def test_time_capped_run_is_resumed_on_the_next_call(tiny_root: Path, tmp_path: Path) -> None:
-    """A run stopped by time_limit_minutes is evaluated, reported incomplete, and resumed to the end next time."""
+    """A run stopped by time_limit_minutes is evaluated, reported incomplete, and resumed to the end by the next run."""
     import torch
 
     from opreid_bench.engine.recipes import run_plan

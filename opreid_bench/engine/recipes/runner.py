@@ -51,7 +51,7 @@ class PlannedRun:
     overrides: list[str]
     config: MethodConfig
     protocols: list[str]
-    status: str  # new | partial | done | stopped (a time-capped run, resumed next time)
+    status: str  # new | partial | done | stopped (a time-capped run, resumed by the next run)
 
     def train_command(self, root: str, device: str, time_limit: float | None = None) -> str:
         """The equivalent ``opreid-bench train`` command line."""
