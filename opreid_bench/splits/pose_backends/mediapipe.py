@@ -330,43 +330,34 @@ class MediaPipePose(PoseBackend):
             )
         return self._pose
 
+    def _solution(self, graph: str, outputs: list[str], side_inputs: dict[str, Any] | None = None) -> Any:
+        """A mediapipe graph (text) wrapped for ``process`` calls."""
+        from google.protobuf import text_format
+        from mediapipe.framework import calculator_pb2
+        from mediapipe.python.solution_base import SolutionBase
+
+        config = text_format.Parse(graph, calculator_pb2.CalculatorGraphConfig())
+        return SolutionBase(graph_config=config, side_inputs=side_inputs, outputs=outputs)
+
+    def _landmark_outputs(self) -> tuple[dict[str, Any], list[str]]:
+        side = {"model_complexity": 1, "enable_segmentation": self.segmentation}
+        return side, ["pose_landmarks", "segmentation_mask"] if self.segmentation else ["pose_landmarks"]
+
     def _roi_graph(self) -> Any:
         if self._roi is None:
-            from google.protobuf import text_format
-            from mediapipe.framework import calculator_pb2
-            from mediapipe.python.solution_base import SolutionBase
-
-            config = text_format.Parse(_ROI_GRAPH, calculator_pb2.CalculatorGraphConfig())
-            self._roi = SolutionBase(
-                graph_config=config,
-                side_inputs={"model_complexity": 1, "enable_segmentation": self.segmentation},
-                outputs=["pose_landmarks", "segmentation_mask"] if self.segmentation else ["pose_landmarks"],
-            )
+            side, outputs = self._landmark_outputs()
+            self._roi = self._solution(_ROI_GRAPH, outputs, side)
         return self._roi
 
     def _roi_people_graph(self) -> Any:
         if self._roi_people is None:
-            from google.protobuf import text_format
-            from mediapipe.framework import calculator_pb2
-            from mediapipe.python.solution_base import SolutionBase
-
-            config = text_format.Parse(_ROI_AND_PEOPLE_GRAPH, calculator_pb2.CalculatorGraphConfig())
-            outputs = ["pose_landmarks", "segmentation_mask"] if self.segmentation else ["pose_landmarks"]
-            self._roi_people = SolutionBase(
-                graph_config=config,
-                side_inputs={"model_complexity": 1, "enable_segmentation": self.segmentation},
-                outputs=[*outputs, "detections"],
-            )
+            side, outputs = self._landmark_outputs()
+            self._roi_people = self._solution(_ROI_AND_PEOPLE_GRAPH, [*outputs, "detections"], side)
         return self._roi_people
 
     def _people_graph(self) -> Any:
         if self._people is None:
-            from google.protobuf import text_format
-            from mediapipe.framework import calculator_pb2
-            from mediapipe.python.solution_base import SolutionBase
-
-            config = text_format.Parse(_PEOPLE_GRAPH, calculator_pb2.CalculatorGraphConfig())
-            self._people = SolutionBase(graph_config=config, outputs=["detections"])
+            self._people = self._solution(_PEOPLE_GRAPH, ["detections"])
         return self._people
 
     def detect_people(self, image: np.ndarray) -> np.ndarray:
