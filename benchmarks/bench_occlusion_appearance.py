@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,29 +179,14 @@ def predict_left_out_synthetic(xr: np.ndarray, y: np.ndarray, ds: np.ndarray, xs
     """Train on synthetic occlusions (positives) and real holistic crops (negatives), none of either from ``left``
     (neither the crop nor its donor), the regularisation chosen by leave-one-dataset-out on the *real* labels of the
     other sets; predict ``left``'s real crops."""
+
     def training(excluded: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         keep, neg = synthetic_training_rows(y, ds, s_base, s_donor, excluded)
         x = np.concatenate([xs[keep], xr[neg]])
         t = np.concatenate([np.ones(int(keep.sum()), int), np.zeros(len(neg), int)])
         return x, t, np.concatenate([ds[s_base[keep]], ds[neg]])
 
-    best, best_score = SYNTH_LAMBDAS[0], -1.0
-    for lam in SYNTH_LAMBDAS:
-        scores = []
-        for inner in sorted(set(ds) - {left}):
-            test = ds == inner
-            if len(set(y[test])) < 2:
-                continue
-            x, t, d = training([left, inner])
-            xa, xb = _standardise(x, xr[test])
-            beta, b0 = fit_logistic(xa, t, balanced_weights(t, d), lam)
-            scores.append(balanced_accuracy(y[test], (xb @ beta + b0 > 0).astype(int)))
-        if float(np.mean(scores)) > best_score:
-            best, best_score = lam, float(np.mean(scores))
-    x, t, d = training([left])
-    xa, xb = _standardise(x, xr[ds == left])
-    beta, b0 = fit_logistic(xa, t, balanced_weights(t, d), best)
-    return (xb @ beta + b0 > 0).astype(int), best
+    return fit_left_out(training, xr, y, ds, left, SYNTH_LAMBDAS)
 
 
 def keypoint_signals(kps: dict, crops: list) -> np.ndarray:  # type: ignore[type-arg]
@@ -276,24 +261,36 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 
 def predict_left_out(x: np.ndarray, y: np.ndarray, ds: np.ndarray, left: str) -> tuple[np.ndarray, float]:
     """Train on every set but ``left`` (lambda by inner leave-one-dataset-out), predict ``left``."""
-    train = ds != left
-    inner_sets = sorted(set(ds[train]))
-    best, best_score = LAMBDAS[0], -1.0
-    for lam in LAMBDAS:
+
+    def training(excluded: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keep = ~np.isin(ds, excluded)
+        return x[keep], y[keep], ds[keep]
+
+    return fit_left_out(training, x, y, ds, left, LAMBDAS)
+
+
+def fit_left_out(training: Callable[[list[str]], tuple[np.ndarray, np.ndarray, np.ndarray]], x: np.ndarray,
+                 y: np.ndarray, ds: np.ndarray, left: str, lambdas: Sequence[float]) -> tuple[np.ndarray, float]:
+    """Predict ``left``'s crops (features ``x``) with a classifier fitted on ``training([left])`` (features, targets,
+    sets), its regularisation chosen among ``lambdas`` by leave-one-dataset-out on the other sets' real labels, each
+    inner set scored by a classifier fitted on ``training([left, inner])``."""
+    best, best_score = lambdas[0], -1.0
+    for lam in lambdas:
         scores = []
-        for inner in inner_sets:
-            tr = train & (ds != inner)
-            te = ds == inner
-            if len(set(y[te])) < 2:
+        for inner in sorted(set(ds) - {left}):
+            test = ds == inner
+            if len(set(y[test])) < 2:
                 continue
-            xa, xb = _standardise(x[tr], x[te])
-            beta, b0 = fit_logistic(xa, y[tr], balanced_weights(y[tr], ds[tr]), lam)
-            scores.append(balanced_accuracy(y[te], (xb @ beta + b0 > 0).astype(int)))
+            xt, t, d = training([left, inner])
+            xa, xb = _standardise(xt, x[test])
+            beta, b0 = fit_logistic(xa, t, balanced_weights(t, d), lam)
+            scores.append(balanced_accuracy(y[test], (xb @ beta + b0 > 0).astype(int)))
         score = float(np.mean(scores))
         if score > best_score:
             best, best_score = lam, score
-    xa, xb = _standardise(x[train], x[ds == left])
-    beta, b0 = fit_logistic(xa, y[train], balanced_weights(y[train], ds[train]), best)
+    xt, t, d = training([left])
+    xa, xb = _standardise(xt, x[ds == left])
+    beta, b0 = fit_logistic(xa, t, balanced_weights(t, d), best)
     return (xb @ beta + b0 > 0).astype(int), best
 
 
