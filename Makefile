@@ -4,14 +4,19 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= all,dev,docs
+MTCNN_WEIGHTS_SPEC ?= facenet-pytorch==2.6.0
 
 .PHONY: install demo test lint bench docs clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PIP) install --quiet "$(TORCH_SPEC)"
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	# MTCNN's weights (face masking's small-face detector, opreid_bench/splits/mtcnn.py) ship in facenet-pytorch's
+	# wheel. Only those files are read, never the package's code, and its requirements (an old torch) would replace
+	# the build above: hence --no-deps.
+	$(PIP) install --quiet --no-deps "$(MTCNN_WEIGHTS_SPEC)"
 	touch $@
 
 install: $(VENV)/.installed

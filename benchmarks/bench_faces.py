@@ -16,12 +16,17 @@ closing verification included). Then:
 - ``masks_off_head_share``: the share of crops with at least one mask of which less than ``ON_HEAD`` of the area
   falls on a hand-boxed head (grown by a quarter on each side: the hand boxes are tight, masks generous). A mask on a
   bag or a sleeve costs the benchmark the appearance it measures; the goal is at most 2 % of crops.
-- ``masked_by``: how many masks each source placed (``MaskResult.kinds``).
+- ``masked_by``: how many masks each source placed (``MaskResult.kinds``); ``face_sources``: the detectors that ran
+  (MTCNN only with its weights installed).
+- ``masking_ms_per_crop``: the masking's time per crop on one thread (pose stage excluded); with
+  ``--without-mtcnn-too`` the same crops are masked again without MTCNN in the same run (``without_mtcnn``) and
+  ``masking_time_ratio`` is default / without.
 
 \\b
 Examples:
   python benchmarks/bench_faces.py
   python benchmarks/bench_faces.py --json
+  python benchmarks/bench_faces.py --without-mtcnn-too --labels benchmarks/labels/faces_heads_heldout.csv
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import click
 import numpy as np
 
 from opreid_bench.splits.all_faces import covered_share as coverage  # share of a box under the union of masks
+from opreid_bench.splits.all_faces import face_sources
+from opreid_bench.splits.mtcnn import WEIGHTS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -71,8 +78,12 @@ def on_head(mask: Box, heads: list[Box]) -> float:
 
 
 def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bool,
-             labels: Path = LABELS) -> dict[str, object]:
-    """Mask every labelled crop with the defaults and score the masks against the hand-boxed heads."""
+             labels: Path = LABELS, mtcnn: bool = True) -> dict[str, object]:
+    """Mask every labelled crop with the defaults and score the masks against the hand-boxed heads; ``mtcnn=False``
+    masks without MTCNN (``OPREID_MTCNN_WEIGHTS=off``)."""
+    import os
+    import time
+
     from PIL import Image
 
     from opreid_bench.splits.annotate import annotate_pool
@@ -90,9 +101,26 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
     kinds: Counter[str] = Counter()
     left_visible, off_head, face_region_left = [], [], 0
     n_faces = n_heads = 0
+    saved = os.environ.get(WEIGHTS_ENV)
+    if not mtcnn:
+        os.environ[WEIGHTS_ENV] = "off"
+    seconds = 0.0
+    results = {}
+    try:
+        sources = face_sources()
+        for f in sorted(heads):
+            with Image.open(paths[f]) as im:
+                rgb = im.convert("RGB")
+            start = time.perf_counter()
+            results[f] = mask_face_detailed(rgb, kps.get(paths[f]), "blur")
+            seconds += time.perf_counter() - start
+    finally:
+        if saved is None:
+            os.environ.pop(WEIGHTS_ENV, None)
+        else:
+            os.environ[WEIGHTS_ENV] = saved
     for f in sorted(heads):
-        with Image.open(paths[f]) as im:
-            res = mask_face_detailed(im.convert("RGB"), kps.get(paths[f]), "blur")
+        res = results[f]
         kinds.update(res.kinds)
         boxes = [b for b, _, _ in heads[f]]
         n_heads += len(boxes)
@@ -114,6 +142,7 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             "faces_left_visible_face_region": int(face_region_left), "left_visible_by_person": by_person,
             "masks_off_head_share": round(len(off_head) / n, 4) if n else None,
             "masks_off_head_crops": len(off_head), "masked_by": dict(sorted(kinds.items())),
+            "face_sources": sources, "masking_ms_per_crop": round(1000 * seconds / n, 1) if n else None,
             "left_visible": left_visible, "off_head": off_head}
 
 
@@ -126,25 +155,41 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
 @click.option("--workers", default=2, show_default=True, help="pose worker processes")
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="keypoints live here (default: a folder in the temp dir, reused)")
+@click.option("--without-mtcnn-too", "compare", is_flag=True,
+              help="also mask without MTCNN, in the same run: both rows, and the masking time's ratio")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
-def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | None, as_json: bool) -> None:
+def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | None, compare: bool,
+         as_json: bool) -> None:
     """Faces left visible and masks off heads, default masking, on hand-boxed crowded crops."""
+    import torch
     from rich.console import Console
     from rich.table import Table
 
+    torch.set_num_threads(1)  # masking runs one crop per core (build-split's workers)
     cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_faces"
     cache.mkdir(parents=True, exist_ok=True)
     result = evaluate(data_root, cache, pose, workers, progress=not as_json, labels=labels)
+    rows = [("default", result)]
+    if compare:
+        without = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, mtcnn=False)
+        rows.append(("without MTCNN", without))
+        result["without_mtcnn"] = {k: v for k, v in without.items() if k not in ("left_visible", "off_head")}
+        if without["masking_ms_per_crop"]:
+            result["masking_time_ratio"] = round(result["masking_ms_per_crop"] / without["masking_ms_per_crop"], 2)
     console = Console(stderr=as_json, width=150)
-    table = Table(title=f"default face masking on hand-boxed crowded crops ({labels.name})")
-    for col in ("crops", "heads", "faces", "faces left visible (head box / face region)",
-                "crops with a mask off every head", "masks by kind"):
+    table = Table(title=f"face masking on hand-boxed crowded crops ({labels.name}; one thread)")
+    for col in ("masking", "crops", "heads", "faces", "faces left visible (head box / face region)",
+                "crops with a mask off every head", "masks by kind", "ms per crop"):
         table.add_column(col, justify="right")
-    table.add_row(str(result["crops"]), str(result["heads"]), str(result["faces"]),
-                  f"{result['faces_left_visible']} / {result['faces_left_visible_face_region']}",
-                  f"{result['masks_off_head_crops']} ({result['masks_off_head_share']:.1%})",
-                  ", ".join(f"{k} {v}" for k, v in result["masked_by"].items()))
+    for name, row in rows:
+        table.add_row(name, str(row["crops"]), str(row["heads"]), str(row["faces"]),
+                      f"{row['faces_left_visible']} / {row['faces_left_visible_face_region']}",
+                      f"{row['masks_off_head_crops']} ({row['masks_off_head_share']:.1%})",
+                      ", ".join(f"{k} {v}" for k, v in row["masked_by"].items()), f"{row['masking_ms_per_crop']}")
     console.print(table)
+    if "masking_time_ratio" in result:
+        console.print(f"masking time, default / without MTCNN: {result['masking_time_ratio']}x "
+                      f"(sources: {result['face_sources']})")
     for row in result["left_visible"]:
         console.print(f"face left visible: {row['file']} ({row['person']}, head {row['head']}, "
                       f"{row['covered']:.0%} covered)")

@@ -40,6 +40,21 @@ def mobilenet_weights() -> Path:
     return _require(SHARED_DIR / "weights" / "mobilenet_v2-b0353104.pth")
 
 
+@pytest.fixture(scope="session")
+def mtcnn_weights() -> Path:
+    """MTCNN's weight folder (``make install`` puts facenet-pytorch's wheel in place for them); skips when absent
+    unless CI requires it."""
+    from opreid_bench.splits.mtcnn import weights_dir
+
+    folder = weights_dir()
+    if folder is not None:
+        return folder
+    if os.environ.get("OPREID_REQUIRE_SHARED_DATA") == "1":
+        pytest.fail("MTCNN's weights are missing (pip install --no-deps facenet-pytorch==2.6.0) but "
+                    "OPREID_REQUIRE_SHARED_DATA=1 requires them")
+    pytest.skip("MTCNN's weights not installed")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """One torch intra-op thread for the whole suite: the tests use tiny tensors, where a second OpenMP thread only
     adds hand-off cost (and on a busy 2-core machine spin-waiting makes it many times slower)."""

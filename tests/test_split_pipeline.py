@@ -130,3 +130,25 @@ def test_pool_too_small_is_a_one_line_error(pool: tuple[Path, Path, Path], tmp_p
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2
+
+
+def test_face_detectors_are_named_fingerprinted_and_warned_about(pool: tuple[Path, Path, Path], tmp_path: Path,
+                                                                 mtcnn_weights: Path, monkeypatch) -> None:
+    manifest, keypoints, protocol = pool
+    args = ["build-split", "--pool", str(manifest), "--pose", f"precomputed:{keypoints}", "--protocol", str(protocol),
+            "--out", str(tmp_path / "split"), "--seed", "0", "--json"]
+    marker = tmp_path / "split" / ".opreid-output.json"
+    with_mtcnn = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert with_mtcnn.exit_code == 0, with_mtcnn.output
+    assert json.loads(with_mtcnn.stdout.strip().splitlines()[-1])["face_detectors"].startswith("blazeface+person+mtcnn:")
+    assert "warning:" not in with_mtcnn.output
+    assert "Warning: MTCNN" not in (tmp_path / "split" / "DATA_CARD.md").read_text()
+    first = json.loads(marker.read_text())["fingerprint"]
+
+    monkeypatch.setenv("OPREID_MTCNN_WEIGHTS", "off")
+    without = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert without.exit_code == 0, without.output
+    assert json.loads(without.stdout.strip().splitlines()[-1])["face_detectors"] == "blazeface+person"
+    assert "warning: MTCNN's weights were not installed" in without.output
+    assert "Warning: MTCNN" in (tmp_path / "split" / "DATA_CARD.md").read_text()
+    assert json.loads(marker.read_text())["fingerprint"] != first

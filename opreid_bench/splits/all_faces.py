@@ -2,13 +2,18 @@
 
 A missed face costs someone's privacy; a mask on a bag or a sleeve costs the benchmark the appearance it measures.
 Pedestrian crops are small (faces of 12-25 px) and crowded, so no single detector finds every face, and the ones
-that find small faces also fire on clothing. Candidates therefore come from two sources shipped in wheels the
-project already needs, and each is accepted only where a head is plausible.
+that find small faces also fire on clothing. Candidates therefore come from three sources, and each is accepted only
+where a head is plausible.
 
 Candidates (the *kind* names counted in ``masks.csv``, the manifest and the data card):
 
 - ``blazeface``: mediapipe's BlazeFace, full range, on windows down the crop
   (:func:`opreid_bench.splits.face_detect.detect_faces_mediapipe`);
+- ``mtcnn``: MTCNN on the crop upscaled 3x, faces down to :data:`MTCNN_MIN_FACE` times the main head's height
+  (:mod:`opreid_bench.splits.mtcnn`; only when its weights are installed, :func:`face_sources` says which ran). On the
+  hand-boxed crops its smallest box on a face was 0.43 of the main head (searched down to 0.05); on a crop of random
+  pixels it fired at 0.26. Its scores never let a box onto the main person's body: letting confident ones through, as
+  BlazeFace's are, found no face more on the hand-boxed crops and put two more masks off heads;
 - ``person``: the head of another person found by the person detector (``Keypoints.people``): where that person's
   body alignment puts its head (:mod:`opreid_bench.splits.people`), masked whether or not a face detector fires there
   (where a head is plausible, like every other candidate).
@@ -36,12 +41,13 @@ The settings were chosen on the hand-boxed crops of ``benchmarks/labels/faces_he
 measures them there (in-sample) and on ``faces_heads_heldout.csv`` (docs/concepts/occlusion-rule.md has both; the
 :data:`CONFIDENT_FACE` rule was chosen with the held-out set in view, so figures with it are in-sample there too).
 
-The closing verification (:func:`find_faces` with ``verify=True``) runs the detectors again, more permissively
-(BlazeFace at :data:`VERIFY_BLAZEFACE_CONFIDENCE`), on the masked crop: any plausible face it still finds is masked
+The closing verification (:func:`find_faces` with ``verify=True``) runs BlazeFace again, more permissively (at
+:data:`VERIFY_BLAZEFACE_CONFIDENCE`), on the masked crop (MTCNN's boxes do not move when the crop is masked, and it
+would triple its cost: the writer verifies the written JPEG too): any plausible face it still finds is masked
 too (kind ``verify``). ``mask --verify`` runs the same check over a folder and fails when a plausible face is left.
 
 What it cannot do, measured: a bystander's head cut by the crop's border (half a face at the edge) is found by none of
-these detectors; on the hand-boxed crops such heads are most of the faces left visible (``bench_faces.py`` lists
+these detectors but MTCNN, and by it rarely (one of the held-out set's five); on the hand-boxed crops such heads are most of the faces left visible (``bench_faces.py`` lists
 them). Look at the review sheet for crowded pools.
 """
 
@@ -54,13 +60,17 @@ from PIL import Image
 
 from opreid_bench.splits.face_detect import Box, detect_faces_mediapipe_scored
 from opreid_bench.splits.keypoints import COCO17_INDEX, Keypoints
+from opreid_bench.splits.mtcnn import detect_faces_mtcnn
+from opreid_bench.splits.mtcnn import weights_digest as mtcnn_weights_digest
+from opreid_bench.splits.mtcnn import weights_dir as mtcnn_weights_dir
 from opreid_bench.splits.people import expected_xy, main_person
 
-FACE_KINDS = ("blazeface", "person", "verify")
+FACE_KINDS = ("blazeface", "person", "mtcnn", "verify")
 BLAZEFACE_CONFIDENCE = 0.5
 VERIFY_BLAZEFACE_CONFIDENCE = 0.3
 CONFIDENT_FACE = 0.7  # a BlazeFace score this high is a face even on the main person's body (someone in front)
 MIN_HEAD_SCALE = 0.25  # x the main person's head height
+MTCNN_MIN_FACE = 0.4  # x the main person's head height: MTCNN's smallest face (module docstring)
 MAX_HEAD_SCALE = 2.5
 BODY_MARGIN = 0.05  # x the crop's height below the shoulder line where the main body starts
 NO_POSE_SHOULDER = 0.25  # x the crop's height: the shoulder line when no keypoints are known
@@ -164,6 +174,19 @@ def covered_share(box: Box, masks: list[Box]) -> float:
     return float(grid.mean())
 
 
+MTCNN_MISSING = ("MTCNN's weights were not installed (or OPREID_MTCNN_WEIGHTS=off), so bystanders' small faces "
+                 "(12-25 px, often cut by the border) were searched for by BlazeFace and the person detector alone, "
+                 "which miss more of them. Install them (`pip install --no-deps facenet-pytorch==2.6.0`, or set "
+                 "OPREID_MTCNN_WEIGHTS to a folder with pnet.pt, rnet.pt and onet.pt) and mask again.")
+
+
+def face_sources() -> str:
+    """The candidate sources :func:`find_faces` runs on this installation, as one text for options, fingerprints and
+    the data card: ``blazeface+person+mtcnn:<weights digest>``, or ``blazeface+person`` without MTCNN's weights."""
+    folder = mtcnn_weights_dir()
+    return "blazeface+person" + (f"+mtcnn:{mtcnn_weights_digest(folder)}" if folder is not None else "")
+
+
 def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | None = None,
                verify: bool = False) -> list[tuple[Box, str]]:
     """Plausible faces in ``image`` not already under ``masked``, each with the kind that found it (module
@@ -174,6 +197,11 @@ def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | 
     found = [(b, "blazeface", score) for b, score in detect_faces_mediapipe_scored(rgb, min_confidence=conf)]
     if not verify:
         found += [(b, "person", 0.0) for b in person_heads(kp, size)]
+        folder = mtcnn_weights_dir()
+        if folder is not None:  # smaller faces are not searched: most of MTCNN's time, and its false finds
+            min_face = MTCNN_MIN_FACE * main_head_height(kp, size)
+            found += [(b, "mtcnn", 0.0) for b, _ in detect_faces_mtcnn(rgb, folder, min_face=min_face)
+                      if b[3] - b[1] >= min_face]
     plausible = head_gate(kp, size)
     accepted = [(b, k) for b, k, score in found if plausible(b, score)]
     taken = list(masked or [])

@@ -92,6 +92,19 @@ def _mask_counts(df: pd.DataFrame) -> str:
     return text
 
 
+def _face_source_lines(faces: str | None) -> list[str]:
+    """The face detectors that ran, and a warning when MTCNN (the small-face detector) was not installed."""
+    if not faces:
+        return []
+    names = [part.split(":")[0] for part in faces.split("+")]
+    lines = ["", f"Face detectors: {', '.join(names)} (`{faces}`)."]
+    if "mtcnn" not in names:
+        from opreid_bench.splits.all_faces import MTCNN_MISSING
+
+        lines += ["", f"**Warning: {MTCNN_MISSING}**"]
+    return lines
+
+
 def _fmt(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
@@ -107,11 +120,14 @@ def render_data_card(
     pool_size: int,
     skipped: list[str] | None = None,
     labelling: dict[str, Any] | None = None,
+    faces: str | None = None,
 ) -> str:
     """The markdown text of DATA_CARD.md (deterministic: no timestamps).
 
     ``labelling`` (from :func:`labelling_summary`) adds how the pool was labelled: the rule, and how many crops were
     occluded, holistic and *undetermined* (no person found; left out of sampling unless the user decided).
+    ``faces`` (:func:`opreid_bench.splits.all_faces.face_sources`) names the face detectors that ran; without MTCNN
+    the card warns that small bystanders' faces are more often missed.
     """
     df = manifest.copy()
     df["occluded"] = df["occluded"].astype(str).str.lower().isin(["true", "1"])
@@ -185,6 +201,7 @@ def render_data_card(
         "Every face found was masked, bystanders' included, and a closing verification looked again on the masked "
         "crops. `opreid-bench mask --verify --out` this folder re-checks the images and exits non-zero when a "
         "plausible face is left; face detectors miss heads cut by the crop's border, so look at crowded crops.",
+        *_face_source_lines(faces),
         "",
         "## Files",
         "",

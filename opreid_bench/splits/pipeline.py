@@ -43,6 +43,7 @@ class BuildResult:
     summary: dict[str, dict[str, float]]
     same_camera_queries: int
     skipped: list[str] = field(default_factory=list)
+    face_detectors: str | None = None  # the face detectors that ran (None: the main face only, or no masking)
 
     def to_json(self) -> dict[str, Any]:
         """The ``build-split --json`` object."""
@@ -54,6 +55,7 @@ class BuildResult:
             "mask_methods": {k: int(v) for k, v in self.manifest["mask_method"].value_counts().sort_index().items()},
             "same_camera_queries": self.same_camera_queries,
             "skipped": len(self.skipped),
+            "face_detectors": self.face_detectors,
         }
 
 
@@ -175,7 +177,7 @@ def build_split(
     if corrections is not None:
         inputs.append(("corrections file", Path(corrections)))
     options = {"protocol": protocol.to_dict(), "seed": seed, "pose": pose, "mask": mask, "rule": repr(rule),
-               "undetermined": undetermined,
+               "undetermined": undetermined, "faces": _face_sources(mask),
                "corrections": content_digest(corrections) if corrections is not None else None}
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
     with output_folder(out, "build-split", kind="split", inputs=inputs, fingerprint=fp, swap=True,
@@ -183,7 +185,8 @@ def build_split(
         written, split, skipped = _build_into(new, out / WORK_DIR, pool, protocol, seed, pose=pose, workers=workers,
                                               engine=engine, mask=mask, rule=rule, corrections=corrections,
                                               pool_name=pool_name, progress=progress, undetermined=undetermined)
-    return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped)
+    return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped,
+                       face_detectors=options["faces"])
 
 
 def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: SplitProtocol, seed: int, *,
@@ -222,7 +225,7 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
     filtered_keypoints_copy(kp_h5, new / "keypoints.h5", set(written["source_path"]), durable=False)
     write_data_card(
         new, written, protocol, seed=seed, pose=pose, mask=mask, pool=pool_name, pool_size=len(pool), skipped=skipped,
-        labelling=labelling_summary(labels, rule, undetermined),
+        labelling=labelling_summary(labels, rule, undetermined), faces=_face_sources(mask),
     )
     return written, split, skipped
 
@@ -257,7 +260,8 @@ def write_sampled_split(
     inputs = pool_inputs(pool, str(pool_path)) + [("labels file", Path(labels_path))]
     if kp_file is not None:
         inputs.append(("keypoint file", kp_file))
-    options = {"protocol": protocol.to_dict(), "seed": seed, "mask": mask, "dry_run": dry_run,
+    options = {"protocol": protocol.to_dict(), "seed": seed, "mask": mask,
+               "faces": None if dry_run else _face_sources(mask), "dry_run": dry_run,
                "labels": content_digest(labels_path),
                "keypoints": content_digest(kp_file) if kp_file is not None else None}
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
@@ -274,7 +278,7 @@ def write_sampled_split(
             if kp_file is not None:
                 filtered_keypoints_copy(kp_file, new / "keypoints.h5", set(written["source_path"]), durable=False)
             write_data_card(new, written, protocol, seed=seed, pose=f"labels {Path(labels_path).name}", mask=mask,
-                            pool=str(pool_path), pool_size=len(pool))
+                            pool=str(pool_path), pool_size=len(pool), faces=_face_sources(mask))
     return written
 
 
@@ -311,6 +315,24 @@ def write_masked_pool(
                               "method": [h for _, h, _ in res], "masks": [k for _, _, k in res]})
         atomic_write_text(out / "masks.csv", table.to_csv(index=False, lineterminator="\n"))
     return table
+
+
+def _face_sources(mask: str | None) -> str | None:
+    """The face detectors that masking with ``mask`` runs here (None when only the main face, or none, is masked):
+    an option of the output, since a newly installed detector changes the masks."""
+    from opreid_bench.splits.all_faces import face_sources
+    from opreid_bench.splits.mask import parse_mask_mode
+
+    return face_sources() if mask and parse_mask_mode(mask)[1] else None
+
+
+def face_masking_warning(mask: str | None) -> str | None:
+    """The warning that masking every face with ``mask`` gives here: MTCNN is not installed (or turned off), so
+    bystanders' small faces are more often missed; None when MTCNN runs or not every face is masked."""
+    from opreid_bench.splits.all_faces import MTCNN_MISSING
+
+    sources = _face_sources(mask)
+    return MTCNN_MISSING if sources is not None and "mtcnn" not in sources else None
 
 
 def _refuse_dry_run_over_built_split(out: Path) -> None:

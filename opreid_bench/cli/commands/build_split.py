@@ -96,7 +96,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
       opreid-bench mask --verify --out split
       opreid-bench datasets verify opreid --root split
     """
-    from opreid_bench.splits.pipeline import build_split
+    from opreid_bench.splits.pipeline import build_split, face_masking_warning
     from opreid_bench.splits.protocol import load_protocol
 
     protocol = load_protocol(protocol_path)
@@ -118,6 +118,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     info = result.to_json()
     click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; queries without a cross-camera match: "
                f"{info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
+    if warning := face_masking_warning(f"{mask}+main" if main_face_only else mask):
+        click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
         click.echo(json.dumps(info))
 
@@ -147,8 +149,8 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     """Stage 3 on its own: mask every face of a pool's crops, bystanders' included.
 
     The main person's face from the head keypoints (else OpenCV's Haar face detector, else a head prior: the top of
-    the person's box, method "prior": check those crops); every other face that BlazeFace or the person detector
-    finds where a head is plausible; then a closing verification on the masked crop. Writes the
+    the person's box, method "prior": check those crops); every other face that BlazeFace, MTCNN or the person
+    detector finds where a head is plausible (MTCNN with its weights installed; a warning otherwise); then a closing verification on the masked crop. Writes the
     masked crops under OUT (same relative paths as in the pool, as .jpg) and OUT/masks.csv
     (source_path,path,face_masked,method,masks). Refused: an OUT that is the pool's image folder or inside it, and
     two crops that would get one name (a.jpg and a.png); rename one. --verify looks for plausible faces in the
@@ -163,7 +165,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --main-face-only
     """
     from opreid_bench.errors import OpreidError
-    from opreid_bench.splits.pipeline import write_masked_pool
+    from opreid_bench.splits.pipeline import face_masking_warning, write_masked_pool
 
     result: dict[str, Any] = {"out": str(out)}
     if pool_path is not None:
@@ -181,6 +183,8 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
                       methods={k: int(v) for k, v in table["method"].value_counts().sort_index().items()})
         click.echo(f"masked {result['faces_masked']:,} of {len(table):,} crops {result['methods']}; wrote "
                    f"{out / 'masks.csv'}", err=True)
+        if warning := face_masking_warning(f"{mask}+main" if main_face_only else mask):
+            click.echo(f"warning: {warning}", err=True)
     elif not verify:
         raise OpreidError("mask: give --pool (to mask) and/or --verify (to check the images under --out)")
     if verify:
@@ -243,7 +247,12 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     import pandas as pd
 
     from opreid_bench.errors import DataError
-    from opreid_bench.splits.pipeline import check_protocol_fits, labels_for_pool, write_sampled_split
+    from opreid_bench.splits.pipeline import (
+        check_protocol_fits,
+        face_masking_warning,
+        labels_for_pool,
+        write_sampled_split,
+    )
     from opreid_bench.splits.protocol import load_protocol
     from opreid_bench.splits.sample import same_camera_queries, sample_split, split_summary
 
@@ -268,6 +277,8 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
         info.update(splits=summary, same_camera_queries=same_camera_queries(written),
                     faces_masked=int(written["face_masked"].sum()))
     _summary_table(summary, f"{protocol.name} split in {out} (seed {seed})")
+    if written is not None and (warning := face_masking_warning(None if mask == "none" else mask)):
+        click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
         click.echo(json.dumps(info))
     sys.stderr.flush()
