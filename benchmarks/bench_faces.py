@@ -150,7 +150,8 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
               help="root the label file's paths are relative to")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=LABELS,
-              show_default=True, help="hand-boxed heads (faces_heads_heldout.csv: crops the settings never saw)")
+              show_default=True, help="hand-boxed heads (faces_heads_heldout.csv, faces_heads_heldout2.csv: crops "
+              "the settings never saw)")
 @click.option("--pose", default="mediapipe", show_default=True, help="pose backend spec")
 @click.option("--workers", default=2, show_default=True, help="pose worker processes")
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
