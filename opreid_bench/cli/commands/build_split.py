@@ -118,7 +118,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     info = result.to_json()
     click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; queries without a cross-camera match: "
                f"{info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
-    if warning := face_masking_warning(f"{mask}+main" if main_face_only else mask):
+    if not main_face_only and (warning := face_masking_warning(mask)):
         click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
         click.echo(json.dumps(info))
@@ -183,7 +183,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
                       methods={k: int(v) for k, v in table["method"].value_counts().sort_index().items()})
         click.echo(f"masked {result['faces_masked']:,} of {len(table):,} crops {result['methods']}; wrote "
                    f"{out / 'masks.csv'}", err=True)
-        if warning := face_masking_warning(f"{mask}+main" if main_face_only else mask):
+        if not main_face_only and (warning := face_masking_warning(mask)):
             click.echo(f"warning: {warning}", err=True)
     elif not verify:
         raise OpreidError("mask: give --pool (to mask) and/or --verify (to check the images under --out)")
