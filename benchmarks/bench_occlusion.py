@@ -25,6 +25,11 @@ picks on all identities; ``classify.DEFAULT_SCORE_THRESHOLD``, ``DEFAULT_SUPPORT
 earlier runs. A crop where no person is found is *undetermined*: counted as a miss on positives and as a false
 occluded on negatives (the worst case), and its share is ``undetermined_share``.
 
+Review budget (``review_budget``): for each set left out, its held-out labels after a reviewer has checked a share of
+its crops in the review sheet's order (undetermined first, then ``classify.label_stability`` from the least stable
+label up), against the same share in a random order; the reviewer is taken to agree with the hand labels.
+``--review-plot`` draws the curves.
+
 Faces: ``mask_none_share`` is the share of full-size crops that the default masking (head keypoints, else Haar,
 else the head prior) leaves unmasked; ``mask_prior_share`` the share masked by the head prior (listed for review).
 ``faces_visible_after_mask`` is the share of the hand-checked masked crops in ``benchmarks/labels/faces_after_mask.csv``
@@ -45,6 +50,7 @@ content, so a rerun does not run mediapipe again.
 Examples:
   python benchmarks/bench_occlusion.py
   python benchmarks/bench_occlusion.py --json
+  python benchmarks/bench_occlusion.py --speed-crops 0 --review-plot docs/review_budget.png
   python benchmarks/bench_occlusion.py --workers 2 --scaling
 """
 
@@ -367,6 +373,79 @@ def leave_one_dataset_out(preds: dict[LodoChoice, np.ndarray], crops: Sequence[C
     return out
 
 
+REVIEW_SHARES = (0.05, 0.1, 0.2, 0.3, 0.5)
+RANDOM_REVIEW_ORDERS = 200  # seeded random review orders averaged for the baseline
+
+
+def _ba_fo(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Balanced accuracy and holistic false-occluded share of codes ``pred`` (2 = undetermined: wrong either way)."""
+    recall = float(np.mean(pred[truth] == 1)) if truth.any() else float("nan")
+    spec = float(np.mean(pred[~truth] == 0)) if (~truth).any() else float("nan")
+    return (recall + spec) / 2, 1.0 - spec
+
+
+def _reviewed(pred: np.ndarray, truth: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+    """``pred`` with the first ``n`` crops of ``order`` set to their hand label (a reviewer who makes no mistake)."""
+    out = pred.copy()
+    out[order[:n]] = truth[order[:n]].astype(out.dtype)
+    return out
+
+
+def _share_to_target(pred: np.ndarray, truth: np.ndarray, order: np.ndarray) -> float | None:
+    """The smallest share of crops reviewed in ``order`` after which balanced accuracy is at least 0.85 and at most
+    10% of the holistic crops are labelled occluded (the issue's targets); None if even a full review misses them."""
+    for n in range(len(order) + 1):
+        ba, fo = _ba_fo(_reviewed(pred, truth, order, n), truth)
+        if ba >= 0.85 and fo <= 0.10:
+            return n / len(order)
+    return None
+
+
+def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
+                  lodo: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Per left-out set: its held-out labels (the setting chosen on the other sets) after a reviewer has checked a
+    share of its crops in the review sheet's order (undetermined first, then ``classify.label_stability`` from the
+    least stable up), against the same share checked in a random order (mean of ``RANDOM_REVIEW_ORDERS`` seeded
+    orders). The reviewer is taken to agree with the hand labels. ``errors`` is the share of crops the rule gets
+    wrong (no order can do with fewer); ``share_to_target`` the share reviewed before the set reaches balanced
+    accuracy 0.85 with at most 10% of its holistic crops labelled occluded (``random_share_to_target``: its mean over
+    the first 20 random orders)."""
+    from opreid_bench.splits.classify import KeypointArrays, OcclusionRule, label_codes, label_stability, review_order
+    from opreid_bench.splits.keypoints import Keypoints
+
+    groups, ds, sc = _meta(crops)
+    out: dict[str, dict[str, object]] = {}
+    for d, v in lodo.items():
+        idx = np.flatnonzero((ds == d) & (sc == 1.0) & np.isin(groups, POSITIVE_GROUPS + HOLISTIC_GROUPS))
+        t, sup, h, cut, cover = v["chosen"]  # type: ignore[misc]
+        rule = OcclusionRule(score_threshold=t, support_threshold=sup, support_min_height=h, cut_margin=cut,
+                             people_cover=cover)
+        arrays = KeypointArrays.stack([kps.get(crops[i].path) or Keypoints.empty() for i in idx])
+        pred = label_codes(arrays, rule)
+        truth = np.isin(groups[idx], POSITIVE_GROUPS)
+        stability = label_stability(arrays, rule)
+        names = np.array(["occluded", "holistic", "undetermined"])[np.where(pred == 1, 0, np.where(pred == 0, 1, 2))]
+        order = review_order(names, stability, [crops[i].path for i in idx])
+        rng = np.random.default_rng(0)
+        randoms = [rng.permutation(len(idx)) for _ in range(RANDOM_REVIEW_ORDERS)]
+        by_share: dict[str, dict[str, float]] = {}
+        for share in (0.0, *REVIEW_SHARES):
+            n = round(share * len(idx))
+            ba, fo = _ba_fo(_reviewed(pred, truth, order, n), truth)
+            rand = np.array([_ba_fo(_reviewed(pred, truth, r, n), truth) for r in randoms])
+            by_share[f"{share:g}"] = {"balanced_accuracy": round(ba, 4), "holistic_false_occluded": round(fo, 4),
+                                      "random_balanced_accuracy": round(float(rand[:, 0].mean()), 4),
+                                      "random_holistic_false_occluded": round(float(rand[:, 1].mean()), 4)}
+        to_target = _share_to_target(pred, truth, order)
+        rand_targets = [_share_to_target(pred, truth, r) for r in randoms[:20]]
+        out[d] = {"n": int(len(idx)), "errors": round(float(np.mean(pred != truth.astype(pred.dtype))), 4),
+                  "by_share": by_share,
+                  "share_to_target": None if to_target is None else round(to_target, 4),
+                  "random_share_to_target": (None if any(r is None for r in rand_targets)
+                                             else round(float(np.mean(rand_targets)), 4))}
+    return out
+
+
 def lodo_choice_on_all(preds: dict[LodoChoice, np.ndarray], crops: Sequence[Crop]) -> LodoChoice:
     """The setting the procedure picks with every set in view (what the defaults are set to)."""
     everything = np.ones(len(crops), bool)
@@ -523,6 +602,7 @@ def accuracy_numbers(kps: dict, crops: Sequence[Crop], folds: int,  # type: igno
     lodo_preds = lodo_predictions(kps, crops)
     result["leave_one_dataset_out"] = leave_one_dataset_out(lodo_preds, crops)
     result["leave_one_dataset_out_choice_on_all"] = list(lodo_choice_on_all(lodo_preds, crops))
+    result["review_budget"] = review_budget(kps, crops, result["leave_one_dataset_out"])  # type: ignore[arg-type]
     without = leave_one_dataset_out(lodo_predictions(kps, crops, people_signals=False), crops)
     result["leave_one_dataset_out_without_people_signals"] = {
         d: {k: v[k] for k in ("balanced_accuracy", "recall", "holistic_false_occluded", "partial_recall") if k in v}
@@ -572,6 +652,35 @@ def speed_numbers(crops: Sequence[Crop], pose_spec: str, workers: int, speed_cro
     return result
 
 
+def plot_review_budget(budget: dict[str, dict[str, object]], out: Path) -> None:
+    """Balanced accuracy of each left-out set against the share of its crops reviewed by hand, least stable label
+    first and in a random order, with the 0.85 target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from opreid_bench.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    shares = [0.0, *REVIEW_SHARES]
+    for i, (d, v) in enumerate(budget.items()):
+        by = v["by_share"]
+        color = f"C{i}"
+        ax.plot(shares, [by[f"{s:g}"]["balanced_accuracy"] for s in shares], "-o", color=color, label=d)
+        ax.plot(shares, [by[f"{s:g}"]["random_balanced_accuracy"] for s in shares], ":", color=color)
+    ax.axhline(0.85, color="grey", lw=0.8)
+    ax.set_xlabel("share of the left-out set reviewed by hand")
+    ax.set_title("solid: least stable label first; dotted: random order", fontsize=9)
+    ax.set_ylabel("balanced accuracy after review")
+    ax.set_ylim(0.3, 1.0)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120, format=out.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
 def print_accuracy(console: object, result: dict[str, object], per_chain: dict[str, dict[str, object]]) -> None:
     """The held-out table and the default rule's line."""
     from rich.table import Table
@@ -603,6 +712,22 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
                        f"{v['undetermined_share']}", f"{v.get('partial_recall', '')}")
         console.print(t2)
         console.print(f"chosen with every set in view: {_fmt_lodo(result['leave_one_dataset_out_choice_on_all'])}")
+    budget = result.get("review_budget")
+    if budget:
+        t3 = Table(title="held-out labels after a hand review of the least stable first (random order in brackets): "
+                         "BA / holistic false occ.")
+        for col in ("left out", "wrong", *(f"{s:.0%} reviewed" for s in REVIEW_SHARES), "reviewed to reach target"):
+            t3.add_column(col, justify="right")
+        for d, v in budget.items():
+            cells = []
+            for s in REVIEW_SHARES:
+                b = v["by_share"][f"{s:g}"]
+                cells.append(f"{b['balanced_accuracy']:.2f}/{b['holistic_false_occluded']:.2f} "
+                             f"({b['random_balanced_accuracy']:.2f}/{b['random_holistic_false_occluded']:.2f})")
+            target = "-" if v["share_to_target"] is None else f"{v['share_to_target']:.1%}"
+            rand = "-" if v["random_share_to_target"] is None else f"{v['random_share_to_target']:.1%}"
+            t3.add_row(d, f"{v['errors']:.0%}", *cells, f"{target} ({rand})")
+        console.print(t3)
     thresholds = _fmt_choice((default.score_threshold, default.support_threshold, default.support_min_height))
     console.print(f"default rule ({default.chains}, thresholds {thresholds}) on all of Partial-REID: "
                   f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
@@ -630,9 +755,12 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
 @click.option("--no-faces", is_flag=True, help="skip the mask numbers")
 @click.option("--accuracy/--no-accuracy", default=True, show_default=True,
               help="--no-accuracy: only the speed part (annotates the crops first all the same, cached)")
+@click.option("--review-plot", type=click.Path(path_type=Path), default=None,
+              help="write the review-budget curves (balanced accuracy against the share reviewed) to this PNG")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def main(root: Path, cuhk_root: Path, data_root: Path, pose_spec: str, workers: int, cache: Path | None, folds: int,
-         speed_crops: int, scaling: bool, no_faces: bool, accuracy: bool, as_json: bool) -> None:
+         speed_crops: int, scaling: bool, no_faces: bool, accuracy: bool, review_plot: Path | None,
+         as_json: bool) -> None:
     """Held-out accuracy of the occluded label (Partial-REID + hand-checked CUHK03), resolution, faces, speed."""
     from rich.console import Console
 
@@ -655,6 +783,9 @@ def main(root: Path, cuhk_root: Path, data_root: Path, pose_spec: str, workers: 
     result.update(speed_numbers(crops, pose_spec, workers, speed_crops, scaling))
     if accuracy:
         print_accuracy(console, result, per_chain)
+        if review_plot is not None and result.get("review_budget"):
+            plot_review_budget(result["review_budget"], review_plot)  # type: ignore[arg-type]
+            console.print(f"review-budget plot: {review_plot}")
     if result.get("speedup") is not None:
         console.print(f"pose stage: {result['crops_per_s']} crops/s ({pose_spec}, {workers} worker(s)) vs one "
                       f"mediapipe process {result['single_process_crops_per_s']} crops/s -> {result['speedup']}x; "

@@ -142,7 +142,7 @@ def test_annotate_and_classify_commands(tmp_path, capsys):
     fixes.write_text(f"source_path,occluded\n{paths[1]},1\n")
     code, out, err = run_cli(["classify", "--keypoints", str(tmp_path / "ann"), "--out", str(labels),
                               "--threshold", "0.5", "--corrections", str(fixes), "--review",
-                              str(tmp_path / "review.html"), "--json"], capsys)
+                              str(tmp_path / "review.html"), "--review-order", "label", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(out)
     assert (summary["crops"], summary["occluded"], summary["corrected"]) == (6, 3, 1)
@@ -151,5 +151,10 @@ def test_annotate_and_classify_commands(tmp_path, capsys):
     assert df["occluded"].tolist() == [True, True, False, True, False, False]
     page = (tmp_path / "review.html").read_text()
     assert page.count("data:image/jpeg;base64,") == 6 and "occluded: 3 crops" in page and "holistic: 3 crops" in page
+    code, out, err = run_cli(["classify", "--keypoints", str(tmp_path / "ann"), "--out", str(labels), "--review",
+                              str(tmp_path / "head.html"), "--review-limit", "2"], capsys)
+    assert code == 0, err
+    head = (tmp_path / "head.html").read_text()
+    assert head.count("<select data-path=") == 2 and "6 crops, undetermined first" in head
     code, out, err = run_cli(["classify", "--keypoints", str(tmp_path / "nothing"), "--out", str(labels)], capsys)
     assert code == 2 and "keypoint file not found" in err and "Traceback" not in err

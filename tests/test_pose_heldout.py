@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -126,11 +127,52 @@ def test_review_sheet_draws_the_run_and_offers_verdicts(store, tmp_path):
     h5 = tmp_path / "kp2.h5"
     write_h5(h5, entries, "test-backend")
     labels = classify_store(h5, RULE)
-    page = write_review_html(labels, read_keypoints(h5), tmp_path / "review.html", RULE, masks="blur").read_text()
+    page = write_review_html(labels, read_keypoints(h5), tmp_path / "review.html", RULE, masks="blur",
+                             order="label").read_text()
     assert "undetermined: 1 crops" in page and "no person found" in page
     assert "l.knee-r.knee-r.ankle" in page
     assert page.count("<select data-path=") == 3 and "downloadCorrections" in page
     assert page.count("data:image/jpeg;base64,") == 6  # each crop and its masked copy
+
+
+def test_review_sheet_shows_the_least_stable_labels_first(tmp_path):
+    """Review order: undetermined first, then the label that flips under the fewest threshold changes; --review-limit
+    keeps the head of that order, and the corrections template follows it."""
+    from opreid_bench.splits.cache import read_keypoints
+    from opreid_bench.splits.classify import STABILITY_SCORE_THRESHOLDS
+
+    img = Image.new("RGB", (64, 128), (200, 200, 200))
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    borderline = person()
+    borderline.score[[COCO17_INDEX[n] for n in ("left_knee", "right_knee", "left_ankle")]] = 0.6
+    kps = {"a_clear": person(), "b_borderline": borderline, "c_none": Keypoints.empty((64, 128)),
+           "d_hidden": person(("left_knee", "right_knee", "left_ankle", "right_ankle"))}
+    entries = {}
+    for name, k in kps.items():
+        p = crops / f"{name}.jpg"
+        img.save(p)
+        entries[str(p)] = Entry(name[0] * 40, k)
+    h5 = tmp_path / "kp.h5"
+    write_h5(h5, entries, "test-backend")
+    rule = OcclusionRule(score_threshold=0.74, support_threshold=None)
+    labels = classify_store(h5, rule)
+    stability = dict(zip([Path(p).stem for p in labels["source_path"]], labels["label_stability"]))
+    above = sum(t > 0.6 for t in STABILITY_SCORE_THRESHOLDS) / len(STABILITY_SCORE_THRESHOLDS)
+    assert stability["b_borderline"] == pytest.approx(above, abs=1e-3) and stability["a_clear"] == 1.0
+    assert stability["c_none"] == 1.0 and stability["d_hidden"] == pytest.approx(
+        sum(t > 0.1 for t in STABILITY_SCORE_THRESHOLDS) / len(STABILITY_SCORE_THRESHOLDS), abs=1e-3)
+    page = write_review_html(labels, read_keypoints(h5), tmp_path / "review.html", rule).read_text()
+    shown = [Path(m).stem for m in re.findall(r'<select data-path="([^"]+)"', page)]
+    assert shown == ["c_none", "b_borderline", "a_clear", "d_hidden"]
+    head = write_review_html(labels, read_keypoints(h5), tmp_path / "head.html", rule, limit_per_group=2).read_text()
+    assert [Path(m).stem for m in re.findall(r'<select data-path="([^"]+)"', head)] == ["c_none", "b_borderline"]
+    assert f"stability {above:.2f}" in page
+    template = write_corrections_template(labels, tmp_path / "review.corrections.csv")
+    rows = template.read_text().splitlines()
+    assert rows[0] == "source_path,occluded,label_stability"
+    assert [Path(r.split(",")[0]).stem for r in rows[1:]] == shown
+    assert read_corrections(template)[str(crops / "b_borderline.jpg")] is True
 
 
 def _bench():
@@ -206,3 +248,28 @@ def test_roi_pass_finds_small_people(partial_reid_root):
     finally:
         backend.close()
     assert "roi=1.25" in backend.cache_key and "mode" not in backend.cache_key
+
+
+def test_review_budget_reviews_the_least_stable_labels_first():
+    """The benchmark's review simulation: two holistic crops whose legs score just under the threshold are the rule's
+    only errors and its least stable labels, so reviewing 20% of the crops in review order fixes both (a random
+    order does worse on average); the paths put them last, so path order would not."""
+    bench = _bench()
+    borderline = person()
+    borderline.score[[COCO17_INDEX[n] for n in ("left_knee", "right_knee", "left_ankle")]] = 0.6
+    kps, crops = {}, []
+    for i in range(4):
+        kps[f"a_occ{i}"] = person(("left_knee", "right_knee", "left_ankle", "right_ankle"))
+        crops.append(bench.Crop(f"a_occ{i}", "grid", "cocc", i, 1.0, ""))
+    for i in range(4):
+        kps[f"b_hol{i}"] = person()
+        crops.append(bench.Crop(f"b_hol{i}", "grid", "hol", 10 + i, 1.0, ""))
+    for i in range(2):
+        kps[f"z_hol{i}"] = borderline
+        crops.append(bench.Crop(f"z_hol{i}", "grid", "hol", 20 + i, 1.0, ""))
+    lodo = {"grid": {"chosen": [0.74, None, 0, None, False]}}
+    out = bench.review_budget(kps, crops, lodo)["grid"]
+    assert out["n"] == 10 and out["errors"] == 0.2
+    assert out["by_share"]["0"]["holistic_false_occluded"] == pytest.approx(2 / 6, abs=1e-3)
+    assert out["by_share"]["0.2"]["balanced_accuracy"] == 1.0 and out["share_to_target"] == 0.2
+    assert out["by_share"]["0.2"]["random_balanced_accuracy"] < 0.95 and out["random_share_to_target"] > 0.3

@@ -49,14 +49,16 @@ Definitions used here:
   rule's definition, not tuned by that procedure (the margin was picked with Partial-REID's partial crops in view).
 
 Per crop we record the label, the missing keypoints, the longest missing run (length and names), the visible fraction
-(share of the 17 keypoints not missing) and whether the back-view exemption applied. ``--corrections`` applies the
-hand-checked labels (the paper checked its labels by hand) from a CSV ``source_path,occluded``.
+(share of the 17 keypoints not missing), whether the back-view exemption applied, and the label's **stability**: the
+share of nearby threshold settings that give the same label (:func:`label_stability`). The review sheet shows the
+least stable labels first (:func:`review_order`), because that is where the rule's errors gather. ``--corrections``
+applies the hand-checked labels (the paper checked its labels by hand) from a CSV ``source_path,occluded``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,6 +107,12 @@ DEFAULT_OUTSIDE_MARGIN = 0.05
 DEFAULT_CUT_MARGIN: float | None = 0.1
 DEFAULT_PEOPLE_COVER = True
 
+# The rule settings a label's stability is measured over (:func:`label_stability`): the threshold grid that
+# benchmarks/bench_occlusion.py's leave-one-dataset-out procedure searches.
+STABILITY_SCORE_THRESHOLDS = tuple(round(0.30 + 0.04 * i, 2) for i in range(17))
+STABILITY_SUPPORT_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+STABILITY_SUPPORT_HEIGHTS = (0, 64, 96, 128)
+
 LABELS = ("occluded", "holistic", "undetermined")
 LABEL_COLUMNS = [
     "source_path",
@@ -115,6 +123,7 @@ LABEL_COLUMNS = [
     "visible_fraction",
     "missing_run",
     "back_view",
+    "label_stability",
 ]
 
 
@@ -330,6 +339,44 @@ def label_codes(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
     return codes
 
 
+def stability_settings(rule: OcclusionRule) -> list[OcclusionRule]:
+    """The rules a label's stability is measured over: ``rule`` with its score threshold, and (when ``rule`` uses
+    person-segmentation support) its support threshold and minimum height, taken from the benchmark's search grid
+    (``STABILITY_*``); chains, run length and the people signals stay the rule's own."""
+    supports: list[tuple[float | None, int]] = [(None, 0)]
+    if rule.support_threshold is not None:
+        supports += [(s, h) for s in STABILITY_SUPPORT_THRESHOLDS for h in STABILITY_SUPPORT_HEIGHTS]
+    return [replace(rule, score_threshold=t, support_threshold=s, support_min_height=h)
+            for t in STABILITY_SCORE_THRESHOLDS for s, h in supports]
+
+
+def label_stability(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
+    """Per crop, the share of :func:`stability_settings` that give the label ``rule`` gives (1.0: every setting
+    agrees; undetermined crops are always 1.0).
+
+    Why: on crowded or low-resolution pools the automatic label is often wrong, and a reviewer cannot check every
+    crop. A label that flips when the thresholds move a little is the one most worth a look: reviewing crops from the
+    least stable up finds the rule's errors sooner than reviewing them in any fixed order
+    (``review_budget`` in ``benchmarks/bench_occlusion.py``, measured with each labelled set left out). It needs no
+    labels, so nothing in it is fitted to a dataset.
+    """
+    codes = label_codes(arrays, rule)
+    settings = stability_settings(rule)
+    agree = np.zeros(len(codes), np.int64)
+    for other in settings:
+        agree += label_codes(arrays, other) == codes
+    return agree / len(settings)
+
+
+def review_order(labels: np.ndarray, stability: np.ndarray, paths: list[str] | None = None) -> np.ndarray:
+    """Indices in the order a reviewer should check the crops: undetermined first (they have no label yet), then
+    from the least stable label up; ties by path (or index)."""
+    labels = np.asarray(labels).astype(str)
+    keys = paths if paths is not None else [f"{i:012d}" for i in range(len(labels))]
+    return np.array(sorted(range(len(labels)), key=lambda i: (labels[i] != "undetermined", float(stability[i]),
+                                                              keys[i])), dtype=np.int64)
+
+
 _TRUE = {"1", "true", "t", "yes", "y", "occluded"}
 _FALSE = {"0", "false", "f", "no", "n", "holistic"}
 
@@ -373,7 +420,8 @@ def classify_store(
 
     Columns: ``source_path, occluded, label`` (occluded/holistic/undetermined), ``missing_keypoints`` (';'-joined
     names), ``longest_missing_run, visible_fraction, missing_run`` (';'-joined names of the longest run: why the crop
-    is occluded), ``back_view``. Crops where no person was found are ``undetermined`` (``occluded`` False); the sampler
+    is occluded), ``back_view``, ``label_stability`` (:func:`label_stability` of the automatic label: the share of
+    nearby threshold settings that agree with it; review from the lowest up). Crops where no person was found are ``undetermined`` (``occluded`` False); the sampler
     leaves them out unless ``undetermined`` is ``occluded`` or ``holistic`` (the user's decision for all of them) or a
     correction decides them one by one. With ``corrections_csv`` the hand-checked labels replace the automatic ones
     (the other columns keep what the keypoints say); ``df.attrs["corrected"]`` counts the labels that changed and
@@ -395,6 +443,9 @@ def classify_store(
             (path, lab.occluded, lab.label, ";".join(lab.missing_keypoints), lab.longest_missing_run,
              lab.visible_fraction, ";".join(lab.missing_run), lab.back_view)
         )
+    paths = sorted(kps)
+    stability = label_stability(KeypointArrays.stack([kps[p] for p in paths]), rule) if paths else np.zeros(0)
+    rows = [(*row, round(float(st), 3)) for row, st in zip(rows, stability, strict=True)]
     df = pd.DataFrame(rows, columns=LABEL_COLUMNS)
     df["occluded"] = df["occluded"].astype(bool)
     df["back_view"] = df["back_view"].astype(bool)

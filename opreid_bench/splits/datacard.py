@@ -251,7 +251,8 @@ MEASURED_ACCURACY = (
     "(`benchmarks/bench_occlusion.py`, 2026-12-06, opreid-bench 0.1.0): balanced accuracy Partial-REID 0.85, "
     "CUHK03 0.84, GRID 0.56, PRID 2011 0.59, VIPeR 0.45. It holds on "
     "sharp crops and is near chance on low-resolution crowded ones (GRID, PRID 2011, VIPeR): on such a pool check "
-    "the labels on the review sheet (`classify --review`) and correct them (`--corrections`)."
+    "the labels on the review sheet (`classify --review`, least stable labels first) and correct them "
+    "(`--corrections`)."
 )
 
 

@@ -3,14 +3,16 @@
 Each crop is shown as a base64-embedded JPEG thumbnail with its keypoints drawn (visible: green dots and skeleton;
 missing: red crosses) and **why it got its label**: the longest run of missing keypoints drawn as a thick red line
 on the crop and named under it, "no person found" for undetermined crops, "back view" when the face points were
-exempted. Crops are grouped by label (occluded, holistic, undetermined). With ``masks`` the masked crop is shown next
-to each one with how its face was found (``prior`` = nothing located the head, check it), so that a reviewer can
-confirm "no face visible" at the same time.
+exempted, and the label's stability (the share of nearby threshold settings that agree with it). By default the crops
+are in review order: undetermined first, then from the least stable label up, which is where the rule's errors gather
+(``classify.label_stability``); ``order="label"`` groups them by label (occluded, holistic, undetermined). With
+``masks`` the masked crop is shown next to each one with how its face was found (``prior`` = nothing located the
+head, check it), so that a reviewer can confirm "no face visible" at the same time.
 
 Round trip: every crop has a verdict selector; the page's "download corrections" button writes the changed verdicts
 as ``source_path,occluded`` CSV, which ``classify --corrections`` reads back. :func:`write_corrections_template`
-writes the same CSV without a browser (all crops, current labels, undetermined left as ``undetermined`` = no
-decision). The HTML embeds images of the user's own data: keep it out of version control.
+writes the same CSV without a browser (all crops in review order, current labels and their stability, undetermined
+left as ``undetermined`` = no decision). The HTML embeds images of the user's own data: keep it out of version control.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int, masks: 
     label = str(getattr(row, "label", "occluded" if bool(row.occluded) else "holistic"))
     run = [n for n in str(getattr(row, "missing_run", "") or "").split(";") if n]
     caption = f"{html.escape(Path(path).name)}<br>{html.escape(_reason(row))} · visible {float(row.visible_fraction):.0%}"
+    stability = getattr(row, "label_stability", None)
+    if stability is not None and label != "undetermined":
+        caption += f"<br>{label}, stability {float(stability):.2f}"
     try:
         with Image.open(path) as im:
             rgb = im.convert("RGB")
@@ -122,19 +127,62 @@ def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int, masks: 
 
 
 def write_corrections_template(labels: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
-    """A ``source_path,occluded`` CSV of every crop with its current label, for a reviewer to edit (atomic).
+    """A ``source_path,occluded,label_stability`` CSV of every crop with its current label, in review order
+    (undetermined first, then the least stable label up), for a reviewer to edit from the top (atomic).
 
     Undetermined crops are written as ``undetermined`` (no decision: ``classify --corrections`` skips them until the
-    reviewer writes occluded or holistic).
+    reviewer writes occluded or holistic); ``--corrections`` ignores the stability column.
     """
+    import numpy as np
     import pandas as pd
+
+    from opreid_bench.splits.classify import review_order
 
     label = labels["label"] if "label" in labels.columns else labels["occluded"].map(
         {True: "occluded", False: "holistic"})
-    table = pd.DataFrame({"source_path": labels["source_path"].astype(str), "occluded": label.astype(str)})
+    stability = (labels["label_stability"].to_numpy(float) if "label_stability" in labels.columns
+                 else np.ones(len(labels)))
+    table = pd.DataFrame({"source_path": labels["source_path"].astype(str), "occluded": label.astype(str),
+                          "label_stability": stability})
+    idx = review_order(table["occluded"].to_numpy(), stability, table["source_path"].tolist())
     out = Path(out)
-    atomic_write_text(out, table.sort_values("source_path").to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out, table.iloc[idx].to_csv(index=False, lineterminator="\n"))
     return out
+
+
+REVIEW_ORDERS = ("stability", "label")
+
+
+def _sections(labels: pd.DataFrame, group_of: pd.Series, order: str, limit: int | None, seed: int,
+              figure) -> list[str]:  # noqa: ANN001
+    """The sheet's sections: by label (each in path order, ``limit`` a seeded random sample per label), or one list
+    in review order (undetermined first, then the least stable label up; ``limit`` the first crops of that order)."""
+    if order == "stability":
+        import numpy as np
+
+        from opreid_bench.splits.classify import review_order
+
+        stability = labels["label_stability"].to_numpy(float) if "label_stability" in labels.columns else np.ones(
+            len(labels))
+        idx = review_order(group_of.to_numpy(), stability, labels["source_path"].astype(str).tolist())
+        rows = list(labels.iloc[idx].itertuples(index=False))
+        shown = rows[:limit] if limit is not None else rows
+        figures = "\n".join(figure(r) for r in shown)
+        note = f" (showing the first {len(shown)})" if len(shown) < len(rows) else ""
+        return [f'<h2 id="review">{len(rows)} crops, undetermined first, then the least stable label first{note}</h2>'
+                f'\n<div class="sheet">{figures}</div>']
+    sections = []
+    for title in GROUPS:
+        group = labels[group_of == title].sort_values("source_path")
+        if title == "undetermined" and group.empty:
+            continue
+        shown = list(group.itertuples(index=False))
+        if limit is not None and len(shown) > limit:
+            shown = sorted(random.Random(seed).sample(shown, limit), key=lambda r: r.source_path)
+        figures = "\n".join(figure(r) for r in shown)
+        note = f" (showing {len(shown)})" if len(shown) < len(group) else ""
+        sections.append(f'<h2 id="{title}">{title}: {len(group)} crops{note}</h2>\n<div class="sheet">{figures}</div>')
+    return sections
 
 
 def write_review_html(
@@ -147,27 +195,28 @@ def write_review_html(
     seed: int = 0,
     thumb_height: int = THUMB_HEIGHT,
     masks: str | None = None,
+    order: str = "stability",
 ) -> Path:
-    """Write the contact sheet to ``out`` (atomic). ``limit_per_group`` shows a seeded random sample per label;
+    """Write the contact sheet to ``out`` (atomic).
+
+    ``order`` ``stability`` (default) shows every crop in one list, undetermined crops first and then from the least
+    stable label up (``label_stability``: where the rule's errors gather, so a reviewer who stops early has checked
+    the likeliest mistakes); ``limit_per_group`` then keeps the first N. ``label`` groups the crops by label in path
+    order, and ``limit_per_group`` shows a seeded random sample per label (an unbiased audit of each label).
     ``masks`` (a mask mode such as ``blur``) also shows each crop masked."""
+    from opreid_bench.errors import OpreidError
+
+    if order not in REVIEW_ORDERS:
+        raise OpreidError(f"unknown review order '{order}'; use {', '.join(REVIEW_ORDERS)}")
     rule = rule or OcclusionRule()
-    sections = []
     if "label" in labels.columns:
         group_of = labels["label"].astype(str)
     else:
         group_of = labels["occluded"].map({True: "occluded", False: "holistic"})
-    for title in GROUPS:
-        group = labels[group_of == title].sort_values("source_path")
-        if title == "undetermined" and group.empty:
-            continue
-        shown = list(group.itertuples(index=False))
-        if limit_per_group is not None and len(shown) > limit_per_group:
-            shown = sorted(random.Random(seed).sample(shown, limit_per_group), key=lambda r: r.source_path)
-        figures = "\n".join(
-            _figure(r, keypoints.get(str(r.source_path)), rule, thumb_height, masks) for r in shown
-        )
-        note = f" (showing {len(shown)})" if len(shown) < len(group) else ""
-        sections.append(f'<h2 id="{title}">{title}: {len(group)} crops{note}</h2>\n<div class="sheet">{figures}</div>')
+    sections = _sections(labels, group_of, order, limit_per_group, seed,
+                         lambda r: _figure(r, keypoints.get(str(r.source_path)), rule, thumb_height, masks))
+    nav = ('<a href="#review">review list</a>' if order == "stability" else
+           '<a href="#occluded">occluded</a> · <a href="#holistic">holistic</a> · <a href="#undetermined">undetermined</a>')
     chains = rule.chains if isinstance(rule.chains, str) else "custom"
     support_text = ("" if rule.support_threshold is None else
                     f", or person-segmentation support below {rule.support_threshold:g} (on an occluder)")
@@ -184,10 +233,11 @@ figcaption {{ font-size: 11px; color: #333; max-width: 140px; overflow-wrap: any
 <p>Rule: occluded when at least {rule.min_missing_run} sequential keypoints (chains: {html.escape(chains)}) are
 missing: a score below {rule.score_threshold:g}, outside the crop{support_text}. Green dots: visible keypoints; red crosses: missing; thick red line: the
 longest missing run (why the crop is occluded). Undetermined: no person found (left out of sampling until decided).
-Hover a crop for its path and missing keypoints. Set a wrong verdict with its selector, then
+Stability: the share of nearby threshold settings that give the same label; the least stable labels are the likeliest
+to be wrong. Hover a crop for its path and missing keypoints. Set a wrong verdict with its selector, then
 <button onclick="downloadCorrections()">download corrections</button> and pass the CSV to
 <code>opreid-bench classify --corrections</code>.</p>
-<p><a href="#occluded">occluded</a> · <a href="#holistic">holistic</a> · <a href="#undetermined">undetermined</a></p>
+<p>{nav}</p>
 {"".join(sections)}
 <script>
 function downloadCorrections() {{

@@ -100,25 +100,33 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
               help="Write a self-contained HTML contact sheet (crops + keypoints, grouped by label).")
 @click.option("--review-masks", type=click.Choice(["blur", "pixelate", "fill"]), default=None,
               help="Also show each crop face-masked on the review sheet (and how the face was found).")
+@click.option("--review-order", type=click.Choice(["stability", "label"]), default="stability", show_default=True,
+              help="stability: one list, undetermined crops first, then the least stable label first (where the "
+                   "rule's errors gather); label: grouped by label, in path order.")
 @click.option("--review-limit", type=click.IntRange(1), default=None,
-              help="At most N crops per label on the sheet (a seeded random sample).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the review sample.")
+              help="At most N crops on the sheet: the first N of the review order (--review-order stability), or a "
+                   "seeded random sample of N per label (--review-order label).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the review sample (--review-order label).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")
 def classify(keypoints_path: Path, out: Path, support: str | None, threshold: float | None,
              min_missing_run: int | None,
              chains: str | None, undetermined: str, corrections: Path | None, review: Path | None,
-             review_masks: str | None, review_limit: int | None, seed: int, as_json: bool) -> None:
+             review_masks: str | None, review_order: str, review_limit: int | None, seed: int,
+             as_json: bool) -> None:
     """Stage 2 of build-split: occluded or holistic per crop, from its keypoints (the paper's rule).
 
     A crop is occluded when at least --min-missing-run (3) sequential keypoints along a body chain are missing: a
     score below --threshold, outside the crop, or (when the backend measured it) person-segmentation support below
     --support-threshold; a crop where no person was found is undetermined. Writes OUT with columns
-    source_path,occluded,label,missing_keypoints,longest_missing_run,visible_fraction,missing_run,back_view. With
-    --review, also REVIEW.corrections.csv: every crop with its label, to edit and pass back as --corrections.
+    source_path,occluded,label,missing_keypoints,longest_missing_run,visible_fraction,missing_run,back_view,
+    label_stability (the share of nearby threshold settings that give the same label). With --review, also
+    REVIEW.corrections.csv: every crop with its label, in review order, to edit and pass back as --corrections.
 
     \b
     Examples:
       opreid-bench classify --keypoints ann/ --out labels.csv --review review.html
+      opreid-bench classify --keypoints ann/ --out labels.csv --review review.html --review-limit 200
       opreid-bench classify --keypoints ann/ --out labels.csv --corrections checked.csv
       opreid-bench classify --keypoints ann/keypoints.h5 --out labels.csv --threshold 0.5 --json
     """
@@ -147,7 +155,7 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         from opreid_bench.splits.review import write_corrections_template, write_review_html
 
         write_review_html(labels, read_keypoints(keypoints_path), review, rule, limit_per_group=review_limit,
-                          seed=seed, masks=review_masks)
+                          seed=seed, masks=review_masks, order=review_order)
         write_corrections_template(labels, review.with_name(review.stem + ".corrections.csv"))
     n = len(labels)
     occ = int(labels["occluded"].sum())
