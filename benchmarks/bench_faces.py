@@ -18,6 +18,10 @@ closing verification included). Then:
   bag or a sleeve costs the benchmark the appearance it measures; the goal is at most 2 % of crops.
 - ``masked_by``: how many masks each source placed (``MaskResult.kinds``); ``face_sources``: the detectors that ran
   (MTCNN only with its weights installed).
+- ``review``: where the crops with a face left visible fall in the order of the face review sheet (``mask
+  --review-faces``), which ranks the masked crops by a permissive detector's best score outside the masks: how many
+  lie within its first 10%, 25% and 50%, against a random order's expectation (the masked crops in memory, not
+  re-read from JPEG as the sheet does).
 - ``masking_ms_per_crop``: the masking's time per crop on one thread (pose stage excluded); with
   ``--without-mtcnn-too`` the same crops are masked again without MTCNN in the same run (``without_mtcnn``) and
   ``masking_time_ratio`` is default / without.
@@ -137,13 +141,40 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             off_head.append({"file": f, "masks": bad, "kinds": [k for m, k in zip(res.boxes, res.kinds, strict=True)
                                                                 if on_head(m, boxes) < ON_HEAD]})
     n = len(heads)
+    review = review_order_numbers(results, kps, paths, {row["file"] for row in left_visible}) if mtcnn else None
     by_person = {who: sum(row["person"] == who for row in left_visible) for who in ("main", "other")}
     return {"crops": n, "heads": n_heads, "faces": n_faces, "faces_left_visible": len(left_visible),
             "faces_left_visible_face_region": int(face_region_left), "left_visible_by_person": by_person,
             "masks_off_head_share": round(len(off_head) / n, 4) if n else None,
             "masks_off_head_crops": len(off_head), "masked_by": dict(sorted(kinds.items())),
             "face_sources": sources, "masking_ms_per_crop": round(1000 * seconds / n, 1) if n else None,
-            "left_visible": left_visible, "off_head": off_head}
+            "left_visible": left_visible, "off_head": off_head, "review": review}
+
+
+REVIEW_SHARES = (0.1, 0.25, 0.5)
+
+
+def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # type: ignore[type-arg]
+                         with_face_left: set[str]) -> dict[str, object]:
+    """Where the crops with a face left visible fall in the face review sheet's order (``mask --review-faces``:
+    ``face_review.face_risk`` of each masked crop, then the bystanders' masks, then the path): how many of them lie
+    within the first 10%, 25% and 50% of the crops, against a random order's expectation."""
+    from opreid_bench.splits.face_review import BYSTANDER_KINDS, face_review_order, face_risk
+
+    files = sorted(results)
+    risks, crowd = [], []
+    for f in files:
+        res = results[f]
+        risk, _ = face_risk(res.image, kps.get(paths[f]), list(res.boxes))
+        risks.append(risk)
+        crowd.append(sum(k in BYSTANDER_KINDS for k in res.kinds))
+    order = face_review_order(risks, crowd, [paths[f] for f in files])
+    rank = {files[i]: r for r, i in enumerate(order)}
+    k = len(with_face_left)
+    found = {f"{s:g}": sum(rank[f] < round(s * len(files)) for f in with_face_left) for s in REVIEW_SHARES}
+    expected = {f"{s:g}": round(k * round(s * len(files)) / len(files), 2) for s in REVIEW_SHARES}
+    return {"crops_with_face_left": k, "found_in_first": found, "random_expected": expected,
+            "ranks": sorted(rank[f] + 1 for f in with_face_left)}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,6 +225,13 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
     for row in result["left_visible"]:
         console.print(f"face left visible: {row['file']} ({row['person']}, head {row['head']}, "
                       f"{row['covered']:.0%} covered)")
+    rev = result.get("review")
+    if rev:
+        shares = ", ".join(f"first {float(s):.0%}: {v} (random {rev['random_expected'][s]})"
+                           for s, v in rev["found_in_first"].items())
+        console.print(f"face review order (mask --review-faces): of the {result['crops']} crops, the "
+                      f"{rev['crops_with_face_left']} with a face left are at ranks {rev['ranks']}; found in the "
+                      f"{shares}")
     for row in result["off_head"]:
         console.print(f"mask off every head: {row['file']} {row['masks']} ({', '.join(row['kinds'])})")
     if as_json:

@@ -77,6 +77,9 @@ def _mask_counts(df: pd.DataFrame) -> str:
     extra = int(method.str.contains("faces").sum())
     if extra:
         parts.append(f"{extra:,} with further faces masked (bystanders)")
+    hand = int(method.str.contains("hand").sum())
+    if hand:
+        parts.append(f"{hand:,} with faces boxed by hand (`--face-boxes`)")
     late = int(method.str.contains("verify").sum())
     if late:
         parts.append(f"{late:,} with a face the closing verification found and masked")

@@ -284,18 +284,20 @@ def _cascade(image: np.ndarray, folder: Path, min_face: float, thresholds: tuple
 
 
 def detect_faces_mtcnn(image: Image.Image, folder: Path, *, min_face: float = MIN_FACE / UPSCALE,
-                       upscale: float = UPSCALE) -> list[tuple[Box, float]]:
+                       upscale: float = UPSCALE,
+                       thresholds: tuple[float, float, float] = THRESHOLDS) -> list[tuple[Box, float]]:
     """Faces MTCNN finds in a crop, as ((left, top, right, bottom), score) in the crop's pixels, sorted by box.
 
     The crop is upscaled ``upscale`` times (bicubic) first, so that faces of 4-12 px reach the first network's
     12-px window; the pyramid starts at faces of ``min_face`` crop pixels (smaller ones are not searched, which is
-    where most of the time goes). An image larger than :data:`MAX_PIXELS` after upscaling is upscaled less.
+    where most of the time goes); ``thresholds`` are the three stages' score thresholds. An image larger than
+    :data:`MAX_PIXELS` after upscaling is upscaled less.
     Deterministic: the same image and weights give the same boxes."""
     rgb = image.convert("RGB")
     w, h = rgb.size
     upscale = min(upscale, (MAX_PIXELS / max(1, w * h)) ** 0.5)
     big = rgb.resize((max(1, round(w * upscale)), max(1, round(h * upscale))), Image.BICUBIC)
-    rows = detect(np.asarray(big), folder, min_face=max(float(MIN_FACE), min_face * upscale))
+    rows = detect(np.asarray(big), folder, min_face=max(float(MIN_FACE), min_face * upscale), thresholds=thresholds)
     out: list[tuple[Box, float]] = []
     for x1, y1, x2, y2, score in rows.tolist():
         box = (max(0, int(x1 / upscale)), max(0, int(y1 / upscale)), min(w, int(np.ceil(x2 / upscale))),

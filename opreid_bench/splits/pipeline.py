@@ -164,8 +164,10 @@ def build_split(
     pool_name: str = "pool",
     progress: bool = True,
     undetermined: str = "exclude",
+    face_boxes: str | os.PathLike[str] | None = None,
 ) -> BuildResult:
-    """Build an OPReID-style split from ``pool`` into ``out_dir`` (see the module docstring)."""
+    """Build an OPReID-style split from ``pool`` into ``out_dir`` (see the module docstring). ``face_boxes``: a CSV
+    of faces boxed by hand (:mod:`opreid_bench.splits.face_boxes`), masked as well."""
     from opreid_bench.outputs import content_digest, fingerprint, output_folder
     from opreid_bench.splits.annotate import pose_inputs
     from opreid_bench.splits.sample import same_camera_queries, split_summary
@@ -176,23 +178,27 @@ def build_split(
     inputs = pool_inputs(pool, pool_name) + pose_inputs(pose)
     if corrections is not None:
         inputs.append(("corrections file", Path(corrections)))
+    hand = _read_face_boxes(face_boxes, pool, inputs)
     options = {"protocol": protocol.to_dict(), "seed": seed, "pose": pose, "mask": mask, "rule": repr(rule),
                "undetermined": undetermined, "faces": _face_sources(mask),
-               "corrections": content_digest(corrections) if corrections is not None else None}
+               "corrections": content_digest(corrections) if corrections is not None else None,
+               "face_boxes": content_digest(face_boxes) if face_boxes is not None else None}
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
     with output_folder(out, "build-split", kind="split", inputs=inputs, fingerprint=fp, swap=True,
                        options={k: v for k, v in options.items() if k != "protocol"}) as new:
         written, split, skipped = _build_into(new, out / WORK_DIR, pool, protocol, seed, pose=pose, workers=workers,
                                               engine=engine, mask=mask, rule=rule, corrections=corrections,
-                                              pool_name=pool_name, progress=progress, undetermined=undetermined)
+                                              pool_name=pool_name, progress=progress, undetermined=undetermined,
+                                              face_boxes=hand)
     return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped,
                        face_detectors=options["faces"])
 
 
 def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: SplitProtocol, seed: int, *,
                 pose: str, workers: int, engine: str, mask: str, rule: Any, corrections: str | os.PathLike[str] | None,
-                pool_name: str, progress: bool,
-                undetermined: str = "exclude") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+                pool_name: str, progress: bool, undetermined: str = "exclude",
+                face_boxes: dict[str, list[tuple[int, int, int, int]]] | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Stages 1-4 of :func:`build_split`: the keypoint cache in ``work``, the split's files in the fresh ``new``."""
     from opreid_bench.splits.annotate import annotate_pool
     from opreid_bench.splits.cache import read_keypoints
@@ -220,7 +226,7 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
         task = prog.add_task(f"[4/4] writing {len(split):,} crops (mask: {mask})", total=len(split))
         written = write_split(
             split, new, keypoints=keypoints, mask=mask, workers=workers,
-            on_done=lambda n: prog.advance(task, n), durable=False,
+            on_done=lambda n: prog.advance(task, n), durable=False, face_boxes=face_boxes,
         )
     filtered_keypoints_copy(kp_h5, new / "keypoints.h5", set(written["source_path"]), durable=False)
     write_data_card(
@@ -243,8 +249,10 @@ def write_sampled_split(
     mask: str | None = "blur",
     workers: int = 1,
     dry_run: bool = False,
+    face_boxes: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame | None:
     """``sample``'s output: ``split.csv`` and (unless ``dry_run``) the split folder, built aside and swapped in whole.
+    ``face_boxes``: a CSV of faces boxed by hand, masked as well.
 
     Returns the written manifest rows (None for a dry run).
     """
@@ -260,10 +268,12 @@ def write_sampled_split(
     inputs = pool_inputs(pool, str(pool_path)) + [("labels file", Path(labels_path))]
     if kp_file is not None:
         inputs.append(("keypoint file", kp_file))
+    hand = _read_face_boxes(face_boxes, pool, inputs)
     options = {"protocol": protocol.to_dict(), "seed": seed, "mask": mask,
                "faces": None if dry_run else _face_sources(mask), "dry_run": dry_run,
                "labels": content_digest(labels_path),
-               "keypoints": content_digest(kp_file) if kp_file is not None else None}
+               "keypoints": content_digest(kp_file) if kp_file is not None else None,
+               "face_boxes": content_digest(face_boxes) if face_boxes is not None and not dry_run else None}
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
     written = None
     with output_folder(out_dir, "sample", kind="split", inputs=inputs, fingerprint=fp, swap=True,
@@ -274,7 +284,7 @@ def write_sampled_split(
             with stage_progress() as prog:
                 task = prog.add_task(f"writing {len(split):,} crops (mask: {mask or 'none'})", total=len(split))
                 written = write_split(split, new, keypoints=kps, mask=mask, workers=workers,
-                                      on_done=lambda n: prog.advance(task, n), durable=False)
+                                      on_done=lambda n: prog.advance(task, n), durable=False, face_boxes=hand)
             if kp_file is not None:
                 filtered_keypoints_copy(kp_file, new / "keypoints.h5", set(written["source_path"]), durable=False)
             write_data_card(new, written, protocol, seed=seed, pose=f"labels {Path(labels_path).name}", mask=mask,
@@ -291,10 +301,12 @@ def write_masked_pool(
     mask: str = "blur",
     main_face_only: bool = False,
     workers: int = 1,
+    face_boxes: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """``mask``'s output: every pool crop with its face masked under ``out_dir`` (the pool's relative names, .jpg)
     and ``masks.csv`` (source, output, whether a face was masked, how, and each mask's kind and box), all written while
-    the folder is held. Every face is masked, bystanders' included, unless ``main_face_only``.
+    the folder is held. Every face is masked, bystanders' included, unless ``main_face_only``; so are the faces boxed
+    by hand in the ``face_boxes`` CSV (kind ``hand``).
     """
     from opreid_bench.atomic import atomic_write_text
     from opreid_bench.outputs import output_folder
@@ -306,8 +318,10 @@ def write_masked_pool(
     paths = sorted({r.path for r in pool})
     rels = mask_output_names(paths, out)
     spec = f"{mask}+main" if main_face_only else mask
-    jobs = [(p, str(out / rel), kps.get(p), spec) for p, rel in zip(paths, rels)]
-    with output_folder(out, "mask", kind="masked", inputs=pool_inputs(pool, str(pool_path))):  # marked, locked
+    inputs = pool_inputs(pool, str(pool_path))
+    hand = _read_face_boxes(face_boxes, pool, inputs)
+    jobs = [(p, str(out / rel), kps.get(p), spec, True, tuple(hand.get(p, ()))) for p, rel in zip(paths, rels)]
+    with output_folder(out, "mask", kind="masked", inputs=inputs):  # marked, locked
         with stage_progress() as prog:
             task = prog.add_task(f"masking {len(jobs):,} crops ({mask})", total=len(jobs))
             res = write_images(jobs, workers=workers, on_done=lambda n: prog.advance(task, n))
@@ -315,6 +329,17 @@ def write_masked_pool(
                               "method": [h for _, h, _ in res], "masks": [k for _, _, k in res]})
         atomic_write_text(out / "masks.csv", table.to_csv(index=False, lineterminator="\n"))
     return table
+
+
+def _read_face_boxes(path: str | os.PathLike[str] | None, pool: Sequence[ImageRecord],
+                     inputs: list[tuple[str, Path]]) -> dict[str, list[tuple[int, int, int, int]]]:
+    """The faces boxed by hand in ``path`` (none without one), keyed by pool path; the file joins ``inputs``."""
+    if path is None:
+        return {}
+    from opreid_bench.splits.face_boxes import read_face_boxes
+
+    inputs.append(("face boxes file", Path(path)))
+    return read_face_boxes(path, [r.path for r in pool])
 
 
 def _face_sources(mask: str | None) -> str | None:

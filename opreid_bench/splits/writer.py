@@ -37,6 +37,7 @@ from PIL import Image
 
 from opreid_bench.atomic import atomic_write_bytes, atomic_write_text
 from opreid_bench.errors import DataError
+from opreid_bench.splits.face_boxes import HAND_KIND, clip_to_crop
 from opreid_bench.splits.keypoints import Keypoints
 from opreid_bench.splits.mask import mask_box, mask_face_detailed, parse_mask_mode
 
@@ -77,9 +78,11 @@ def parse_masks(text: str) -> list[tuple[str, tuple[int, int, int, int]]]:
     return out
 
 
-def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[bytes, bool, str, str]:
-    """Read one crop, mask its faces (``mask`` None = leave as is) and return (JPEG bytes, face masked, method, the
-    masks as :func:`format_masks` text)."""
+def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
+                hand: Iterable[tuple[int, int, int, int]] = ()) -> tuple[bytes, bool, str, str]:
+    """Read one crop, mask its faces (``mask`` None = leave as is) and the faces boxed by hand (``hand``, kind
+    ``hand``: :mod:`opreid_bench.splits.face_boxes`), and return (JPEG bytes, face masked, method, the masks as
+    :func:`format_masks` text)."""
     try:
         with Image.open(source) as im:
             img = im.convert("RGB")
@@ -90,8 +93,15 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None) -> tuple[by
         return _jpeg(img), masked, method, kinds
     res = mask_face_detailed(img, kp, mask)
     img, boxes, box_kinds, method = res.image, list(res.boxes), list(res.kinds), res.method
-    data = _jpeg(img)
     style, every_face = parse_mask_mode(mask)
+    hand = [clip_to_crop(b, img.size, source) for b in hand]
+    for box in hand:
+        img = mask_box(img, box, style)
+        boxes.append(box)
+        box_kinds.append(HAND_KIND)
+    if hand:
+        method = HAND_KIND if method == "none" else f"{method}+{HAND_KIND}"
+    data = _jpeg(img)
     if every_face:  # the closing verification again, on the crop as it is written
         from opreid_bench.splits.all_faces import find_faces
 
@@ -120,11 +130,12 @@ def _jpeg(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _write_one(job: tuple[str, str, Keypoints | None, str | None] | tuple[str, str, Keypoints | None, str | None,
-                                                                            bool]) -> tuple[bool, str, str]:
+def _write_one(job: tuple) -> tuple[bool, str, str]:  # type: ignore[type-arg]
+    """One (source, dest, keypoints, mask[, durable[, hand boxes]]) job."""
     source, dest, kp, mask = job[:4]
     durable = bool(job[4]) if len(job) > 4 else True
-    data, masked, method, kinds = encode_crop(source, kp, mask)
+    hand = job[5] if len(job) > 5 else ()
+    data, masked, method, kinds = encode_crop(source, kp, mask, hand)
     p = Path(dest)
     if not (p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data):
         atomic_write_bytes(p, data, durable=durable)
@@ -137,13 +148,13 @@ def write_images(
     on_done: Callable[[int], None] | None = None,
     durable: bool = True,
 ) -> list[tuple[bool, str, str]]:
-    """Encode and write every (source, dest, keypoints, mask) job; results (face masked, method, mask kinds) in job
-    order.
+    """Encode and write every (source, dest, keypoints, mask[, durable[, hand boxes]]) job; results (face masked,
+    method, mask kinds) in job order.
 
     ``durable=False`` skips the per-file fsync (for a temporary folder that is synced as a whole before its swap).
     """
     if not durable:
-        jobs = [(*job[:4], False) for job in jobs]  # type: ignore[misc]
+        jobs = [(*job[:4], False, *job[5:]) for job in jobs]  # type: ignore[misc]
     results: list[tuple[bool, str, str]] = []
     if workers <= 1 or len(jobs) < 64:
         for job in jobs:
@@ -203,13 +214,16 @@ def write_split(
     workers: int = 1,
     on_done: Callable[[int], None] | None = None,
     durable: bool = True,
+    face_boxes: dict[str, list[tuple[int, int, int, int]]] | None = None,
 ) -> pd.DataFrame:
     """Write the crops of ``split`` (from :func:`sample_split`) and ``manifest.csv``; returns the manifest rows.
+    ``face_boxes`` (source path -> boxes drawn by hand) are masked too, as kind ``hand``.
 
     Writes into ``out_dir`` and deletes nothing; give it a fresh folder (see the module docstring).
 
     The returned frame has the manifest columns plus ``mask_method`` (keypoints/haar/prior/none, ``+faces`` when
-    other faces were masked, ``+verify`` when the closing verification masked more), ``masks`` (each mask's kind and box,
+    other faces were masked, ``+hand`` when faces boxed by hand were, ``+verify`` when the closing verification masked
+    more), ``masks`` (each mask's kind and box,
     :func:`format_masks`; the kinds: ``opreid_bench.splits.all_faces``), ``role``,
     ``source_pid`` and ``source_camid`` for the data card.
     """
@@ -218,7 +232,9 @@ def write_split(
     for sub in SPLIT_DIRS.values():
         (out / sub).mkdir(parents=True, exist_ok=True)
     kps = keypoints or {}
-    jobs = [(src, str(out / rel), kps.get(src), mask) for src, rel in zip(df["source_path"], df["path"])]
+    boxes = face_boxes or {}
+    jobs = [(src, str(out / rel), kps.get(src), mask, durable, tuple(boxes.get(src, ())))
+            for src, rel in zip(df["source_path"], df["path"])]
     results = write_images(jobs, workers=workers, on_done=on_done, durable=durable)
     df["face_masked"] = [m for m, _, _ in results]
     df["mask_method"] = [how for _, how, _ in results]

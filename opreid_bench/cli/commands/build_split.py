@@ -47,6 +47,10 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
     Console(stderr=True).print(table)
 
 
+FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand (e.g. downloaded from the sheet of "
+                   "`mask --review-faces`), masked as well, as kind hand.")
+
+
 @click.command("build-split")
 @_pool_options()
 @click.option("--protocol", "protocol_path", required=True,
@@ -72,12 +76,14 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
               help="Sequential missing keypoints that make a crop occluded (default 3, the paper's rule).")
 @click.option("--corrections", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV of manual label corrections (see `classify --help`).")
+@click.option("--face-boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help=FACE_BOXES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path, seed: int,
                     pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, main_face_only: bool,
                     undetermined: str,
                     score_threshold: float | None, support: str | None, min_missing_run: int | None,
-                    corrections: Path | None,
+                    corrections: Path | None, face_boxes: Path | None,
                     as_json: bool) -> None:
     """Turn a pool of labelled crops into an OPReID-style occluded benchmark (paper Section 4), end to end.
 
@@ -93,6 +99,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
       opreid-bench build-split --pool pool/manifest.csv --pose precomputed:pool/keypoints.csv \\
           --protocol opreid-mini --out split --seed 1 --mask pixelate --json
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 --main-face-only
+      opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
+          --face-boxes face_boxes.csv
       opreid-bench mask --verify --out split
       opreid-bench datasets verify opreid --root split
     """
@@ -113,7 +121,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
         rule = OcclusionRule(**kw)
     result = build_split(pool, protocol, out, seed, pose=pose, workers=workers, engine=engine,
                          mask=f"{mask}+main" if main_face_only else mask, rule=rule, corrections=corrections,
-                         pool_name=str(pool_path), undetermined=undetermined)
+                         pool_name=str(pool_path), undetermined=undetermined, face_boxes=face_boxes)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     info = result.to_json()
     click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; queries without a cross-camera match: "
@@ -141,10 +149,18 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
               show_default=True,
               help="Checker for --verify; auto/mediapipe: BlazeFace at the masking's verification setting, "
                    "haar: the frontal cascade, a detector the masking does not use for bystanders.")
+@click.option("--face-boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help=FACE_BOXES_HELP)
+@click.option("--review-faces", type=click.Path(path_type=Path), default=None,
+              help="Also write an HTML sheet of the masked crops (a permissive detector's finds first) on which faces "
+                   "left visible are boxed by hand and downloaded as a --face-boxes CSV.")
+@click.option("--review-limit", type=click.IntRange(1), default=None,
+              help="At most N crops on the --review-faces sheet (the first N of its order).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keypoints_dir: Path | None, out: Path,
-             mask: str, mask_all_faces: bool, main_face_only: bool, verify: bool, verify_detector: str, workers: int,
+             mask: str, mask_all_faces: bool, main_face_only: bool, verify: bool, verify_detector: str,
+             face_boxes: Path | None, review_faces: Path | None, review_limit: int | None, workers: int,
              as_json: bool) -> None:
     """Stage 3 on its own: mask every face of a pool's crops, bystanders' included.
 
@@ -163,6 +179,8 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --mask pixelate --verify
       opreid-bench mask --verify --out split/
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --main-face-only
+      opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --review-faces faces.html
+      opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --face-boxes face_boxes.csv
     """
     from opreid_bench.errors import OpreidError
     from opreid_bench.splits.pipeline import face_masking_warning, write_masked_pool
@@ -178,15 +196,23 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
 
             kps = read_keypoints(keypoints_dir)
         table = write_masked_pool(pool, pool_path, out, keypoints=kps, mask=mask, main_face_only=main_face_only,
-                                  workers=workers)
+                                  workers=workers, face_boxes=face_boxes)
         result.update(crops=len(table), faces_masked=int(table["face_masked"].sum()),
                       methods={k: int(v) for k, v in table["method"].value_counts().sort_index().items()})
         click.echo(f"masked {result['faces_masked']:,} of {len(table):,} crops {result['methods']}; wrote "
                    f"{out / 'masks.csv'}", err=True)
         if not main_face_only and (warning := face_masking_warning(mask)):
             click.echo(f"warning: {warning}", err=True)
+        if review_faces is not None:
+            from opreid_bench.splits.face_review import write_face_review_html
+
+            sheet = write_face_review_html(table, out, review_faces, keypoints=kps, limit=review_limit)
+            result["review_faces"] = str(sheet)
+            click.echo(f"face review sheet: {sheet}", err=True)
     elif not verify:
         raise OpreidError("mask: give --pool (to mask) and/or --verify (to check the images under --out)")
+    elif face_boxes is not None or review_faces is not None:
+        raise OpreidError("mask: --face-boxes and --review-faces need --pool (the crops to mask)")
     if verify:
         from opreid_bench.splits.face_detect import verify_faces
 
@@ -229,9 +255,12 @@ def _verify_table(found: dict[str, Any]) -> None:
               help="Face mask (none: copy crops unmasked, e.g. when the pool is already masked).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Sample and write only OUT/split.csv, no images.")
+@click.option("--face-boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help=FACE_BOXES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path,
-               seed: int, keypoints_dir: Path | None, mask: str, workers: int, dry_run: bool, as_json: bool) -> None:
+               seed: int, keypoints_dir: Path | None, mask: str, workers: int, dry_run: bool, face_boxes: Path | None,
+               as_json: bool) -> None:
     """Stage 4 on its own: sample query/gallery/train from labelled crops by a protocol and write the split.
 
     Joins LABELS (source_path, occluded, ...) with the pool's pid and camid, samples by the protocol (same seed,
@@ -256,6 +285,8 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     from opreid_bench.splits.protocol import load_protocol
     from opreid_bench.splits.sample import same_camera_queries, sample_split, split_summary
 
+    if face_boxes is not None and mask == "none":
+        raise DataError(f"{face_boxes}: --face-boxes masks faces, but --mask none copies the crops unmasked")
     protocol = load_protocol(protocol_path)
     try:
         labels = pd.read_csv(labels_path)
@@ -267,7 +298,7 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     split = sample_split(labelled, protocol, seed)
     written = write_sampled_split(split, out, protocol, seed, pool=pool, pool_path=pool_path, labels_path=labels_path,
                                   keypoints=keypoints_dir, mask=None if mask == "none" else mask, workers=workers,
-                                  dry_run=dry_run)
+                                  dry_run=dry_run, face_boxes=face_boxes)
     info: dict[str, Any] = {"out": str(out), "split_csv": str(out / "split.csv")}
     if written is None:
         summary = split_summary(split)

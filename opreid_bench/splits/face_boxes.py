@@ -1,0 +1,89 @@
+"""Faces boxed by hand (``--face-boxes``): the remedy for a face that every detector missed.
+
+No detector finds every face in crowded, low-resolution crops: bystanders' heads cut by the crop's border are what the
+default masking leaves visible most often (docs/concepts/occlusion-rule.md). A split that shows a face cannot be
+published, so a reviewer who sees one on the face review sheet (``mask --review-faces``) boxes it there, downloads the
+boxes, and passes the file to ``mask``, ``sample`` or ``build-split``. Each box is masked like a detected face, recorded
+with the kind ``hand`` (``masks.csv``, ``face_masks.csv``, the data card), counts as masked for the closing
+verification and ``mask --verify``, and the file's content enters the output's fingerprint.
+
+The file is a CSV with the columns ``source_path,left,top,right,bottom``: the crop as the pool lists it and a box in
+its pixels (right and bottom exclusive). A crop may have several rows. Other columns are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from opreid_bench.errors import DataError
+
+Box = tuple[int, int, int, int]
+HAND_KIND = "hand"
+COLUMNS = ("source_path", "left", "top", "right", "bottom")
+
+
+def read_face_boxes(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> dict[str, list[Box]]:
+    """Pool path -> its hand-drawn face boxes, from the CSV at ``path``; a one-line DataError naming the file and row
+    for an unreadable file, a missing column, a box that is not four integers with left < right and top < bottom, or a
+    crop the pool does not hold (paths are compared as absolute paths, so ``./a.jpg`` and ``a.jpg`` are one crop)."""
+    import csv
+
+    path = Path(path)
+    by_abs = {os.path.abspath(p): p for p in pool_paths}
+    out: dict[str, list[Box]] = {}
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: face boxes need the columns {','.join(COLUMNS)}; missing {', '.join(missing)}")
+            for row_no, row in enumerate(reader, start=2):
+                source = (row["source_path"] or "").strip()
+                try:
+                    box = tuple(int(round(float(row[c]))) for c in COLUMNS[1:])
+                except (TypeError, ValueError):
+                    raise DataError(f"{path}: row {row_no}: left, top, right, bottom must be numbers") from None
+                left, top, right, bottom = box
+                if left < 0 or top < 0 or right <= left or bottom <= top:
+                    raise DataError(f"{path}: row {row_no}: box {left},{top},{right},{bottom} is empty or negative "
+                                    "(need 0 <= left < right and 0 <= top < bottom)")
+                pool_path = by_abs.get(os.path.abspath(source))
+                if pool_path is None:
+                    raise DataError(f"{path}: row {row_no}: {source} is not a crop of the pool")
+                out.setdefault(pool_path, []).append((left, top, right, bottom))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the face boxes ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: the face boxes are not a UTF-8 CSV") from None
+    _check_inside(out, path)
+    return out
+
+
+def _check_inside(boxes: dict[str, list[Box]], path: Path) -> None:
+    """Every box overlaps its crop (read from the image's header), so that a wrong box stops a command before it
+    writes anything."""
+    from PIL import Image
+
+    for source, found in boxes.items():
+        try:
+            with Image.open(source) as im:
+                size = im.size
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: {source}: cannot read the crop ({exc})") from None
+        for box in found:
+            try:
+                clip_to_crop(box, size, source)
+            except DataError as exc:
+                raise DataError(f"{path}: {exc}") from None
+
+
+def clip_to_crop(box: Box, size: tuple[int, int], source: str) -> Box:
+    """``box`` clipped to a crop of ``size`` (width, height); a DataError naming the crop when nothing of it is
+    inside (most likely the box of another crop)."""
+    w, h = size
+    left, top, right, bottom = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
+    if right <= left or bottom <= top:
+        raise DataError(f"{source}: the face box {box[0]},{box[1]},{box[2]},{box[3]} lies outside the {w}x{h} crop")
+    return left, top, right, bottom

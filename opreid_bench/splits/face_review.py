@@ -1,0 +1,249 @@
+"""The face review sheet (``mask --review-faces``): the masked crops, ordered by a face detector's hints, on which a
+reviewer boxes every face still visible and downloads the boxes for ``--face-boxes``.
+
+Why: on crowded, low-resolution crops the detectors leave faces visible, mostly bystanders' heads cut by the crop's
+border (``benchmarks/bench_faces.py``), and a split that shows a face cannot be published. Only a person can find
+those; the sheet makes that review short and its result reproducible.
+
+**Face risk** (the order): each masked crop is searched again by the detectors at permissive settings, BlazeFace at a
+score of :data:`RISK_BLAZEFACE_CONFIDENCE` and MTCNN at the stage thresholds :data:`RISK_MTCNN_THRESHOLDS`, for
+candidates outside the masks (less than :data:`opreid_bench.splits.all_faces.COVERED` under them) of a head's size
+against the main person's (:data:`opreid_bench.splits.all_faces.MIN_HEAD_SCALE` to ``MAX_HEAD_SCALE``); the body rule
+of the masking's gate is not applied, since a person judges them. A crop's risk is its best candidate's score (0
+without one). The sheet lists crops from the highest risk down, then by the number of other people's faces masked in
+the crop (a crowd), then by path; the candidates are drawn as dashed boxes where to look first. How well that order
+finds the faces left visible on the hand-boxed crops (``benchmarks/bench_faces.py``, ``review``): of the crops with
+a face left, its first quarter holds 2 of 7 on ``faces_heads.csv`` (a random order: 1.8), 4 of 5 on
+``faces_heads_heldout.csv`` (1.2) and 4 of 17 on ``faces_heads_heldout2.csv`` (4.3). It is a hint, not a filter:
+on a crowded pool look at every crop.
+
+Boxing: drag a rectangle over a face on the enlarged crop (a second drag adds another box, "undo" removes the last);
+"download face boxes" saves ``face_boxes.csv`` (``source_path,left,top,right,bottom`` in the crop's pixels), which
+``mask``, ``sample`` and ``build-split`` take as ``--face-boxes`` (:mod:`opreid_bench.splits.face_boxes`). The HTML
+embeds images of the user's own data: keep it out of version control.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opreid_bench.atomic import atomic_write_text
+from opreid_bench.splits.face_detect import Box
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from PIL import Image
+
+    from opreid_bench.splits.keypoints import Keypoints
+
+RISK_BLAZEFACE_CONFIDENCE = 0.05
+RISK_MTCNN_THRESHOLDS = (0.5, 0.5, 0.3)
+THUMB_HEIGHT = 256
+BYSTANDER_KINDS = ("blazeface", "mtcnn", "person", "verify")
+
+
+def face_risk(image: Image.Image, kp: Keypoints | None, masks: list[Box]) -> tuple[float, list[Box]]:
+    """(risk, candidate boxes) of one masked crop (module docstring): the best permissive detection of a head's size
+    outside ``masks``."""
+    from opreid_bench.splits.all_faces import COVERED, MAX_HEAD_SCALE, MIN_HEAD_SCALE, covered_share, main_head_height
+    from opreid_bench.splits.face_detect import detect_faces_mediapipe_scored
+    from opreid_bench.splits.mtcnn import detect_faces_mtcnn, weights_dir
+
+    rgb = image.convert("RGB")
+    head = main_head_height(kp, rgb.size)
+    found = detect_faces_mediapipe_scored(rgb, min_confidence=RISK_BLAZEFACE_CONFIDENCE)
+    folder = weights_dir()
+    if folder is not None:
+        found += detect_faces_mtcnn(rgb, folder, min_face=MIN_HEAD_SCALE * head, thresholds=RISK_MTCNN_THRESHOLDS)
+    kept = [(b, s) for b, s in found
+            if MIN_HEAD_SCALE * head <= b[3] - b[1] <= MAX_HEAD_SCALE * head and covered_share(b, masks) < COVERED]
+    if not kept:
+        return 0.0, []
+    kept.sort(key=lambda bs: (-bs[1], bs[0]))
+    return float(kept[0][1]), [b for b, _ in kept]
+
+
+def face_review_order(risk: list[float], crowd: list[int], paths: list[str]) -> list[int]:
+    """Indices from the likeliest face left down: highest risk, then most other people's faces masked, then path."""
+    return sorted(range(len(paths)), key=lambda i: (-float(risk[i]), -int(crowd[i]), paths[i]))
+
+
+def _bystander_masks(masks: list[tuple[str, Box]]) -> int:
+    return sum(kind in BYSTANDER_KINDS for kind, _ in masks)
+
+
+def _jpeg_src(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(source: str, rel: str, image: Image.Image, risk: float, candidates: list[Box], height: int) -> str:
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    scale = height / image.height
+    thumb = image.convert("RGB").resize((max(1, round(image.width * scale)), height), PILImage.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(thumb)
+    for b in candidates[:5]:
+        x0, y0, x1, y1 = (v * scale for v in b)
+        for i in range(int(x0), int(x1), 6):  # dashed: a hint, not a mask
+            draw.line([(i, y0), (min(i + 3, x1), y0)], fill=(255, 210, 0))
+            draw.line([(i, y1), (min(i + 3, x1), y1)], fill=(255, 210, 0))
+        for j in range(int(y0), int(y1), 6):
+            draw.line([(x0, j), (x0, min(j + 3, y1))], fill=(255, 210, 0))
+            draw.line([(x1, j), (x1, min(j + 3, y1))], fill=(255, 210, 0))
+    caption = f"{html.escape(Path(rel).name)}<br>risk {risk:.2f}"
+    return (f'<figure data-path="{html.escape(source)}" data-scale="{scale:.6f}" data-w="{image.width}" '
+            f'data-h="{image.height}" title="{html.escape(source)}"><div class="box-area">'
+            f'<img src="{_jpeg_src(thumb)}" alt="{html.escape(rel)}" draggable="false"></div>'
+            f'<figcaption>{caption}<br><button onclick="undoBox(this)">undo</button> '
+            f'<span class="count">0 boxes</span></figcaption></figure>')
+
+
+def write_face_review_html(
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    sheet: str | os.PathLike[str],
+    *,
+    keypoints: dict[str, Any] | None = None,
+    limit: int | None = None,
+    thumb_height: int = THUMB_HEIGHT,
+    progress: bool = True,
+) -> Path:
+    """Write the face review sheet (module docstring) for the crops of a ``mask`` output: ``table`` is its
+    ``masks.csv`` (source_path, path, masks), ``out_dir`` the folder holding the masked crops; ``limit`` keeps the
+    first N crops of the order. Atomic."""
+    from PIL import Image as PILImage
+
+    from opreid_bench.errors import DataError
+    from opreid_bench.splits.writer import parse_masks
+
+    out = Path(out_dir)
+    kps = keypoints or {}
+    rows = list(table[["source_path", "path", "masks"]].fillna("").astype(str).itertuples(index=False))
+    risks: list[float] = []
+    candidates: list[list[Box]] = []
+    crowd: list[int] = []
+    advance = None
+    if progress:
+        from opreid_bench.splits.face_detect import _progress
+
+        advance = _progress(len(rows), "face review: ranking crops")
+    try:
+        for source, rel, masks in rows:
+            parsed = parse_masks(masks)
+            try:
+                with PILImage.open(out / rel) as im:
+                    rgb = im.convert("RGB")
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{out / rel}: cannot read the masked crop ({exc})") from None
+            kp = kps.get(source)
+            if kp is not None and kp.image_size is not None and tuple(kp.image_size) != rgb.size:
+                kp = None
+            risk, found = face_risk(rgb, kp, [b for _, b in parsed])
+            risks.append(risk)
+            candidates.append(found)
+            crowd.append(_bystander_masks(parsed))
+            if advance:
+                advance[1]()
+    finally:
+        if advance:
+            advance[0].stop()
+    order = face_review_order(risks, crowd, [r.source_path for r in rows])
+    shown = order[:limit] if limit is not None else order
+    figures = []
+    for i in shown:
+        source, rel, _ = rows[i]
+        with PILImage.open(out / rel) as im:
+            figures.append(_figure(source, rel, im.convert("RGB"), risks[i], candidates[i], thumb_height))
+    note = f" (showing the first {len(shown)})" if len(shown) < len(rows) else ""
+    page = _PAGE.replace("{N}", f"{len(rows):,}").replace("{NOTE}", note).replace("{FIGURES}", "\n".join(figures))
+    sheet = Path(sheet)
+    atomic_write_text(sheet, page)
+    return sheet
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>opreid-bench face review</title>
+<style>
+body { font-family: sans-serif; margin: 1.5em; background: #fafafa; }
+.sheet { display: flex; flex-wrap: wrap; gap: 8px; }
+figure { margin: 0; padding: 4px; background: #fff; border: 1px solid #ddd; text-align: center; }
+figcaption { font-size: 11px; color: #333; max-width: 200px; overflow-wrap: anywhere; }
+.box-area { position: relative; display: inline-block; cursor: crosshair; user-select: none; }
+.box-area img { display: block; }
+.hand { position: absolute; border: 2px solid #e0245e; background: rgba(224, 36, 94, 0.2); pointer-events: none; }
+</style></head><body>
+<h1>Faces left after masking</h1>
+<p>{N} masked crops{NOTE}, ordered by risk: the best score of a permissive face detector outside the masks (dashed
+yellow boxes: what it found). The order is a hint, not a filter: on hand-boxed crowded crops it put the crops with a
+face left first no more reliably than chance on two sets of three, so look at every crop. Drag a rectangle over every
+face you can still see, bystanders' too; "undo" removes a crop's last box. Then
+<button onclick="downloadBoxes()">download face boxes</button> and pass the CSV to
+<code>opreid-bench mask --face-boxes</code> (or <code>sample</code>, <code>build-split</code>).</p>
+<div class="sheet">
+{FIGURES}
+</div>
+<script>
+const boxes = new Map();
+function refresh(fig) {
+  const area = fig.querySelector(".box-area");
+  area.querySelectorAll(".hand").forEach(e => e.remove());
+  const s = parseFloat(fig.dataset.scale);
+  for (const b of boxes.get(fig) || []) {
+    const d = document.createElement("div");
+    d.className = "hand";
+    d.style.left = (b[0] * s) + "px"; d.style.top = (b[1] * s) + "px";
+    d.style.width = ((b[2] - b[0]) * s) + "px"; d.style.height = ((b[3] - b[1]) * s) + "px";
+    area.appendChild(d);
+  }
+  fig.querySelector(".count").textContent = (boxes.get(fig) || []).length + " boxes";
+}
+function undoBox(button) {
+  const fig = button.closest("figure");
+  (boxes.get(fig) || []).pop();
+  refresh(fig);
+}
+for (const fig of document.querySelectorAll("figure[data-path]")) {
+  const area = fig.querySelector(".box-area");
+  let start = null;
+  const at = e => {
+    const r = area.getBoundingClientRect(), s = parseFloat(fig.dataset.scale);
+    return [Math.min(Math.max((e.clientX - r.left) / s, 0), +fig.dataset.w),
+            Math.min(Math.max((e.clientY - r.top) / s, 0), +fig.dataset.h)];
+  };
+  area.addEventListener("mousedown", e => { start = at(e); e.preventDefault(); });
+  window.addEventListener("mouseup", e => {
+    if (!start) return;
+    const end = at(e);
+    const b = [Math.floor(Math.min(start[0], end[0])), Math.floor(Math.min(start[1], end[1])),
+               Math.ceil(Math.max(start[0], end[0])), Math.ceil(Math.max(start[1], end[1]))];
+    start = null;
+    if (b[2] - b[0] >= 2 && b[3] - b[1] >= 2) {
+      if (!boxes.has(fig)) boxes.set(fig, []);
+      boxes.get(fig).push(b);
+      refresh(fig);
+    }
+  });
+}
+function downloadBoxes() {
+  const rows = ["source_path,left,top,right,bottom"];
+  for (const [fig, list] of boxes) {
+    for (const b of list) {
+      rows.push('"' + fig.dataset.path.replace(/"/g, '""') + '",' + b.join(","));
+    }
+  }
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([rows.join("\\n") + "\\n"], {type: "text/csv"}));
+  a.download = "face_boxes.csv";
+  a.click();
+}
+</script>
+</body></html>
+"""

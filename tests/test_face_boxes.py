@@ -1,0 +1,175 @@
+"""Faces boxed by hand (``--face-boxes``) and the face review sheet (``mask --review-faces``): the remedy for a face
+every detector missed, its file's errors, its place in the fingerprint, and the sheet's order and box drawing."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from opreid_bench.cli import main
+from opreid_bench.errors import DataError
+from opreid_bench.splits.face_boxes import read_face_boxes
+from opreid_bench.splits.face_review import face_review_order
+from opreid_bench.splits.writer import encode_crop, parse_masks
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def _crop(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (64, 32, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _boxes(path: Path, rows: list[str]) -> Path:
+    path.write_text("source_path,left,top,right,bottom\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_the_file_is_read_and_every_fault_is_one_line_naming_it(tmp_path: Path, monkeypatch) -> None:
+    a, b = _crop(tmp_path / "pool" / "a.png"), _crop(tmp_path / "pool" / "b.png", 1)
+    monkeypatch.chdir(tmp_path)
+    ok = _boxes(tmp_path / "ok.csv", ["pool/a.png,1,2,10,12", f"{a},0,0,4.4,5", f"{b},20,50,40,70"])
+    got = read_face_boxes(ok, [str(a), str(b)])
+    assert got == {str(a): [(1, 2, 10, 12), (0, 0, 4, 5)], str(b): [(20, 50, 40, 70)]}  # relative = absolute path
+    cases = {
+        "source_path,left,top\n": "missing right, bottom",
+        "source_path,left,top,right,bottom\npool/a.png,1,2,x,12\n": "row 2: left, top, right, bottom must be numbers",
+        "source_path,left,top,right,bottom\npool/a.png,10,2,10,12\n": "row 2: box 10,2,10,12 is empty",
+        "source_path,left,top,right,bottom\npool/c.png,1,2,10,12\n": "row 2: pool/c.png is not a crop of the pool",
+        "source_path,left,top,right,bottom\npool/a.png,40,2,50,12\n": "the face box 40,2,50,12 lies outside the 32x64",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        bad = tmp_path / f"bad{i}.csv"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(DataError, match=str(bad)) as exc:
+            read_face_boxes(bad, [str(a), str(b)])
+        assert message in str(exc.value), (text, str(exc.value))
+    with pytest.raises(DataError, match="cannot read the face boxes"):
+        read_face_boxes(tmp_path / "nowhere.csv", [str(a)])
+
+
+def test_a_hand_box_is_masked_and_recorded_as_hand(tmp_path: Path) -> None:
+    src = _crop(tmp_path / "a.png")
+    plain, _, _, _ = encode_crop(str(src), None, "fill")
+    data, masked, method, masks = encode_crop(str(src), None, "fill", [(2, 40, 14, 60)])
+    assert masked and method.endswith("+hand")
+    assert ("hand", (2, 40, 14, 60)) in parse_masks(masks)
+    import io
+
+    before = np.asarray(Image.open(io.BytesIO(plain)).convert("RGB"), dtype=float)
+    after = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+    assert np.abs(after[42:58, 4:12] - before[42:58, 4:12]).mean() > 30  # the boxed pixels are filled
+    assert np.abs(after[0:30, 20:32] - before[0:30, 20:32]).mean() < 8  # the rest is as it was (JPEG aside)
+
+
+def test_mask_takes_the_boxes_and_writes_the_review_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(3):
+        _crop(tmp_path / "pool" / f"{100 + i}_c1.png", i)
+    pattern = r"(?P<pid>\d+)_c(?P<camid>\d+)"
+    pool = ["--pool", str(tmp_path / "pool"), "--pool-format", "folder", "--pattern", pattern]
+    target = tmp_path / "pool" / "101_c1.png"
+    boxes = _boxes(tmp_path / "face_boxes.csv", [f"{target},3,30,20,50"])
+    code, out, err = _cli(["mask", *pool, "--out", str(tmp_path / "m"), "--face-boxes", str(boxes),
+                           "--review-faces", str(tmp_path / "faces.html"), "--json"], capsys)
+    assert code == 0, err
+    with (tmp_path / "m" / "masks.csv").open(newline="") as fh:
+        rows = {Path(r["source_path"]).name: r for r in csv.DictReader(fh)}
+    assert "hand@3,30,20,50" in rows["101_c1.png"]["masks"] and "hand" not in rows["100_c1.png"]["masks"]
+    page = (tmp_path / "faces.html").read_text(encoding="utf-8")
+    assert page.count("<figure data-path=") == 3 and "downloadBoxes" in page
+    assert json.loads(out)["review_faces"] == str(tmp_path / "faces.html")
+    code, _, err = _cli(["mask", "--verify", "--out", str(tmp_path / "m"), "--face-boxes", str(boxes)], capsys)
+    assert code == 2 and "need --pool" in err and "Traceback" not in err
+
+
+def test_the_review_order_puts_the_likeliest_face_first() -> None:
+    # risk first, then the crowd (other people's faces masked), then the path
+    order = face_review_order([0.0, 0.9, 0.0, 0.3, 0.0], [0, 0, 2, 5, 0], ["e", "d", "c", "b", "a"])
+    assert order == [1, 3, 2, 4, 0]
+
+
+def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from split_helpers import image_pool, tiny_protocol_yaml
+
+    manifest, keypoints = image_pool(tmp_path / "pool")
+    protocol = tiny_protocol_yaml(tmp_path / "tiny.yaml")
+    assert _cli(["annotate", "--pool", str(manifest), "--out", str(tmp_path / "ann"), "--pose",
+                 f"precomputed:{keypoints}"], capsys)[0] == 0
+    labels = tmp_path / "labels.csv"
+    assert _cli(["classify", "--keypoints", str(tmp_path / "ann"), "--out", str(labels), "--min-missing-run", "2"],
+                capsys)[0] == 0
+    files = sorted((tmp_path / "pool" / "images").iterdir())
+    boxes = _boxes(tmp_path / "fb.csv", [f"{f},0,90,20,110" for f in files])
+    base = ["sample", "--labels", str(labels), "--pool", str(manifest), "--protocol", str(protocol), "--seed", "0",
+            "--keypoints", str(tmp_path / "ann"), "--mask"]
+    code, _, err = _cli([*base, "fill", "--out", str(tmp_path / "plain")], capsys)
+    assert code == 0, err
+    code, _, err = _cli([*base, "fill", "--out", str(tmp_path / "boxed"), "--face-boxes", str(boxes)], capsys)
+    assert code == 0, err
+    marker = {name: json.loads((tmp_path / name / ".opreid-output.json").read_text()) for name in ("plain", "boxed")}
+    assert marker["plain"]["fingerprint"] != marker["boxed"]["fingerprint"]
+    assert "hand@0,90,20,110" in (tmp_path / "boxed" / "face_masks.csv").read_text()
+    assert "hand@" not in (tmp_path / "plain" / "face_masks.csv").read_text()
+    assert "hand " in (tmp_path / "boxed" / "DATA_CARD.md").read_text()  # "Masks by kind: ..., hand N, ..."
+    code, _, err = _cli([*base, "none", "--out", str(tmp_path / "none"), "--face-boxes", str(boxes)], capsys)
+    assert code == 2 and "--mask none" in err and not (tmp_path / "none").exists()
+
+
+def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> None:
+    """The sheet's own script, run in headless Chromium: a drag over the enlarged crop becomes a box in the crop's
+    pixels, keyed by the pool path, in the CSV that --face-boxes reads."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium not installed")
+    import pandas as pd
+
+    from opreid_bench.splits.face_review import write_face_review_html
+
+    src = _crop(tmp_path / "pool" / "a.png")
+    (tmp_path / "m").mkdir()
+    Image.open(src).convert("RGB").save(tmp_path / "m" / "a.jpg")
+    table = pd.DataFrame({"source_path": [str(src)], "path": ["a.jpg"], "masks": [""]})
+    sheet = write_face_review_html(table, tmp_path / "m", tmp_path / "faces.html", thumb_height=256, progress=False)
+    # the crop is 32x64 shown 256 high (scale 4): a drag from (8, 40) to (48, 120) on screen is the box 2,10,12,30
+    probe = """<script>
+window.addEventListener("load", () => {
+  const fig = document.querySelector("figure[data-path]");
+  const r = fig.querySelector(".box-area").getBoundingClientRect();
+  fig.querySelector(".box-area").dispatchEvent(new MouseEvent("mousedown", {clientX: r.left + 8, clientY: r.top + 40,
+                                                                           bubbles: true}));
+  window.dispatchEvent(new MouseEvent("mouseup", {clientX: r.left + 48, clientY: r.top + 120}));
+  const Original = Blob;
+  window.Blob = function (parts, options) { document.body.setAttribute("data-csv", parts.join("")); return new Original(parts, options); };
+  HTMLAnchorElement.prototype.click = () => {};
+  downloadBoxes();
+});
+</script></body>"""
+    probed = tmp_path / "probe.html"
+    probed.write_text(sheet.read_text(encoding="utf-8").replace("</body>", probe), encoding="utf-8")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+                          probed.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-500:]
+    found = re.search(r'data-csv="([^"]*)"', dom.stdout)
+    assert found, dom.stdout[-1500:]
+    drawn = tmp_path / "drawn.csv"
+    drawn.write_text(html.unescape(found.group(1)), encoding="utf-8")
+    boxes = read_face_boxes(drawn, [str(src)])[str(src)]  # the pool path, and a box inside the crop
+    assert len(boxes) == 1 and np.abs(np.array(boxes[0]) - (2, 10, 12, 30)).max() <= 1, boxes  # sub-pixel layout
