@@ -67,6 +67,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from opreid_bench.splits.classify import (
+    STABILITY_SCORE_THRESHOLDS,
+    STABILITY_SUPPORT_HEIGHTS,
+    STABILITY_SUPPORT_THRESHOLDS,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "partial_reid"
 DEFAULT_CUHK = REPO.parent / "shared" / "data" / "cuhk03_labeled"
@@ -82,8 +88,9 @@ HOLISTIC_GROUPS = ("whole", "hol")
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 SCALES = (1.0, 0.5, 0.33, 0.25)
 THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.30, 0.975, 0.02))
-SUPPORTS: tuple[float | None, ...] = (None, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
-SUPPORT_HEIGHTS = (0, 64, 96, 128)  # px: the support signal counts only on crops at least this high
+# The leave-one-dataset-out grid is the one a label's stability is measured over (classify.stability_settings).
+SUPPORTS: tuple[float | None, ...] = (None, *STABILITY_SUPPORT_THRESHOLDS)
+SUPPORT_HEIGHTS = STABILITY_SUPPORT_HEIGHTS  # px: the support signal counts only on crops at least this high
 # (score threshold, support threshold or None = visibility only, support min height)
 Choice = tuple[float, float | None, int]
 CHAIN_CHOICES = ("body", "anatomical", "limbs")
@@ -310,7 +317,7 @@ def summarise(pred: np.ndarray, crops: Sequence[Crop], positive: str = "occ") ->
 
 # ---- leave one dataset out ----
 
-LODO_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.30, 0.975, 0.04))
+LODO_THRESHOLDS = STABILITY_SCORE_THRESHOLDS
 # (score threshold, support threshold or None, support min height, cut margin or None, people cover)
 LodoChoice = tuple[float, float | None, int, float | None, bool]
 

@@ -49,7 +49,8 @@ def test_the_file_is_read_and_every_fault_is_one_line_naming_it(tmp_path: Path, 
     assert got == {str(a): [(1, 2, 10, 12), (0, 0, 4, 5)], str(b): [(20, 50, 40, 70)]}  # relative = absolute path
     cases = {
         "source_path,left,top\n": "missing right, bottom",
-        "source_path,left,top,right,bottom\npool/a.png,1,2,x,12\n": "row 2: left, top, right, bottom must be numbers",
+        "source_path,left,top,right,bottom\npool/a.png,1,2,x,12\n": "row 2: left, top, right, bottom must be finite",
+        "source_path,left,top,right,bottom\npool/a.png,1,2,1e400,12\n": "row 2: left, top, right, bottom must be finite",
         "source_path,left,top,right,bottom\npool/a.png,10,2,10,12\n": "row 2: box 10,2,10,12 is empty",
         "source_path,left,top,right,bottom\npool/c.png,1,2,10,12\n": "row 2: pool/c.png is not a crop of the pool",
         "source_path,left,top,right,bottom\npool/a.png,40,2,50,12\n": "the face box 40,2,50,12 lies outside the 32x64",
@@ -96,6 +97,14 @@ def test_mask_takes_the_boxes_and_writes_the_review_sheet(tmp_path: Path, capsys
     assert json.loads(out)["review_faces"] == str(tmp_path / "faces.html")
     code, _, err = _cli(["mask", "--verify", "--out", str(tmp_path / "m"), "--face-boxes", str(boxes)], capsys)
     assert code == 2 and "need --pool" in err and "Traceback" not in err
+    before = boxes.read_bytes()
+    for sheet, message in ((boxes, "is the face boxes file"), (tmp_path / "m" / "faces.html", "lies inside --out")):
+        code, _, err = _cli(["mask", *pool, "--out", str(tmp_path / "m"), "--face-boxes", str(boxes),
+                             "--review-faces", str(sheet)], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert boxes.read_bytes() == before
+    code, _, err = _cli(["mask", *pool, "--out", str(tmp_path / "m"), "--review-limit", "5"], capsys)
+    assert code == 2 and "give --review-faces too" in err
 
 
 def test_the_review_order_puts_the_likeliest_face_first() -> None:
@@ -129,6 +138,15 @@ def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: 
     assert "hand " in (tmp_path / "boxed" / "DATA_CARD.md").read_text()  # "Masks by kind: ..., hand N, ..."
     code, _, err = _cli([*base, "none", "--out", str(tmp_path / "none"), "--face-boxes", str(boxes)], capsys)
     assert code == 2 and "--mask none" in err and not (tmp_path / "none").exists()
+    from opreid_bench.outputs import content_digest
+
+    code, _, err = _cli(["build-split", "--pool", str(manifest), "--pose", f"precomputed:{keypoints}", "--protocol",
+                         str(protocol), "--seed", "0", "--mask", "fill", "--min-missing-run", "2", "--out",
+                         str(tmp_path / "built"), "--face-boxes", str(boxes)], capsys)
+    assert code == 0, err
+    built = json.loads((tmp_path / "built" / ".opreid-output.json").read_text())
+    assert built["options"]["face_boxes"] == content_digest(boxes)
+    assert "hand@0,90,20,110" in (tmp_path / "built" / "face_masks.csv").read_text()
 
 
 def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> None:
@@ -144,7 +162,7 @@ def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> Non
     src = _crop(tmp_path / "pool" / "a.png")
     (tmp_path / "m").mkdir()
     Image.open(src).convert("RGB").save(tmp_path / "m" / "a.jpg")
-    table = pd.DataFrame({"source_path": [str(src)], "path": ["a.jpg"], "masks": [""]})
+    table = pd.DataFrame({"source_path": [str(src)], "path": ["a.jpg"], "masks": ["hand@20,0,30,8"]})
     sheet = write_face_review_html(table, tmp_path / "m", tmp_path / "faces.html", thumb_height=256, progress=False)
     # the crop is 32x64 shown 256 high (scale 4): a drag from (8, 40) to (48, 120) on screen is the box 2,10,12,30
     probe = """<script>
@@ -171,5 +189,6 @@ window.addEventListener("load", () => {
     assert found, dom.stdout[-1500:]
     drawn = tmp_path / "drawn.csv"
     drawn.write_text(html.unescape(found.group(1)), encoding="utf-8")
-    boxes = read_face_boxes(drawn, [str(src)])[str(src)]  # the pool path, and a box inside the crop
-    assert len(boxes) == 1 and np.abs(np.array(boxes[0]) - (2, 10, 12, 30)).max() <= 1, boxes  # sub-pixel layout
+    boxes = read_face_boxes(drawn, [str(src)])[str(src)]  # the pool path, and boxes inside the crop
+    assert len(boxes) == 2 and boxes[0] == (20, 0, 30, 8), boxes  # an earlier round's box is kept
+    assert np.abs(np.array(boxes[1]) - (2, 10, 12, 30)).max() <= 1, boxes  # the drawn one (sub-pixel layout)

@@ -160,7 +160,7 @@ def test_review_sheet_shows_the_least_stable_labels_first(tmp_path):
     stability = dict(zip([Path(p).stem for p in labels["source_path"]], labels["label_stability"]))
     above = sum(t > 0.6 for t in STABILITY_SCORE_THRESHOLDS) / len(STABILITY_SCORE_THRESHOLDS)
     assert stability["b_borderline"] == pytest.approx(above, abs=1e-3) and stability["a_clear"] == 1.0
-    assert stability["c_none"] == 1.0 and stability["d_hidden"] == pytest.approx(
+    assert stability["c_none"] == 0.0 and stability["d_hidden"] == pytest.approx(
         sum(t > 0.1 for t in STABILITY_SCORE_THRESHOLDS) / len(STABILITY_SCORE_THRESHOLDS), abs=1e-3)
     page = write_review_html(labels, read_keypoints(h5), tmp_path / "review.html", rule).read_text()
     shown = [Path(m).stem for m in re.findall(r'<select data-path="([^"]+)"', page)]
@@ -173,6 +173,16 @@ def test_review_sheet_shows_the_least_stable_labels_first(tmp_path):
     assert rows[0] == "source_path,occluded,label_stability"
     assert [Path(r.split(",")[0]).stem for r in rows[1:]] == shown
     assert read_corrections(template)[str(crops / "b_borderline.jpg")] is True
+    # a crop labelled by the undetermined policy is still reviewed first; a corrected one has nothing left to review
+    policy = classify_store(h5, rule, undetermined="holistic")
+    order = write_corrections_template(policy, tmp_path / "policy.csv").read_text().splitlines()[1:]
+    assert Path(order[0].split(",")[0]).stem == "c_none"
+    fix = tmp_path / "fix.csv"
+    fix.write_text(f"source_path,occluded\n{crops / 'b_borderline.jpg'},holistic\n")
+    fixed = classify_store(h5, rule, corrections_csv=fix)
+    assert fixed.loc[fixed["source_path"] == str(crops / "b_borderline.jpg"), "label_stability"].item() == 1.0
+    order = write_corrections_template(fixed, tmp_path / "fixed.csv").read_text().splitlines()[1:]
+    assert [Path(r.split(",")[0]).stem for r in order] == ["c_none", "a_clear", "b_borderline", "d_hidden"]
 
 
 def _bench():

@@ -50,7 +50,7 @@ Definitions used here:
 
 Per crop we record the label, the missing keypoints, the longest missing run (length and names), the visible fraction
 (share of the 17 keypoints not missing), whether the back-view exemption applied, and the label's **stability**: the
-share of nearby threshold settings that give the same label (:func:`label_stability`). The review sheet shows the
+share of the threshold settings that give the same label (:func:`label_stability`). The review sheet shows the
 least stable labels first (:func:`review_order`), because that is where the rule's errors gather. ``--corrections``
 applies the hand-checked labels (the paper checked its labels by hand) from a CSV ``source_path,occluded``.
 """
@@ -352,7 +352,7 @@ def stability_settings(rule: OcclusionRule) -> list[OcclusionRule]:
 
 def label_stability(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
     """Per crop, the share of :func:`stability_settings` that give the label ``rule`` gives (1.0: every setting
-    agrees; undetermined crops are always 1.0).
+    agrees); 0.0 for undetermined crops (no person found: nothing supports any label).
 
     Why: on crowded or low-resolution pools the automatic label is often wrong, and a reviewer cannot check every
     crop. A label that flips when the thresholds move a little is the one most worth a look: reviewing crops from the
@@ -365,12 +365,15 @@ def label_stability(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
     agree = np.zeros(len(codes), np.int64)
     for other in settings:
         agree += label_codes(arrays, other) == codes
-    return agree / len(settings)
+    out = agree / len(settings)
+    out[codes == 2] = 0.0
+    return out
 
 
 def review_order(labels: np.ndarray, stability: np.ndarray, paths: list[str] | None = None) -> np.ndarray:
     """Indices in the order a reviewer should check the crops: undetermined first (they have no label yet), then
-    from the least stable label up; ties by path (or index)."""
+    from the least stable label up (crops labelled by the ``undetermined`` policy have stability 0.0, corrected ones
+    1.0); ties by path (or index)."""
     labels = np.asarray(labels).astype(str)
     keys = paths if paths is not None else [f"{i:012d}" for i in range(len(labels))]
     return np.array(sorted(range(len(labels)), key=lambda i: (labels[i] != "undetermined", float(stability[i]),
@@ -421,7 +424,8 @@ def classify_store(
     Columns: ``source_path, occluded, label`` (occluded/holistic/undetermined), ``missing_keypoints`` (';'-joined
     names), ``longest_missing_run, visible_fraction, missing_run`` (';'-joined names of the longest run: why the crop
     is occluded), ``back_view``, ``label_stability`` (:func:`label_stability` of the automatic label: the share of
-    nearby threshold settings that agree with it; review from the lowest up). Crops where no person was found are ``undetermined`` (``occluded`` False); the sampler
+    the threshold settings that agree with it, 0.0 for a crop with no person found, also when ``undetermined`` gives
+    it a label; 1.0 for a crop a correction decided; review from the lowest up). Crops where no person was found are ``undetermined`` (``occluded`` False); the sampler
     leaves them out unless ``undetermined`` is ``occluded`` or ``holistic`` (the user's decision for all of them) or a
     correction decides them one by one. With ``corrections_csv`` the hand-checked labels replace the automatic ones
     (the other columns keep what the keypoints say); ``df.attrs["corrected"]`` counts the labels that changed and
@@ -469,6 +473,7 @@ def classify_store(
         df.loc[has, "occluded"] = new[has].astype(bool)
         df["occluded"] = df["occluded"].astype(bool)
         df.loc[has, "label"] = np.where(df.loc[has, "occluded"], "occluded", "holistic")
+        df.loc[has, "label_stability"] = 1.0  # checked by hand: nothing left to review
         df.attrs["corrected"] = int(changed.sum())
     df.attrs["undetermined"] = int((df["label"] == "undetermined").sum())
     return df

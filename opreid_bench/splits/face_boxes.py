@@ -7,8 +7,10 @@ boxes, and passes the file to ``mask``, ``sample`` or ``build-split``. Each box 
 with the kind ``hand`` (``masks.csv``, ``face_masks.csv``, the data card), counts as masked for the closing
 verification and ``mask --verify``, and the file's content enters the output's fingerprint.
 
-The file is a CSV with the columns ``source_path,left,top,right,bottom``: the crop as the pool lists it and a box in
-its pixels (right and bottom exclusive). A crop may have several rows. Other columns are ignored.
+The file is a CSV with the columns ``source_path,left,top,right,bottom``: the crop as the pool lists it (a relative
+path is taken from the current folder, as the pool's own relative paths are) and a box in its pixels (right and bottom
+exclusive). A crop may have several rows. Other columns are ignored. The face review sheet starts from the boxes
+already masked as ``hand`` in the folder it shows, so the file it downloads holds every round's boxes.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def read_face_boxes(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> 
     by_abs = {os.path.abspath(p): p for p in pool_paths}
     out: dict[str, list[Box]] = {}
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
@@ -43,8 +45,8 @@ def read_face_boxes(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> 
                 source = (row["source_path"] or "").strip()
                 try:
                     box = tuple(int(round(float(row[c]))) for c in COLUMNS[1:])
-                except (TypeError, ValueError):
-                    raise DataError(f"{path}: row {row_no}: left, top, right, bottom must be numbers") from None
+                except (TypeError, ValueError, OverflowError):
+                    raise DataError(f"{path}: row {row_no}: left, top, right, bottom must be finite numbers") from None
                 left, top, right, bottom = box
                 if left < 0 or top < 0 or right <= left or bottom <= top:
                     raise DataError(f"{path}: row {row_no}: box {left},{top},{right},{bottom} is empty or negative "

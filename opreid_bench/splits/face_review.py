@@ -18,7 +18,8 @@ a face left, its first quarter holds 2 of 7 on ``faces_heads.csv`` (a random ord
 on a crowded pool look at every crop.
 
 Boxing: drag a rectangle over a face on the enlarged crop (a second drag adds another box, "undo" removes the last);
-"download face boxes" saves ``face_boxes.csv`` (``source_path,left,top,right,bottom`` in the crop's pixels), which
+the boxes masked by hand in an earlier round (kind ``hand`` in ``masks.csv``) are shown and kept, and "download face
+boxes" saves all of them as ``face_boxes.csv`` (``source_path,left,top,right,bottom`` in the crop's pixels), which
 ``mask``, ``sample`` and ``build-split`` take as ``--face-boxes`` (:mod:`opreid_bench.splits.face_boxes`). The HTML
 embeds images of the user's own data: keep it out of version control.
 """
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opreid_bench.atomic import atomic_write_text
+from opreid_bench.splits.face_boxes import HAND_KIND
 from opreid_bench.splits.face_detect import Box
 
 if TYPE_CHECKING:
@@ -83,7 +85,8 @@ def _jpeg_src(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(source: str, rel: str, image: Image.Image, risk: float, candidates: list[Box], height: int) -> str:
+def _figure(source: str, rel: str, image: Image.Image, risk: float, candidates: list[Box], height: int,
+            hand: list[Box]) -> str:
     from PIL import Image as PILImage
     from PIL import ImageDraw
 
@@ -99,8 +102,9 @@ def _figure(source: str, rel: str, image: Image.Image, risk: float, candidates: 
             draw.line([(x0, j), (x0, min(j + 3, y1))], fill=(255, 210, 0))
             draw.line([(x1, j), (x1, min(j + 3, y1))], fill=(255, 210, 0))
     caption = f"{html.escape(Path(rel).name)}<br>risk {risk:.2f}"
+    drawn = ";".join(",".join(str(v) for v in b) for b in hand)
     return (f'<figure data-path="{html.escape(source)}" data-scale="{scale:.6f}" data-w="{image.width}" '
-            f'data-h="{image.height}" title="{html.escape(source)}"><div class="box-area">'
+            f'data-h="{image.height}" data-hand="{drawn}" title="{html.escape(source)}"><div class="box-area">'
             f'<img src="{_jpeg_src(thumb)}" alt="{html.escape(rel)}" draggable="false"></div>'
             f'<figcaption>{caption}<br><button onclick="undoBox(this)">undo</button> '
             f'<span class="count">0 boxes</span></figcaption></figure>')
@@ -127,6 +131,7 @@ def write_face_review_html(
     out = Path(out_dir)
     kps = keypoints or {}
     rows = list(table[["source_path", "path", "masks"]].fillna("").astype(str).itertuples(index=False))
+    hand = [[b for kind, b in parse_masks(r.masks) if kind == HAND_KIND] for r in rows]
     risks: list[float] = []
     candidates: list[list[Box]] = []
     crowd: list[int] = []
@@ -161,7 +166,7 @@ def write_face_review_html(
     for i in shown:
         source, rel, _ = rows[i]
         with PILImage.open(out / rel) as im:
-            figures.append(_figure(source, rel, im.convert("RGB"), risks[i], candidates[i], thumb_height))
+            figures.append(_figure(source, rel, im.convert("RGB"), risks[i], candidates[i], thumb_height, hand[i]))
     note = f" (showing the first {len(shown)})" if len(shown) < len(rows) else ""
     page = _PAGE.replace("{N}", f"{len(rows):,}").replace("{NOTE}", note).replace("{FIGURES}", "\n".join(figures))
     sheet = Path(sheet)
@@ -184,7 +189,8 @@ figcaption { font-size: 11px; color: #333; max-width: 200px; overflow-wrap: anyw
 <p>{N} masked crops{NOTE}, ordered by risk: the best score of a permissive face detector outside the masks (dashed
 yellow boxes: what it found). The order is a hint, not a filter: on hand-boxed crowded crops it put the crops with a
 face left first no more reliably than chance on two sets of three, so look at every crop. Drag a rectangle over every
-face you can still see, bystanders' too; "undo" removes a crop's last box. Then
+face you can still see, bystanders' too (boxes drawn in an earlier round are shown and kept); "undo" removes a crop's
+last box. Then
 <button onclick="downloadBoxes()">download face boxes</button> and pass the CSV to
 <code>opreid-bench mask --face-boxes</code> (or <code>sample</code>, <code>build-split</code>).</p>
 <div class="sheet">
@@ -211,6 +217,10 @@ function undoBox(button) {
   refresh(fig);
 }
 for (const fig of document.querySelectorAll("figure[data-path]")) {
+  if (fig.dataset.hand) {  // boxes of earlier rounds, already masked: kept in the download
+    boxes.set(fig, fig.dataset.hand.split(";").map(b => b.split(",").map(Number)));
+    refresh(fig);
+  }
   const area = fig.querySelector(".box-area");
   let start = null;
   const at = e => {

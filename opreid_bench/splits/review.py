@@ -3,7 +3,7 @@
 Each crop is shown as a base64-embedded JPEG thumbnail with its keypoints drawn (visible: green dots and skeleton;
 missing: red crosses) and **why it got its label**: the longest run of missing keypoints drawn as a thick red line
 on the crop and named under it, "no person found" for undetermined crops, "back view" when the face points were
-exempted, and the label's stability (the share of nearby threshold settings that agree with it). By default the crops
+exempted, and the label's stability (the share of the threshold settings that agree with it). By default the crops
 are in review order: undetermined first, then from the least stable label up, which is where the rule's errors gather
 (``classify.label_stability``); ``order="label"`` groups them by label (occluded, holistic, undetermined). With
 ``masks`` the masked crop is shown next to each one with how its face was found (``prior`` = nothing located the
@@ -233,7 +233,7 @@ figcaption {{ font-size: 11px; color: #333; max-width: 140px; overflow-wrap: any
 <p>Rule: occluded when at least {rule.min_missing_run} sequential keypoints (chains: {html.escape(chains)}) are
 missing: a score below {rule.score_threshold:g}, outside the crop{support_text}. Green dots: visible keypoints; red crosses: missing; thick red line: the
 longest missing run (why the crop is occluded). Undetermined: no person found (left out of sampling until decided).
-Stability: the share of nearby threshold settings that give the same label; the least stable labels are the likeliest
+Stability: the share of the threshold settings that give the same label; the least stable labels are the likeliest
 to be wrong. Hover a crop for its path and missing keypoints. Set a wrong verdict with its selector, then
 <button onclick="downloadCorrections()">download corrections</button> and pass the CSV to
 <code>opreid-bench classify --corrections</code>.</p>

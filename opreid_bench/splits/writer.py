@@ -143,7 +143,7 @@ def _write_one(job: tuple) -> tuple[bool, str, str]:  # type: ignore[type-arg]
 
 
 def write_images(
-    jobs: list[tuple[str, str, Keypoints | None, str | None]],
+    jobs: list[tuple],  # type: ignore[type-arg]
     workers: int = 1,
     on_done: Callable[[int], None] | None = None,
     durable: bool = True,

@@ -97,7 +97,7 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
 @click.option("--corrections", type=click.Path(path_type=Path), default=None,
               help="CSV source_path,occluded of hand-checked labels that override the rule.")
 @click.option("--review", type=click.Path(path_type=Path), default=None,
-              help="Write a self-contained HTML contact sheet (crops + keypoints, grouped by label).")
+              help="Write a self-contained HTML contact sheet (crops + keypoints, in --review-order).")
 @click.option("--review-masks", type=click.Choice(["blur", "pixelate", "fill"]), default=None,
               help="Also show each crop face-masked on the review sheet (and how the face was found).")
 @click.option("--review-order", type=click.Choice(["stability", "label"]), default="stability", show_default=True,
@@ -120,8 +120,9 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
     score below --threshold, outside the crop, or (when the backend measured it) person-segmentation support below
     --support-threshold; a crop where no person was found is undetermined. Writes OUT with columns
     source_path,occluded,label,missing_keypoints,longest_missing_run,visible_fraction,missing_run,back_view,
-    label_stability (the share of nearby threshold settings that give the same label). With --review, also
-    REVIEW.corrections.csv: every crop with its label, in review order, to edit and pass back as --corrections.
+    label_stability (the share of the threshold settings that give the same label). With --review, also
+    REVIEW.corrections.csv: every crop with its label, undetermined first and then from the least stable label up,
+    to edit and pass back as --corrections.
 
     \b
     Examples:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,16 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     from opreid_bench.errors import OpreidError
     from opreid_bench.splits.pipeline import face_masking_warning, write_masked_pool
 
+    if review_limit is not None and review_faces is None:
+        raise OpreidError("mask: --review-limit sets the length of the --review-faces sheet; give --review-faces too")
+    if review_faces is not None:
+        from opreid_bench.cli.options import refuse_output_over_input
+
+        refuse_output_over_input(review_faces, "--review-faces", {"pool": pool_path, "face boxes": face_boxes,
+                                                                  "keypoints": keypoints_dir})
+        if os.path.realpath(out) in (os.path.realpath(p) for p in Path(review_faces).absolute().parents):
+            raise OpreidError(f"--review-faces {review_faces} lies inside --out {out}, which holds the masked crops "
+                              "and masks.csv: write the sheet elsewhere")
     result: dict[str, Any] = {"out": str(out)}
     if pool_path is not None:
         pool = _load_pool(pool_path, pool_format, pattern)
