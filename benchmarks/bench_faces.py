@@ -159,22 +159,27 @@ def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # typ
     """Where the crops with a face left visible fall in the face review sheet's order (``mask --review-faces``:
     ``face_review.face_risk`` of each masked crop, then the bystanders' masks, then the path): how many of them lie
     within the first 10%, 25% and 50% of the crops, against a random order's expectation."""
+    import time
+
     from opreid_bench.splits.face_review import BYSTANDER_KINDS, face_review_order, face_risk
 
     files = sorted(results)
     risks, crowd = [], []
+    start = time.perf_counter()
     for f in files:
         res = results[f]
         risk, _ = face_risk(res.image, kps.get(paths[f]), list(res.boxes))
         risks.append(risk)
         crowd.append(sum(k in BYSTANDER_KINDS for k in res.kinds))
+    seconds = time.perf_counter() - start
     order = face_review_order(risks, crowd, [paths[f] for f in files])
     rank = {files[i]: r for r, i in enumerate(order)}
     k = len(with_face_left)
     found = {f"{s:g}": sum(rank[f] < round(s * len(files)) for f in with_face_left) for s in REVIEW_SHARES}
     expected = {f"{s:g}": round(k * round(s * len(files)) / len(files), 2) for s in REVIEW_SHARES}
     return {"crops_with_face_left": k, "found_in_first": found, "random_expected": expected,
-            "ranks": sorted(rank[f] + 1 for f in with_face_left)}
+            "ranks": sorted(rank[f] + 1 for f in with_face_left),
+            "ms_per_crop": round(1000 * seconds / len(files), 1) if files else None}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -231,7 +236,7 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
                            for s, v in rev["found_in_first"].items())
         console.print(f"face review order (mask --review-faces): of the {result['crops']} crops, the "
                       f"{rev['crops_with_face_left']} with a face left are at ranks {rev['ranks']}; found in the "
-                      f"{shares}")
+                      f"{shares}; {rev['ms_per_crop']} ms per crop to rank")
     for row in result["off_head"]:
         console.print(f"mask off every head: {row['file']} {row['masks']} ({', '.join(row['kinds'])})")
     if as_json:

@@ -94,6 +94,7 @@ def test_mask_takes_the_boxes_and_writes_the_review_sheet(tmp_path: Path, capsys
     assert "hand@3,30,20,50" in rows["101_c1.png"]["masks"] and "hand" not in rows["100_c1.png"]["masks"]
     page = (tmp_path / "faces.html").read_text(encoding="utf-8")
     assert page.count("<figure data-path=") == 3 and "downloadBoxes" in page
+    assert 'src="m/101_c1.jpg"' in page and "base64" not in page  # links the masked crops, copies none
     assert json.loads(out)["review_faces"] == str(tmp_path / "faces.html")
     code, _, err = _cli(["mask", "--verify", "--out", str(tmp_path / "m"), "--face-boxes", str(boxes)], capsys)
     assert code == 2 and "need --pool" in err and "Traceback" not in err

@@ -21,17 +21,17 @@ Boxing: drag a rectangle over a face on the enlarged crop (a second drag adds an
 the boxes masked by hand in an earlier round (kind ``hand`` in ``masks.csv``) are shown and kept, and "download face
 boxes" saves all of them as ``face_boxes.csv`` (``source_path,left,top,right,bottom`` in the crop's pixels), which
 ``mask``, ``sample`` and ``build-split`` take as ``--face-boxes`` (:mod:`opreid_bench.splits.face_boxes`). The HTML
-embeds images of the user's own data: keep it out of version control.
+links the masked crops in ``--out`` (it shows them, it does not copy them), so keep it beside that folder; it shows
+the user's own data: keep it out of version control.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from opreid_bench.atomic import atomic_write_text
 from opreid_bench.splits.face_boxes import HAND_KIND
@@ -79,35 +79,22 @@ def _bystander_masks(masks: list[tuple[str, Box]]) -> int:
     return sum(kind in BYSTANDER_KINDS for kind, _ in masks)
 
 
-def _jpeg_src(image: Image.Image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _figure(source: str, rel: str, image: Image.Image, risk: float, candidates: list[Box], height: int,
+def _figure(source: str, url: str, size: tuple[int, int], risk: float, candidates: list[Box], height: int,
             hand: list[Box]) -> str:
-    from PIL import Image as PILImage
-    from PIL import ImageDraw
-
-    scale = height / image.height
-    thumb = image.convert("RGB").resize((max(1, round(image.width * scale)), height), PILImage.Resampling.BICUBIC)
-    draw = ImageDraw.Draw(thumb)
-    for b in candidates[:5]:
-        x0, y0, x1, y1 = (v * scale for v in b)
-        for i in range(int(x0), int(x1), 6):  # dashed: a hint, not a mask
-            draw.line([(i, y0), (min(i + 3, x1), y0)], fill=(255, 210, 0))
-            draw.line([(i, y1), (min(i + 3, x1), y1)], fill=(255, 210, 0))
-        for j in range(int(y0), int(y1), 6):
-            draw.line([(x0, j), (x0, min(j + 3, y1))], fill=(255, 210, 0))
-            draw.line([(x1, j), (x1, min(j + 3, y1))], fill=(255, 210, 0))
-    caption = f"{html.escape(Path(rel).name)}<br>risk {risk:.2f}"
+    """One crop: the masked JPEG from ``--out`` (linked, loaded when scrolled to), enlarged to ``height``, with the
+    detector's candidates as dashed outlines and a box-drawing area."""
+    w, h = size
+    scale = height / h
+    hints = "".join(
+        f'<div class="hint" style="left:{b[0] * scale:.1f}px;top:{b[1] * scale:.1f}px;'
+        f'width:{(b[2] - b[0]) * scale:.1f}px;height:{(b[3] - b[1]) * scale:.1f}px"></div>' for b in candidates[:5])
+    name = html.escape(Path(url).name)
     drawn = ";".join(",".join(str(v) for v in b) for b in hand)
-    return (f'<figure data-path="{html.escape(source)}" data-scale="{scale:.6f}" data-w="{image.width}" '
-            f'data-h="{image.height}" data-hand="{drawn}" title="{html.escape(source)}"><div class="box-area">'
-            f'<img src="{_jpeg_src(thumb)}" alt="{html.escape(rel)}" draggable="false"></div>'
-            f'<figcaption>{caption}<br><button onclick="undoBox(this)">undo</button> '
-            f'<span class="count">0 boxes</span></figcaption></figure>')
+    return (f'<figure data-path="{html.escape(source)}" data-scale="{scale:.6f}" data-w="{w}" data-h="{h}" '
+            f'data-hand="{drawn}" title="{html.escape(source)}"><div class="box-area">'
+            f'<img src="{html.escape(url)}" alt="{name}" width="{round(w * scale)}" height="{height}" loading="lazy" '
+            f'draggable="false">{hints}</div><figcaption>{name}<br>risk {risk:.2f}<br>'
+            f'<button onclick="undoBox(this)">undo</button> <span class="count">0 boxes</span></figcaption></figure>')
 
 
 def write_face_review_html(
@@ -133,6 +120,7 @@ def write_face_review_html(
     rows = list(table[["source_path", "path", "masks"]].fillna("").astype(str).itertuples(index=False))
     hand = [[b for kind, b in parse_masks(r.masks) if kind == HAND_KIND] for r in rows]
     risks: list[float] = []
+    sizes: list[tuple[int, int]] = []
     candidates: list[list[Box]] = []
     crowd: list[int] = []
     advance = None
@@ -152,6 +140,7 @@ def write_face_review_html(
             if kp is not None and kp.image_size is not None and tuple(kp.image_size) != rgb.size:
                 kp = None
             risk, found = face_risk(rgb, kp, [b for _, b in parsed])
+            sizes.append(rgb.size)
             risks.append(risk)
             candidates.append(found)
             crowd.append(_bystander_masks(parsed))
@@ -163,13 +152,13 @@ def write_face_review_html(
     order = face_review_order(risks, crowd, [r.source_path for r in rows])
     shown = order[:limit] if limit is not None else order
     figures = []
+    sheet = Path(sheet)
     for i in shown:
         source, rel, _ = rows[i]
-        with PILImage.open(out / rel) as im:
-            figures.append(_figure(source, rel, im.convert("RGB"), risks[i], candidates[i], thumb_height, hand[i]))
+        url = quote(Path(os.path.relpath(out.absolute() / rel, sheet.absolute().parent)).as_posix())
+        figures.append(_figure(source, url, sizes[i], risks[i], candidates[i], thumb_height, hand[i]))
     note = f" (showing the first {len(shown)})" if len(shown) < len(rows) else ""
     page = _PAGE.replace("{N}", f"{len(rows):,}").replace("{NOTE}", note).replace("{FIGURES}", "\n".join(figures))
-    sheet = Path(sheet)
     atomic_write_text(sheet, page)
     return sheet
 
@@ -184,6 +173,7 @@ figcaption { font-size: 11px; color: #333; max-width: 200px; overflow-wrap: anyw
 .box-area { position: relative; display: inline-block; cursor: crosshair; user-select: none; }
 .box-area img { display: block; }
 .hand { position: absolute; border: 2px solid #e0245e; background: rgba(224, 36, 94, 0.2); pointer-events: none; }
+.hint { position: absolute; border: 1px dashed #ffd200; pointer-events: none; }
 </style></head><body>
 <h1>Faces left after masking</h1>
 <p>{N} masked crops{NOTE}, ordered by risk: the best score of a permissive face detector outside the masks (dashed
