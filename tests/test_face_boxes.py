@@ -136,7 +136,9 @@ def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: 
     assert marker["plain"]["fingerprint"] != marker["boxed"]["fingerprint"]
     assert "hand@0,90,20,110" in (tmp_path / "boxed" / "face_masks.csv").read_text()
     assert "hand@" not in (tmp_path / "plain" / "face_masks.csv").read_text()
-    assert "hand " in (tmp_path / "boxed" / "DATA_CARD.md").read_text()  # "Masks by kind: ..., hand N, ..."
+    card = (tmp_path / "boxed" / "DATA_CARD.md").read_text()
+    assert "hand " in card  # "Masks by kind: ..., hand N, ..."
+    assert "mask --review-faces" in card and "20 of 61 faces" in card  # the residual risk, and what to do about it
     code, _, err = _cli([*base, "none", "--out", str(tmp_path / "none"), "--face-boxes", str(boxes)], capsys)
     assert code == 2 and "--mask none" in err and not (tmp_path / "none").exists()
     from opreid_bench.outputs import content_digest

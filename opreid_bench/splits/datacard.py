@@ -203,7 +203,7 @@ def render_data_card(
             "are not masked; a split that shows a bystander's face cannot be published.**", ""]),
         "Every face found was masked, bystanders' included, and a closing verification looked again on the masked "
         "crops. `opreid-bench mask --verify --out` this folder re-checks the images and exits non-zero when a "
-        "plausible face is left; face detectors miss heads cut by the crop's border, so look at crowded crops.",
+        f"plausible face is left. {FACES_MEASURED}",
         *_face_source_lines(faces),
         "",
         "## Files",
@@ -256,6 +256,17 @@ MEASURED_ACCURACY = (
     "sharp crops and is near chance on low-resolution crowded ones (GRID, PRID 2011, VIPeR): on such a pool check "
     "the labels on the review sheet (`classify --review`, least stable labels first) and correct them "
     "(`--corrections`)."
+)
+
+
+# What benchmarks/bench_faces.py measured for the default masking on the hand-boxed crowded crops
+# (benchmarks/labels/faces_heads*.csv); docs/concepts/occlusion-rule.md has the tables.
+FACES_MEASURED = (
+    "Face detectors miss faces, above all bystanders' heads cut by the crop's border: on hand-boxed crowded crops of "
+    "GRID, Partial-REID, CUHK03, PRID 2011 and VIPeR the default masking left 7 of 50, 5 of 27 and 20 of 61 faces "
+    "visible (`benchmarks/bench_faces.py`, 2026-12-07, opreid-bench 0.2.0, with MTCNN). Before publishing a crowded "
+    "split, look at every crop on the sheet of `opreid-bench mask --review-faces`, box what is left, and build again "
+    "with `--face-boxes` (counted above as kind `hand`)."
 )
 
 
