@@ -12,7 +12,8 @@ reproducible case by case): pool manifest CSVs (``datasets verify manifest``, ``
 ``build-split``), split protocols (``build-split``), method configs (``train --config``) and ``--set`` values
 (``train``), keypoint files in the three precomputed formats -- COCO JSON, an OpenPose folder, CSV -- (``annotate``
 and ``build-split``), HDF5 feature files (``evaluate``, ``search``), run directories and ``results.json``
-(``leaderboard``), labels and corrections CSVs (``sample``, ``classify``), pool formats, ``--pattern`` regexes and
+(``leaderboard``), labels and corrections CSVs (``sample``, ``classify``), face boxes CSVs (``mask --face-boxes``,
+with and without ``--review-faces``, and ``sample --face-boxes``), pool formats, ``--pattern`` regexes and
 dataset ``--option`` values (``annotate``, ``datasets verify``), and output paths that cannot be written (a file where a folder belongs, a folder where a file
 belongs, the input itself). ``train`` cases stop at the dataset (a missing ``--root``) so that a valid config costs
 no training; model construction is covered by the engine's tests.
@@ -25,7 +26,7 @@ Usage::
 Before the cases, the unbroken base inputs run through each command once ("controls"): all must exit 0, so that a
 fixture gone stale (every case failing early for one reason) or a command refusing valid input shows up.
 
-Prints ``{"cases": n, "tracebacks": 0, "controls_ok": "11/11", "exit_codes": {...}, ...}`` with ``--json``;
+Prints ``{"cases": n, "tracebacks": 0, "controls_ok": "12/12", "exit_codes": {...}, ...}`` with ``--json``;
 otherwise a table per family. Exit status 1 when a case gave a traceback or a control failed.
 Every traceback lists the family, the command line and the exception; with ``--keep`` the inputs stay on disk.
 """
@@ -228,7 +229,9 @@ def build_base(base: Path) -> dict[str, Any]:
     return {"base": str(base), "rows": rows, "protocol": protocol, "coco": coco, "openpose": openpose,
             "kp_rows": kp_rows, "run_json": run_json, "results_json": results_json, "method": method,
             "labels": labels, "corrections": [{"source_path": r["source_path"], "occluded": "true"}
-                                              for r in labels[:5]]}
+                                              for r in labels[:5]],
+            "face_boxes": [{"source_path": r["path"], "left": 10 + k, "top": 4, "right": 30, "bottom": 26}
+                           for k, r in enumerate(rows[:4])]}
 
 
 def _base_labels(base: Path) -> list[dict[str, str]]:
@@ -556,6 +559,20 @@ def fam_labels(ctx: dict, d: Path, rng: np.random.Generator) -> list[str]:
             str(corrections), "--json"]
 
 
+def fam_face_boxes(ctx: dict, d: Path, rng: np.random.Generator) -> list[str]:
+    """A face boxes CSV for `mask --face-boxes` (sometimes with the face review sheet) or `sample --face-boxes`."""
+    base = Path(ctx["base"])
+    boxes = d / "face_boxes.csv"
+    boxes.write_bytes(_csv_bytes(ctx["face_boxes"], rng))
+    if rng.random() < 0.7:
+        argv = ["mask", "--pool", str(base / "small_manifest.csv"), "--out", str(d / "masked"), "--mask", "fill",
+                "--face-boxes", str(boxes), "--json"]
+        return [*argv, "--review-faces", str(d / "faces.html")] if rng.random() < 0.3 else argv
+    return ["sample", "--labels", str(base / "labels.csv"), "--pool", str(base / "manifest.csv"), "--protocol",
+            str(base / "protocol.yaml"), "--out", str(d / "split"), "--seed", "0", "--mask", "fill", "--keypoints",
+            str(base / "ann"), "--face-boxes", str(boxes), "--json"]
+
+
 PATTERNS = ["(?P<pid>\\d+)_c(?P<camid>\\d+)", "(", "(?P<pid>\\d+)", "(?P<pid>x)(?P<camid>y)", "", ".*",
             "(?P<pid>[a-z]+)_c(?P<camid>\\d+)", "(?P<pid>-?\\d+)_c(?P<camid>\\d+)_(?P<pid2>\\d)", "[", "(?P<camid>\\d+)"]
 
@@ -619,6 +636,7 @@ def control_argvs(ctx: dict, d: Path) -> list[list[str]]:
     (runs / "run1").mkdir(parents=True, exist_ok=True)
     (runs / "run1" / "run.json").write_text(json.dumps(ctx["run_json"]))
     (runs / "results.json").write_text(json.dumps(ctx["results_json"]))
+    _write_csv(d / "face_boxes.csv", ctx["face_boxes"])
     return [
         ["build-split", "--pool", str(b / "manifest.csv"), "--out", str(d / "s1"), "--pose",
          f"precomputed:{b / 'keypoints.csv'}", *split],
@@ -630,6 +648,8 @@ def control_argvs(ctx: dict, d: Path) -> list[list[str]]:
          "--keypoints", str(b / "ann"), *split],
         ["classify", "--keypoints", str(b / "ann"), "--out", str(d / "labels.csv")],
         ["mask", "--pool", str(b / "small_manifest.csv"), "--out", str(d / "masked"), "--mask", "fill"],
+        ["mask", "--pool", str(b / "small_manifest.csv"), "--out", str(d / "masked_boxes"), "--mask", "fill",
+         "--face-boxes", str(d / "face_boxes.csv"), "--review-faces", str(d / "faces.html")],
         ["datasets", "verify", "manifest", "--root", str(b / "manifest.csv"), "--decode"],
         ["evaluate", "--features", str(b / "features.h5"), "--json"],
         ["search", "--features", str(b / "features.h5"), "--out", str(d / "r.csv"), "--rerank", "--k1", "5"],
@@ -650,6 +670,7 @@ FAMILIES = {
     "features_h5": fam_features,
     "leaderboard": fam_leaderboard,
     "labels_corrections": fam_labels,
+    "face_boxes": fam_face_boxes,
     "pool_options": fam_pool_options,
     "outputs": fam_outputs,
 }
