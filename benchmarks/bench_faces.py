@@ -161,7 +161,8 @@ def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # typ
     within the first 10%, 25% and 50% of the crops, against a random order's expectation."""
     import time
 
-    from opreid_bench.splits.face_review import BYSTANDER_KINDS, face_review_order, face_risk
+    from opreid_bench.splits.all_faces import FACE_KINDS
+    from opreid_bench.splits.face_review import face_review_order, face_risk
 
     files = sorted(results)
     risks, crowd = [], []
@@ -170,7 +171,7 @@ def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # typ
         res = results[f]
         risk, _ = face_risk(res.image, kps.get(paths[f]), list(res.boxes))
         risks.append(risk)
-        crowd.append(sum(k in BYSTANDER_KINDS for k in res.kinds))
+        crowd.append(sum(k in FACE_KINDS for k in res.kinds))
     seconds = time.perf_counter() - start
     order = face_review_order(risks, crowd, [paths[f] for f in files])
     rank = {files[i]: r for r, i in enumerate(order)}

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 RISK_BLAZEFACE_CONFIDENCE = 0.05
 RISK_MTCNN_THRESHOLDS = (0.5, 0.5, 0.3)
 THUMB_HEIGHT = 256
-BYSTANDER_KINDS = ("blazeface", "mtcnn", "person", "verify")
 
 
 def face_risk(image: Image.Image, kp: Keypoints | None, masks: list[Box]) -> tuple[float, list[Box]]:
@@ -76,7 +75,10 @@ def face_review_order(risk: list[float], crowd: list[int], paths: list[str]) -> 
 
 
 def _bystander_masks(masks: list[tuple[str, Box]]) -> int:
-    return sum(kind in BYSTANDER_KINDS for kind, _ in masks)
+    """Masks the face finders placed on other people's faces (``all_faces.FACE_KINDS``)."""
+    from opreid_bench.splits.all_faces import FACE_KINDS
+
+    return sum(kind in FACE_KINDS for kind, _ in masks)
 
 
 def _figure(source: str, url: str, size: tuple[int, int], risk: float, candidates: list[Box], height: int,

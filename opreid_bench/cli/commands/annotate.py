@@ -128,6 +128,8 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
     Examples:
       opreid-bench classify --keypoints ann/ --out labels.csv --review review.html
       opreid-bench classify --keypoints ann/ --out labels.csv --review review.html --review-limit 200
+      opreid-bench classify --keypoints ann/ --out labels.csv --review audit.html --review-order label \\
+          --review-limit 50
       opreid-bench classify --keypoints ann/ --out labels.csv --corrections checked.csv
       opreid-bench classify --keypoints ann/keypoints.h5 --out labels.csv --threshold 0.5 --json
     """

@@ -283,6 +283,8 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
       opreid-bench classify --keypoints ann/ --out labels.csv
       opreid-bench sample --labels labels.csv --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
           --keypoints ann/
+      opreid-bench sample --labels labels.csv --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
+          --keypoints ann/ --face-boxes face_boxes.csv
     """
     import pandas as pd
 
