@@ -36,7 +36,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,55 @@ def record_folders(paths: Iterable[PathLike], label: str = "crop folder") -> lis
 # ---- markers ----
 
 
+def refuse_output_over_input(out: Path | None, out_flag: str, inputs: dict[str, Path | None]) -> None:
+    """Raise an :class:`OutputError` when the output file ``out`` is one of the input files (symlinks resolved).
+
+    Writing a report or a results CSV over the feature file or checkpoint it was computed from destroys the input.
+    """
+    if out is None:
+        return
+    target = os.path.realpath(out)
+    for flag, path in inputs.items():
+        if path is not None and os.path.realpath(path) == target:
+            raise OutputError(f"{out_flag} {out} is the {flag} file {path}: it would overwrite its own input; "
+                              f"choose another {out_flag}")
+
+
+def refuse_foreign_file(out: PathLike, command: str, is_ours: Callable[[Path], bool], option: str = "--out") -> None:
+    """A file output (a report, a feature file, a results CSV, a model) may replace ``out`` only when ``out`` is
+    missing or ``is_ours`` recognises it as this command's own earlier output; anything else is refused with one line.
+
+    Why: a command never overwrites a file it did not write. A typo in ``--out`` (the dataset's manifest, a query
+    image, a notes file) must cost an error message, not the file. ``is_ours`` reads the file's own signature (an
+    HDF5 or JSON ``written_by``, a CSV header, an ONNX producer) and returns False for anything it cannot read."""
+    out = Path(out)
+    if not os.path.lexists(out):
+        return
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; {option} needs a file name")
+    if not is_ours(out):
+        raise OutputError(f"{out}: exists and was not written by `opreid-bench {command}`; choose another {option} "
+                          "(nothing is overwritten that this command did not write)")
+
+
+def file_starts_with(path: Path, first_line: str) -> bool:
+    """True when ``path``'s first line is ``first_line`` (a CSV header or a text table's head); False when unreadable."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.readline().rstrip("\r\n") == first_line
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def json_written_by(path: Path, writer: str) -> bool:
+    """True when ``path`` holds a JSON object whose ``written_by`` is ``writer``; False when unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("written_by") == writer
+
+
 def read_marker(folder: PathLike) -> dict[str, Any] | None:
     """The marker of ``folder``, or None when it has none (or an unreadable one)."""
     path = Path(folder) / MARKER
@@ -142,22 +191,22 @@ def _foreign_entries(folder: Path) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n not in (MARKER, LOCK_INSIDE) and not is_our_tmp(n))
 
 
-def claim(out: PathLike, command: str, kind: str) -> dict[str, Any] | None:
+def claim(out: PathLike, command: str, kind: str, option: str = "--out") -> dict[str, Any] | None:
     """Check that ``command`` may write ``out``: new, empty, or holding this kind of output. Returns its marker."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder; choose another --out")
+        raise OutputError(f"{out}: exists and is not a folder; choose another {option}")
     if not out.exists():
         return None
     marker = read_marker(out)
     if marker is None:
         if _foreign_entries(out):
             raise OutputError(f"{out}: the folder is not empty and was not written by `opreid-bench {command}` "
-                              f"(it has no {MARKER}); choose a new or empty --out (nothing in it was changed)")
+                              f"(it has no {MARKER}); choose a new or empty {option} (nothing in it was changed)")
         return None
     if marker.get("kind") != kind:
         raise OutputError(f"{out}: holds the output of `opreid-bench {marker.get('command')}`, not of "
-                          f"`opreid-bench {command}`; choose another --out (nothing in it was changed)")
+                          f"`opreid-bench {command}`; choose another {option} (nothing in it was changed)")
     return marker
 
 
@@ -399,6 +448,14 @@ def swap_in(new: Path, folder: Path) -> None:
 # ---- the whole protocol ----
 
 
+def _remove_if_only_marker(folder: Path) -> None:
+    """Delete ``folder`` when it holds nothing but our marker (the folder a failed first run created)."""
+    with contextlib.suppress(OSError):
+        if [e.name for e in folder.iterdir()] == [MARKER]:
+            (folder / MARKER).unlink()
+            folder.rmdir()
+
+
 @contextlib.contextmanager
 def output_folder(
     out: PathLike,
@@ -421,7 +478,7 @@ def output_folder(
     check_separate(out, inputs, option)
     if swap:
         out = Path(os.path.realpath(out))  # swap the folder a symlink points to, never the link itself
-    claim(out, command, kind)
+    claim(out, command, kind, option)
     lock = lock_beside(out, command) if swap else None
     if lock is not None:
         lock.acquire()
@@ -429,7 +486,7 @@ def output_folder(
         if swap:
             recover(out)
             clean_stale_tmp(out)  # e.g. a marker write killed half-way
-        claim(out, command, kind)  # again, now that no other run can change it
+        claim(out, command, kind, option)  # again, now that no other run can change it
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         marker_args: dict[str, Any] = dict(command=command, kind=kind, fingerprint=fingerprint, options=options)
@@ -456,6 +513,8 @@ def output_folder(
         except BaseException:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
+            if created:
+                _remove_if_only_marker(out)  # a first run that failed leaves no folder behind
             raise
     finally:
         if lock is not None:

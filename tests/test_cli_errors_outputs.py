@@ -48,7 +48,9 @@ def test_leaderboard_output_in_the_way_of_a_file(tmp_path: Path, capsys: pytest.
     target = blocker / "board.csv" if flag == "--out" else blocker
     code, _, err = _cli(["leaderboard", "--format", "csv", flag, str(target)], capsys)
     assert code == 2
-    assert err.strip().splitlines()[-1] == f"error: {blocker}: already exists (a file where a folder is needed?)"
+    expected = (f"error: {blocker}: already exists (a file where a folder is needed?)" if flag == "--out" else
+                f"error: {blocker}: exists and is not a folder; choose another --plot-dir")
+    assert err.strip().splitlines()[-1] == expected
     assert blocker.read_text() == "mine\n"
 
 

@@ -59,7 +59,7 @@ def test_bootstrap_junk_and_out_file(feature_file, capsys, tmp_path):
     assert code == 0
     data = json.loads(out)
     assert data["ci"]["resamples"] == 50 and data["ci"]["seed"] == 3 and len(data["ci"]["mAP"]) == 2
-    assert json.loads(out_file.read_text()) == data
+    assert json.loads(out_file.read_text()) == {"written_by": "opreid-bench evaluate", **data}
     expected = evaluate_features(q, g, junk="none", max_rank=5, device="cpu").to_dict()
     assert data["mAP"] == expected["mAP"]
 

@@ -38,6 +38,15 @@ def test_weights_folder_named_by_the_environment_must_hold_all_three_files(tmp_p
 def test_a_file_that_is_not_a_state_dict_is_named(tmp_path: Path):
     for name in mtcnn.WEIGHT_FILES:
         (tmp_path / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(OpreidError, match=r"pnet.pt: not a readable MTCNN state dict \(not a PyTorch file\)"):
+        mtcnn.load_networks(tmp_path)
+
+
+def test_a_foreign_state_dict_is_named(tmp_path: Path):
+    import torch
+
+    for name in mtcnn.WEIGHT_FILES:
+        torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / name)
     with pytest.raises(OpreidError, match="pnet.pt: not an MTCNN state dict"):
         mtcnn.load_networks(tmp_path)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from opreid_bench.errors import OpreidError
+from opreid_bench.outputs import refuse_output_over_input
+
+__all__ = ["ZOO_HELP", "parse_key_values", "refuse_output_over_input", "support_kwargs"]
 
 
 def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str = "--option") -> dict[str, str]:
@@ -18,20 +18,6 @@ def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str = "--option")
                               "`opreid-bench datasets list`)")
         out[key.strip()] = value
     return out
-
-
-def refuse_output_over_input(out: Path | None, out_flag: str, inputs: dict[str, Path | None]) -> None:
-    """Raise an :class:`OpreidError` when the output file ``out`` is one of the input files (symlinks resolved).
-
-    Writing a report or a results CSV over the feature file or checkpoint it was computed from destroys the input.
-    """
-    if out is None:
-        return
-    target = os.path.realpath(out)
-    for flag, path in inputs.items():
-        if path is not None and os.path.realpath(path) == target:
-            raise OpreidError(f"{out_flag} {out} is the {flag} file {path}: it would overwrite its own input; "
-                              f"choose another {out_flag}")
 
 
 def support_kwargs(value: str | None) -> dict[str, float | None]:

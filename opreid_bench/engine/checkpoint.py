@@ -24,6 +24,7 @@ import torch
 from opreid_bench.atomic import atomic_path
 from opreid_bench.engine.config import MethodConfig, config_from_dict
 from opreid_bench.errors import CheckpointError, ConfigError
+from opreid_bench.torch_files import load_torch_file
 
 CHECKPOINT_FORMAT = "opreid-bench-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -110,10 +111,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types (pickle, zip, runtime) for a bad file
-        raise UnreadableCheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    state = load_torch_file(path, "checkpoint", UnreadableCheckpointError)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: not an opreid-bench checkpoint (no 'format: {CHECKPOINT_FORMAT}'; a bare state_dict or a "

@@ -95,9 +95,16 @@ def collect_features(loader: Any, features_of: Any, total: int, *, progress: boo
     return np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
 
 
-def feature_set(records: Sequence[ImageRecord], features: np.ndarray) -> Any:
-    """A :class:`opreid_bench.evaluation.features.FeatureSet` of ``features`` with the records' labels."""
+def feature_set(records: Sequence[ImageRecord], features: np.ndarray, source: str | Path | None = None) -> Any:
+    """A :class:`opreid_bench.evaluation.features.FeatureSet` of ``features`` with the records' labels. With
+    ``source`` (the checkpoint the features came from), NaN/inf features are an error naming it and the image."""
+    from opreid_bench.errors import CheckpointError
     from opreid_bench.evaluation.features import FeatureSet
+
+    if source is not None and features.size and not np.isfinite(features).all():
+        row = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+        raise CheckpointError(f"{source}: the model gives NaN/inf features for {records[row].path} "
+                              "(NaN/inf in the checkpoint's weights?)")
 
     occluded = [r.occluded for r in records]
     occ = None if any(o is None for o in occluded) else np.asarray(occluded, dtype=bool)
@@ -211,9 +218,9 @@ def model_feature_sets(
     if not splits.query or not splits.gallery:
         raise DataError(f"{root}: dataset '{dataset}' has no query/gallery split to extract")
     query = feature_set(splits.query, extract_features(model, splits.query, cfg, device=dev, progress=progress,
-                                                       description="query"))
+                                                       description="query"), source=weights)
     gallery = feature_set(splits.gallery, extract_features(model, splits.gallery, cfg, device=dev,
-                                                           progress=progress, description="gallery"))
+                                                           progress=progress, description="gallery"), source=weights)
     attrs = {
         "dataset": dataset,
         "junk": dataset_junk(dataset) or default_junk(splits.query, splits.gallery),

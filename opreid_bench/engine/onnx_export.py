@@ -18,6 +18,7 @@ needs no ``onnxscript``); ``onnx`` edits the metadata and checks the graph. Opse
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from opreid_bench.errors import OnnxModelError, OpreidError, OutputError
+from opreid_bench.errors import OnnxModelError, OpreidError
 
 PRODUCER = "opreid-bench"
 OPSET = 17
@@ -44,17 +45,16 @@ def _import_onnx() -> Any:
 
 def refuse_foreign_file(out: Path) -> None:
     """``out`` may be replaced only when it is missing or an ONNX model that ``opreid-bench export`` wrote."""
-    if not out.exists():
-        return
-    if out.is_dir():
-        raise OutputError(f"{out}: is a folder; --out needs a file name such as model.onnx")
-    onnx = _import_onnx()
-    try:
-        producer = onnx.load(str(out), load_external_data=False).producer_name
-    except Exception:  # not an ONNX file at all
-        producer = None
-    if producer != PRODUCER:
-        raise OutputError(f"{out}: exists and was not written by `opreid-bench export`; choose another --out")
+    from opreid_bench.outputs import refuse_foreign_file as refuse
+
+    def ours(path: Path) -> bool:
+        onnx = _import_onnx()
+        try:
+            return onnx.load(str(path), load_external_data=False).producer_name == PRODUCER
+        except Exception:  # noqa: BLE001 - not an ONNX file at all
+            return False
+
+    refuse(out, "export", ours)
 
 
 def trace_to_onnx(model: torch.nn.Module, height: int, width: int, opset: int = OPSET) -> bytes:
@@ -157,6 +157,9 @@ def write_onnx(model: torch.nn.Module, source: str | Path, out: Path, *, height:
     onnx.checker.check_model(proto)
     data = proto.SerializeToString()
     diff = parity(model, data, height, width)
+    if math.isnan(diff):
+        raise OnnxModelError(f"{source}: the model gives NaN/inf features on a random batch (NaN/inf in the "
+                             "checkpoint's weights?); nothing written")
     if not diff <= tolerance:
         raise OnnxModelError(f"{source}: onnxruntime's features differ from PyTorch's by {diff:.3g} (max abs, "
                              f"L2-normalised) > tolerance {tolerance:g}; nothing written")

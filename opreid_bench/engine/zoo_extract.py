@@ -111,7 +111,7 @@ def zoo_feature_sets(
                             num_workers=data.workers)
         return collect_features(loader, features_of, len(records), progress=progress, description=name)
 
-    query, gallery = (feature_set(records, extract(records, name))
+    query, gallery = (feature_set(records, extract(records, name), source=weights)
                       for name, records in (("query", splits.query), ("gallery", splits.gallery)))
     attrs = {"dataset": dataset, "junk": dataset_junk(dataset) or default_junk(splits.query, splits.gallery),
              "metric": prep.metric, "method": spec, "weights": str(weights), "height": prep.height,

@@ -44,6 +44,9 @@ class EvaluationReport:
         return out
 
 
+REPORT_WRITER = "opreid-bench evaluate"  # ``written_by`` of a report file (``evaluate --out`` replaces only those)
+
+
 def check_inputs(query: FeatureSet, gallery: FeatureSet, metric: str, junk: str) -> None:
     """Raise EvaluationError for an unknown metric or junk rule, or an inconsistent feature set (the first fault)."""
     if metric not in METRICS:

@@ -80,6 +80,21 @@ def _clean_attr(value: Any) -> Any:
     return value
 
 
+EXTRACT_WRITER = "opreid-bench extract"  # the ``written_by`` attribute of a file ``extract`` wrote
+
+
+def is_extract_output(path: Path) -> bool:
+    """True when ``path`` is a feature file whose ``written_by`` attribute is :data:`EXTRACT_WRITER` (``extract --out``
+    replaces only such a file; a feature file made by other means is the user's)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            return str(h5.attrs.get("written_by", "")) == EXTRACT_WRITER
+    except (OSError, ValueError):
+        return False
+
+
 def write_feature_file(path: str | os.PathLike[str], query: FeatureSet, gallery: FeatureSet,
                        attrs: dict | None = None) -> None:
     """Write query and gallery features to ``path`` (HDF5, atomically; same inputs give identical bytes).

@@ -49,6 +49,31 @@ def _source_label(r: LeaderboardRow, best: set[int] | frozenset[int] = frozenset
     return f"▶ measured: {r.source}" + (f" [{extra}]" if extra else "")
 
 
+GENERATOR = "opreid-bench leaderboard"  # the HTML page's generator tag: how ``--out`` knows a page it wrote
+CSV_HEADER = ["dataset", "method", "rank1", "mAP", "source", "table", "citation", "reference", "protocol"]
+MARKDOWN_HEADER = "| dataset | method | R-1 | mAP | source |"
+
+
+def is_leaderboard_output(path: Path) -> bool:
+    """True when ``path`` is a file ``leaderboard --out`` wrote, in any format (its CSV or markdown head, its HTML
+    generator tag, or a JSON array of its rows); ``--out`` replaces only such a file."""
+    from opreid_bench.outputs import file_starts_with
+
+    if file_starts_with(path, ",".join(CSV_HEADER)) or file_starts_with(path, MARKDOWN_HEADER):
+        return True
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if text.startswith("<!DOCTYPE html>"):
+        return f"<meta name='generator' content='{GENERATOR}'>" in text[:2000]
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, list) and all(isinstance(r, dict) and {"dataset", "method"} <= set(r) for r in data)
+
+
 def to_json(rows: Sequence[LeaderboardRow]) -> str:
     """One JSON array of rows (percent values)."""
     return json.dumps([r.to_json() for r in rows], indent=None)
@@ -57,7 +82,7 @@ def to_json(rows: Sequence[LeaderboardRow]) -> str:
 def to_csv(rows: Sequence[LeaderboardRow]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["dataset", "method", "rank1", "mAP", "source", "table", "citation", "reference", "protocol"])
+    w.writerow(CSV_HEADER)
     for r in rows:
         w.writerow([r.dataset, r.method, "" if r.rank1 is None else r.rank1, "" if r.mAP is None else r.mAP,
                     r.source, r.table, r.citation, r.details.get("reference", ""), r.details.get("protocol", "")])
@@ -65,7 +90,7 @@ def to_csv(rows: Sequence[LeaderboardRow]) -> str:
 
 
 def to_markdown(rows: Sequence[LeaderboardRow]) -> str:
-    lines = ["| dataset | method | R-1 | mAP | source |", "|---|---|---:|---:|---|"]
+    lines = [MARKDOWN_HEADER, "|---|---|---:|---:|---|"]
     best = best_published(rows)
     for r in rows:
         lines.append(f"| {DATASET_TITLES.get(r.dataset, r.dataset)} | {r.method} | {_fmt(r.rank1)} | "
@@ -76,7 +101,7 @@ def to_markdown(rows: Sequence[LeaderboardRow]) -> str:
 def to_html(rows: Sequence[LeaderboardRow], title: str = "opreid-bench leaderboard") -> str:
     """A single self-contained page (inline CSS, no scripts or external files) with one table per dataset."""
     parts = [
-        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+        "<!DOCTYPE html>", f"<html lang='en'><head><meta charset='utf-8'><meta name='generator' content='{GENERATOR}'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
         "table{border-collapse:collapse;margin-bottom:2em}th,td{border:1px solid #ccc;padding:4px 10px}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from opreid_bench.errors import DataError
+from opreid_bench.errors import DataError, OpreidError
 from opreid_bench.resources import resource_dir
 
 PUBLISHED_DIR = resource_dir("baselines") / "published"
@@ -229,4 +230,27 @@ def _rows_from_results_json(path: Path) -> list[LeaderboardRow]:
                                            rank1=_as_percent(metrics, "rank1", unit, path, f"{method}.{dataset}"),
                                            mAP=_as_percent(metrics, "mAP", unit, path, f"{method}.{dataset}"),
                                            source=str(entry.get("run_dir", path.parent)), details=details))
+    return rows
+
+
+def select_rows(rows: list[LeaderboardRow], datasets: Sequence[str] = (), tables: Sequence[str] = (),
+                metric: str | None = None) -> list[LeaderboardRow]:
+    """The rows of ``datasets`` (all when empty), published rows of ``tables`` only (measured rows kept), and rows
+    that report ``metric``. A dataset or table that no row has is an error naming the ones there are: a typo must not
+    look like an empty leaderboard."""
+    known = sorted({r.dataset for r in rows})
+    unknown = [d for d in datasets if d not in known]
+    if unknown:
+        raise OpreidError(f"--dataset {unknown[0]}: no row has this dataset; known: {', '.join(known)}")
+    known_tables = sorted({r.table for r in rows if r.source == "published" and r.table})
+    unknown = [t for t in tables if t not in known_tables]
+    if unknown:
+        raise OpreidError(f"--table {unknown[0]!r}: no published row has this table; known: "
+                          f"{', '.join(repr(t) for t in known_tables)}")
+    if datasets:
+        rows = [r for r in rows if r.dataset in datasets]
+    if tables:
+        rows = [r for r in rows if r.source != "published" or r.table in tables]
+    if metric:
+        rows = [r for r in rows if getattr(r, metric) is not None]
     return rows

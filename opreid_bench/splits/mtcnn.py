@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from opreid_bench.errors import OpreidError
+from opreid_bench.torch_files import load_torch_file
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, right/bottom exclusive
 
@@ -149,10 +150,10 @@ def _networks(folder: str, _digest: str) -> tuple[PNet, RNet, ONet]:
     nets = (PNet(), RNet(), ONet())
     for net, name in zip(nets, WEIGHT_FILES):
         path = Path(folder) / name
+        state = load_torch_file(path, "MTCNN state dict", OpreidError)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
             net.load_state_dict(state)
-        except Exception as exc:  # a truncated or foreign file
+        except Exception as exc:  # a foreign state dict
             raise OpreidError(f"{path}: not an MTCNN state dict ({type(exc).__name__})") from None
         net.eval()
     return nets

@@ -59,6 +59,11 @@ def _load_input(features: Path | None, weights: Path | None = None, method: str 
         return query, gallery, attrs, f"{onnx_model} on {dataset}"
     from opreid_bench.evaluation.features import read_feature_file
 
+    unused = [flag for flag, value in (("--dataset", dataset), ("--root", root), ("--method", method))
+              if value is not None]
+    if unused:
+        raise OpreidError(f"evaluate --features reads query and gallery from the file; {', '.join(unused)} "
+                          "would be ignored: leave them out (they go with --weights, --onnx or --zoo)")
     query, gallery, attrs = read_feature_file(features)
     return query, gallery, attrs, str(features)
 
@@ -97,13 +102,15 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
     if ci:
         table.add_column(f"R-1 {100 * ci['level']:.0f}% CI", justify="right", no_wrap=True)
         table.add_column(f"mAP {100 * ci['level']:.0f}% CI", justify="right", no_wrap=True)
+        if "mINP" in ci:
+            table.add_column(f"mINP {100 * ci['level']:.0f}% CI", justify="right", no_wrap=True)
     rows = [("overall", data), *data.get("breakdown", {}).items()]
     for name, m in rows:
         cells = [name, str(m["num_valid_queries"]), str(m["num_skipped_queries"])]
         cells += [_pct(m[k]) for k in ("rank1", "rank5", "rank10", "mAP", "mINP")]
         if ci:
-            cells += ([f"{_pct(ci['rank1'][0])}-{_pct(ci['rank1'][1])}", f"{_pct(ci['mAP'][0])}-{_pct(ci['mAP'][1])}"]
-                      if name == "overall" else ["", ""])
+            keys = [k for k in ("rank1", "mAP", "mINP") if k in ci]
+            cells += [f"{_pct(ci[k][0])}-{_pct(ci[k][1])}" if name == "overall" else "" for k in keys]
         table.add_row(*cells)
     console = Console()
     if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
@@ -146,7 +153,7 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
               help="With --rerank: weight of the original distance.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the JSON report to this file (atomically).")
+              help="Also write the JSON report to this file (atomically; replaces only a report evaluate wrote).")
 @click.option("--json", "json_out", is_flag=True, help="Print exactly one JSON object on stdout.")
 def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | None, input_size: str | None,
              mean: str | None, std: str | None, channel_order: str | None, onnx_output: str | None, batch_size: int,
@@ -175,6 +182,11 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
           --dataset occluded_duke --root data
     """
     refuse_output_over_input(out, "--out", {"--features": features, "--weights": weights, "--onnx": onnx_model})
+    if out is not None:
+        from opreid_bench.evaluation.evaluator import REPORT_WRITER
+        from opreid_bench.outputs import json_written_by, refuse_foreign_file
+
+        refuse_foreign_file(out, "evaluate", lambda p: json_written_by(p, REPORT_WRITER))
     if run_dir is not None and (onnx_model is None or rerank):
         raise OpreidError("--run-dir records an --onnx evaluation without --rerank (`train` writes its own run.json)")
     onnx_kwargs = None
@@ -206,7 +218,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
     if out is not None:
         from opreid_bench.atomic import atomic_write_text
 
-        atomic_write_text(out, json.dumps(report.to_dict(), indent=2) + "\n")
+        atomic_write_text(out, json.dumps({"written_by": REPORT_WRITER, **report.to_dict()}, indent=2) + "\n")
         click.echo(f"wrote {out}", err=True)
     if run_dir is not None:
         from opreid_bench.engine.extract import metrics_dict

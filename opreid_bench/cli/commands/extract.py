@@ -20,7 +20,8 @@ from opreid_bench.errors import OpreidError
 @click.option("--dataset", required=True, help="Dataset loader name (see `opreid-bench datasets list`).")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset.")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .h5 file.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output .h5 file (replaces only a file extract wrote).")
 @click.option("--method", default=None, help="Refuse a checkpoint of another method.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object (what was written) on stdout.")
@@ -44,11 +45,13 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, 
           --root ../shared/data --out feats.h5
     """
     from opreid_bench.engine.extract import model_feature_sets
-    from opreid_bench.evaluation.features import write_feature_file
+    from opreid_bench.evaluation.features import EXTRACT_WRITER, is_extract_output, write_feature_file
+    from opreid_bench.outputs import refuse_foreign_file
 
     if (weights is None) == (onnx_model is None):
         raise OpreidError("extract needs exactly one model: --weights RUN/model.pt or --onnx MODEL.onnx")
     refuse_output_over_input(out, "--out", {"--weights": weights, "--onnx": onnx_model})
+    refuse_foreign_file(out, "extract", is_extract_output)
     if zoo is not None and onnx_model is not None:
         raise OpreidError("--zoo takes its checkpoint with --weights, not --onnx")
     if zoo is not None:  # a model-zoo checkpoint, rebuilt here with the zoo's names (opreid_bench.modeling.zoo)
@@ -65,7 +68,7 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, 
     else:
         query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device,
                                                    options=parse_key_values(dataset_option))
-    write_feature_file(out, query, gallery, attrs=attrs)
+    write_feature_file(out, query, gallery, attrs={**attrs, "written_by": EXTRACT_WRITER})
     info = {"out": str(out), "query": len(query), "gallery": len(gallery),
             "dim": int(query.features.shape[1]), **attrs}
     if json_out:

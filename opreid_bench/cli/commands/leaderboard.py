@@ -18,8 +18,10 @@ import click
 @click.option("--no-published", is_flag=True, help="Show only measured runs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "html", "json"]), default="table")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json: one JSON array of rows.")
-@click.option("--out", type=click.Path(path_type=Path), help="Write the output to this file instead of stdout.")
-@click.option("--plot-dir", type=click.Path(path_type=Path), help="Write one bar plot (PNG) per dataset here.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write the output to this file instead of stdout (replaces only a file leaderboard wrote).")
+@click.option("--plot-dir", type=click.Path(path_type=Path),
+              help="Write one bar plot (PNG) per dataset into this folder (new, empty, or one leaderboard wrote).")
 def leaderboard(run_dirs: tuple[Path, ...], datasets: tuple[str, ...], metric: str | None, tables: tuple[str, ...],
                 no_published: bool, fmt: str, as_json: bool, out: Path | None, plot_dir: Path | None) -> None:
     """Published results next to runs measured here, sorted by mAP: Yan, Pang et al. (ICCV 2021, Tables 3-5) and
@@ -33,23 +35,22 @@ def leaderboard(run_dirs: tuple[Path, ...], datasets: tuple[str, ...], metric: s
       opreid-bench leaderboard --table "Table 5" --json
     """
     from opreid_bench.atomic import atomic_write_text
-    from opreid_bench.leaderboard import load_published, load_runs
+    from opreid_bench.leaderboard import load_published, load_runs, select_rows
     from opreid_bench.leaderboard import render as R
+    from opreid_bench.outputs import output_folder, refuse_foreign_file
 
+    if out is not None:
+        refuse_foreign_file(out, "leaderboard", R.is_leaderboard_output)
     rows = [] if no_published else load_published()
     rows += load_runs(list(run_dirs))
-    if datasets:
-        rows = [r for r in rows if r.dataset in datasets]
-    if tables:
-        rows = [r for r in rows if r.source != "published" or r.table in tables]
-    if metric:
-        rows = [r for r in rows if getattr(r, metric) is not None]
-    rows = R.sort_rows(rows)
+    rows = R.sort_rows(select_rows(rows, datasets, tables, metric))
     if as_json:
         fmt = "json"
     if plot_dir is not None:
-        for p in R.plot_bars(rows, plot_dir):
-            click.echo(f"wrote {p}", err=True)
+        with output_folder(plot_dir, "leaderboard", kind="plots", option="--plot-dir",
+                           inputs=[("run directory", d) for d in run_dirs]) as folder:
+            for p in R.plot_bars(rows, folder):
+                click.echo(f"wrote {p}", err=True)
     if fmt == "table" and out is None:
         R.print_rich(rows)
         return

@@ -115,6 +115,9 @@ def search(features: Path, topk: int, out: Path, metric: str | None, rerank: boo
     from opreid_bench.evaluation.retrieval import resolve_device
 
     refuse_output_over_input(out, "--out", {"--features": features})
+    from opreid_bench.outputs import file_starts_with, refuse_foreign_file
+
+    refuse_foreign_file(out, "search", lambda p: file_starts_with(p, ",".join(COLUMNS)))
     if device is not None:
         resolve_device(device)  # an unknown device, or CUDA without one: one line before any work
     query, gallery, attrs = read_feature_file(features)

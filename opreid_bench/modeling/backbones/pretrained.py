@@ -26,12 +26,9 @@ class LoadReport:
 
 
 def _read_state_dict(path: Path) -> dict:
-    import torch
+    from opreid_bench.torch_files import load_torch_file
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt / non-torch files
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    obj = load_torch_file(path, "PyTorch checkpoint", CheckpointError)
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]

@@ -88,11 +88,9 @@ def read_state_dict(path: str | Path, wrapper: str = "state_dict") -> dict[str, 
     path = Path(path)
     if not path.is_file():
         raise OpreidError(f"{path}: zoo checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable or non-tensor pickle is one line
-        raise OpreidError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    from opreid_bench.torch_files import load_torch_file
+
+    obj = load_torch_file(path, "PyTorch checkpoint", OpreidError)
     if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
         obj = obj[wrapper]
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
