@@ -381,6 +381,9 @@ def leave_one_dataset_out(preds: dict[LodoChoice, np.ndarray], crops: Sequence[C
 
 
 REVIEW_SHARES = (0.05, 0.1, 0.2, 0.3, 0.5)
+# Label-stability bins of ``errors_by_stability``, lower edges (each bin runs to the next edge; the last holds 1.0
+# alone). Below 0.75 is what the data card counts as an unstable label (``classify.UNSTABLE_BELOW``).
+STABILITY_BINS = (0.0, 0.5, 0.75, 1.0)
 RANDOM_REVIEW_ORDERS = 200  # seeded random review orders averaged for the baseline
 
 
@@ -408,6 +411,17 @@ def _share_to_target(pred: np.ndarray, truth: np.ndarray, order: np.ndarray) -> 
     return None
 
 
+def _errors_by_stability(stability: np.ndarray, wrong: np.ndarray) -> dict[str, dict[str, object]]:
+    """Per ``STABILITY_BINS`` bin (keyed by its range): crops in it and the share of them labelled wrong."""
+    out: dict[str, dict[str, object]] = {}
+    edges = (*STABILITY_BINS, None)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = stability >= lo if hi is None else (stability >= lo) & (stability < hi)
+        key = f"{lo:g}" if hi is None else f"{lo:g}-{hi:g}"
+        out[key] = {"n": int(sel.sum()), "wrong": round(float(wrong[sel].mean()), 4) if sel.any() else None}
+    return out
+
+
 def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
                   lodo: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
     """Per left-out set: its held-out labels (the setting chosen on the other sets) after a reviewer has checked a
@@ -416,7 +430,8 @@ def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
     orders). The reviewer is taken to agree with the hand labels. ``errors`` is the share of crops the rule gets
     wrong (no order can do with fewer); ``share_to_target`` the share reviewed before the set reaches balanced
     accuracy 0.85 with at most 10% of its holistic crops labelled occluded (``random_share_to_target``: its mean over
-    the first 20 random orders)."""
+    the first 20 random orders). ``errors_by_stability``: per bin of label stability (``STABILITY_BINS``), its
+    crops and the share of them the rule gets wrong (undetermined crops sit in the lowest bin)."""
     from opreid_bench.splits.classify import KeypointArrays, OcclusionRule, label_codes, label_stability, review_order
     from opreid_bench.splits.keypoints import Keypoints
 
@@ -445,7 +460,9 @@ def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
                                       "random_holistic_false_occluded": round(float(rand[:, 1].mean()), 4)}
         to_target = _share_to_target(pred, truth, order)
         rand_targets = [_share_to_target(pred, truth, r) for r in randoms[:20]]
-        out[d] = {"n": int(len(idx)), "errors": round(float(np.mean(pred != truth.astype(pred.dtype))), 4),
+        wrong = pred != truth.astype(pred.dtype)
+        out[d] = {"n": int(len(idx)), "errors": round(float(np.mean(wrong)), 4),
+                  "errors_by_stability": _errors_by_stability(stability, wrong),
                   "by_share": by_share,
                   "share_to_target": None if to_target is None else round(to_target, 4),
                   "random_share_to_target": (None if any(r is None for r in rand_targets)
@@ -735,6 +752,14 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
             rand = "-" if v["random_share_to_target"] is None else f"{v['random_share_to_target']:.1%}"
             t3.add_row(d, f"{v['errors']:.0%}", *cells, f"{target} ({rand})")
         console.print(t3)
+        t4 = Table(title="held-out labels by label stability: crops in the bin, share labelled wrong")
+        bins = list(next(iter(budget.values()))["errors_by_stability"])
+        for col in ("left out", *(f"stability {b}" for b in bins)):
+            t4.add_column(col, justify="right")
+        for d, v in budget.items():
+            t4.add_row(d, *(f"{e['n']} / " + ("-" if e["wrong"] is None else f"{e['wrong']:.0%}")
+                            for e in v["errors_by_stability"].values()))
+        console.print(t4)
     thresholds = _fmt_choice((default.score_threshold, default.support_threshold, default.support_min_height))
     console.print(f"default rule ({default.chains}, thresholds {thresholds}) on all of Partial-REID: "
                   f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "

@@ -170,7 +170,7 @@ def test_review_sheet_shows_the_least_stable_labels_first(tmp_path):
     assert f"stability {above:.2f}" in page
     template = write_corrections_template(labels, tmp_path / "review.corrections.csv")
     rows = template.read_text().splitlines()
-    assert rows[0] == "source_path,occluded,label_stability"
+    assert rows[0] == "source_path,occluded,checked,label_stability"
     assert [Path(r.split(",")[0]).stem for r in rows[1:]] == shown
     assert read_corrections(template)[str(crops / "b_borderline.jpg")] is True
     # a crop labelled by the undetermined policy is still reviewed first; a corrected one has nothing left to review

@@ -112,6 +112,11 @@ DEFAULT_PEOPLE_COVER = True
 STABILITY_SCORE_THRESHOLDS = tuple(round(0.30 + 0.04 * i, 2) for i in range(17))
 STABILITY_SUPPORT_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 STABILITY_SUPPORT_HEIGHTS = (0, 64, 96, 128)
+# A label with stability below this is *unstable*: a quarter or more of the settings above give the other label. The
+# data card counts the unstable labels no one checked by hand (:func:`label_reliability`).
+UNSTABLE_BELOW = 0.75
+# Who decided a label (``label_source``): the rule, a hand correction, or the ``--undetermined`` policy.
+LABEL_SOURCES = ("rule", "hand", "policy")
 
 LABELS = ("occluded", "holistic", "undetermined")
 LABEL_COLUMNS = [
@@ -124,6 +129,7 @@ LABEL_COLUMNS = [
     "missing_run",
     "back_view",
     "label_stability",
+    "label_source",
 ]
 
 
@@ -384,6 +390,28 @@ _TRUE = {"1", "true", "t", "yes", "y", "occluded"}
 _FALSE = {"0", "false", "f", "no", "n", "holistic"}
 
 
+_CHECKED = {"y", "yes", "x", "1", "true", "t", "checked", "ok"}
+
+
+def is_checked(value: object) -> bool:
+    """A ``checked`` cell of a corrections file that says the reviewer looked at the crop (y, yes, x, 1, true, ok)."""
+    return str(value).strip().lower() in _CHECKED
+
+
+def read_checked(path: str | os.PathLike[str]) -> set[str]:
+    """The crops a corrections CSV marks ``checked`` (its optional column; empty when it has none): looked at by a
+    reviewer and found right, so checked by hand although the verdict repeats the rule's."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable corrections CSV ({exc})") from None
+    if "checked" not in df.columns or "source_path" not in df.columns:
+        return set()
+    return {p for p, c in zip(df["source_path"], df["checked"], strict=True) if is_checked(c)}
+
+
 def read_corrections(path: str | os.PathLike[str]) -> dict[str, bool]:
     """A CSV ``source_path,occluded`` of hand-checked labels (occluded: 1/0, true/false, occluded/holistic).
 
@@ -400,13 +428,17 @@ def read_corrections(path: str | os.PathLike[str]) -> dict[str, bool]:
     if not {"source_path", "occluded"} <= set(df.columns):
         raise DataError(f"{path}: corrections CSV needs columns source_path,occluded; has {', '.join(df.columns)}")
     out: dict[str, bool] = {}
+    row_of: dict[str, int] = {}
     for i, (p, v) in enumerate(zip(df["source_path"], df["occluded"], strict=True)):
         value = v.strip().lower()
         if value in ("", "undetermined"):
             continue
         if value not in _TRUE | _FALSE:
             raise DataError(f"{path}: row {i + 2}: occluded must be 1/0, true/false or occluded/holistic, got '{v}'")
+        if p in out and out[p] != (value in _TRUE):
+            raise DataError(f"{path}: rows {row_of[p]} and {i + 2} give {p} different verdicts; keep one")
         out[p] = value in _TRUE
+        row_of.setdefault(p, i + 2)
     return out
 
 
@@ -425,7 +457,9 @@ def classify_store(
     names), ``longest_missing_run, visible_fraction, missing_run`` (';'-joined names of the longest run: why the crop
     is occluded), ``back_view``, ``label_stability`` (:func:`label_stability` of the automatic label: the share of
     the threshold settings that agree with it, 0.0 for a crop with no person found, also when ``undetermined`` gives
-    it a label; 1.0 for a crop a correction decided; review from the lowest up). Crops where no person was found are ``undetermined`` (``occluded`` False); the sampler
+    it a label; 1.0 for a crop a correction decided; review from the lowest up), ``label_source`` (who decided the
+    label: ``rule``, ``hand`` for a correction, ``policy`` for an undetermined crop given a label by
+    ``undetermined``). Crops where no person was found are ``undetermined`` (``occluded`` False); the sampler
     leaves them out unless ``undetermined`` is ``occluded`` or ``holistic`` (the user's decision for all of them) or a
     correction decides them one by one. With ``corrections_csv`` the hand-checked labels replace the automatic ones
     (the other columns keep what the keypoints say); ``df.attrs["corrected"]`` counts the labels that changed and
@@ -449,7 +483,7 @@ def classify_store(
         )
     paths = sorted(kps)
     stability = label_stability(KeypointArrays.stack([kps[p] for p in paths]), rule) if paths else np.zeros(0)
-    rows = [(*row, round(float(st), 3)) for row, st in zip(rows, stability, strict=True)]
+    rows = [(*row, round(float(st), 3), "rule") for row, st in zip(rows, stability, strict=True)]
     df = pd.DataFrame(rows, columns=LABEL_COLUMNS)
     df["occluded"] = df["occluded"].astype(bool)
     df["back_view"] = df["back_view"].astype(bool)
@@ -458,6 +492,7 @@ def classify_store(
         und = df["label"] == "undetermined"
         df.loc[und, "occluded"] = undetermined == "occluded"
         df.loc[und, "label"] = undetermined
+        df.loc[und, "label_source"] = "policy"
     df.attrs["corrected"] = 0
     if corrections_csv is not None:
         corrections = read_corrections(corrections_csv)
@@ -469,14 +504,47 @@ def classify_store(
             )
         new = df["source_path"].map(corrections)
         has = new.notna()
-        changed = has & ((new.astype("boolean") != df["occluded"]).fillna(False) | (df["label"] == "undetermined"))
+        changed = has & ((new.astype("boolean") != df["occluded"]).fillna(False) | (df["label"] == "undetermined")
+                         | (df["label_source"] == "policy"))
+        # checked by hand: a verdict that changes the label, or one the reviewer marked checked; a row that only
+        # repeats the rule's label (an untouched template row) decides nothing
+        hand = changed | (has & df["source_path"].isin(read_checked(corrections_csv)))
         df.loc[has, "occluded"] = new[has].astype(bool)
         df["occluded"] = df["occluded"].astype(bool)
         df.loc[has, "label"] = np.where(df.loc[has, "occluded"], "occluded", "holistic")
-        df.loc[has, "label_stability"] = 1.0  # checked by hand: nothing left to review
+        df.loc[hand, "label_stability"] = 1.0  # checked by hand: nothing left to review
+        df.loc[hand, "label_source"] = "hand"
         df.attrs["corrected"] = int(changed.sum())
+        df.attrs["checked_by_hand"] = int(hand.sum())
     df.attrs["undetermined"] = int((df["label"] == "undetermined").sum())
     return df
+
+
+def label_reliability(labels: pd.DataFrame) -> dict[str, int | None]:
+    """How far to trust a table of labels (a ``classify`` output, or a split's rows): ``crops`` with a label
+    (occluded or holistic), of them ``checked_by_hand`` (``label_source`` hand) and ``unstable`` (not checked by hand
+    and ``label_stability`` below :data:`UNSTABLE_BELOW`, labels given by the undetermined policy included).
+
+    Why: a split's data card should say how many of its labels a person confirmed and how many the rule itself is
+    unsure of, so that a reader knows what the occluded/holistic columns rest on. A count is None when a row does not
+    say (a labels file made by other means, without these columns or with empty cells)."""
+    import pandas as pd
+
+    if "label" in labels.columns:
+        labelled = labels[labels["label"].astype(str).isin(("occluded", "holistic"))]
+    else:
+        labelled = labels
+    out: dict[str, int | None] = {"crops": len(labelled), "checked_by_hand": None, "unstable": None}
+    source = (labelled["label_source"].fillna("").astype(str) if "label_source" in labelled.columns
+              else pd.Series("", index=labelled.index))
+    hand = source == "hand"
+    if (source != "").all():
+        out["checked_by_hand"] = int(hand.sum())
+    if "label_stability" in labelled.columns:
+        stability = pd.to_numeric(labelled["label_stability"], errors="coerce")
+        if stability.notna().all():
+            out["unstable"] = int(((stability < UNSTABLE_BELOW) & ~hand).sum())
+    return out
 
 
 def write_labels(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:

@@ -124,8 +124,11 @@ def render_data_card(
     skipped: list[str] | None = None,
     labelling: dict[str, Any] | None = None,
     faces: str | None = None,
+    labels_file: str | None = None,
 ) -> str:
     """The markdown text of DATA_CARD.md (deterministic: no timestamps).
+
+    ``labels_file`` names the labels ``sample`` sampled from (``pose`` is then not used: no pose ran).
 
     ``labelling`` (from :func:`labelling_summary`) adds how the pool was labelled: the rule, and how many crops were
     occluded, holistic and *undetermined* (no person found; left out of sampling unless the user decided).
@@ -142,8 +145,11 @@ def render_data_card(
     lines = [
         f"# Data card: {protocol.name} split",
         "",
-        f"Built by `opreid-bench build-split` from the pool `{pool}` ({pool_size:,} crops) with protocol "
-        f"`{Path(protocol.source).name}`, seed {seed}, pose backend `{pose}`, face mask `{mask or 'none'}`.",
+        (f"Built by `opreid-bench build-split` from the pool `{pool}` ({pool_size:,} crops) with protocol "
+         f"`{Path(protocol.source).name}`, seed {seed}, pose backend `{pose}`, face mask `{mask or 'none'}`."
+         if labels_file is None else
+         f"Built by `opreid-bench sample` from the pool `{pool}` ({pool_size:,} crops) and the labels file "
+         f"`{labels_file}`, with protocol `{Path(protocol.source).name}`, seed {seed}, face mask `{mask or 'none'}`."),
         "The same pool, protocol and seed rebuild this folder byte for byte.",
         "",
         "## Statistics (the columns of the paper's Table 2)",
@@ -192,6 +198,7 @@ def render_data_card(
         f"- Train: identities disjoint from all test identities, {p.train_images_per_id[0]}-{p.train_images_per_id[1]} "
         f"crops each, {p.train_occluded_fraction:.0%} occluded.",
         *(_labelling_lines(labelling) if labelling else []),
+        *_reliability_lines(df),
         "",
         "## Privacy",
         "",
@@ -212,7 +219,8 @@ def render_data_card(
         f"`{{pid:04d}}_c{{camid}}s1_{{index:06d}}_00.jpg` (e.g. `{market_name(1, 2, 3)}`); pid relabelled 1..N "
         "(`pid_map.csv`), camera 1..C (`camera_map.csv`; unknown cameras: C+1 in the query, C+2 elsewhere).",
         "- `manifest.csv`: path, source_path, pid, camid, split, occluded, missing_keypoints, longest_missing_run, "
-        "face_masked.",
+        "face_masked, label_stability, label_source (rule, hand or policy; both empty when the labels file did not "
+        "say).",
         "- `face_masks.csv`: path, masks (each mask as kind@left,top,right,bottom; `mask --verify` skips faces under "
         "them).",
         "- `keypoints.h5`: COCO-17 keypoints of the crops in this split, keyed by source path (the pool's path).",
@@ -259,6 +267,15 @@ MEASURED_ACCURACY = (
 )
 
 
+# What benchmarks/bench_occlusion.py (``errors_by_stability`` of ``review_budget``) measured for unstable labels, one
+# hand-labelled set left out at a time; docs/concepts/occlusion-rule.md has the table.
+STABILITY_MEASURED = (
+    "On the hand-labelled sets, each left out in turn (`benchmarks/bench_occlusion.py`, 2026-12-07, opreid-bench "
+    "0.2.0), unstable labels were wrong for 61% (Partial-REID), 68% (CUHK03), 73% (GRID), 63% (PRID 2011) and 80% "
+    "(VIPeR) of their crops, the other labels for 12%, 5%, 33%, 18% and 3%."
+)
+
+
 # What benchmarks/bench_faces.py measured for the default masking on the hand-boxed crowded crops
 # (benchmarks/labels/faces_heads*.csv); docs/concepts/occlusion-rule.md has the tables.
 FACES_MEASURED = (
@@ -268,6 +285,41 @@ FACES_MEASURED = (
     "split, look at every crop on the sheet of `opreid-bench mask --review-faces`, box what is left, and build again "
     "with `--face-boxes` (counted above as kind `hand`)."
 )
+
+
+def _reliability_lines(df: pd.DataFrame) -> list[str]:
+    """Per split: labelled crops, how many a person checked, how many the rule is unsure of and no one checked."""
+    from opreid_bench.splits.classify import UNSTABLE_BELOW, label_reliability
+
+    rows = {name: label_reliability(df[df["split"] == name]) for name in SPLITS}
+    rows["overall"] = label_reliability(df)
+    if all(r["checked_by_hand"] is None and r["unstable"] is None for r in rows.values()):
+        return ["", "## How far to trust the occlusion labels", "",
+                "The labels file carries neither `label_stability` nor `label_source` (`classify` writes both), so "
+                "this card cannot say how many labels were checked by hand or how sure the rule was of them."]
+
+    def cell(v: int | None, n: int) -> str:
+        return "unknown" if v is None else f"{v:,}" + (f" ({v / n:.0%})" if n else "")
+
+    lines = [
+        "",
+        "## How far to trust the occlusion labels",
+        "",
+        "A label's stability is the share of nearby settings of the rule (its score and support thresholds) that give "
+        f"the same label. Below {UNSTABLE_BELOW:g}, a quarter or more of them give the other label: such a label is "
+        f"*unstable*. {STABILITY_MEASURED}",
+        "",
+        f"| split | labelled crops | checked by hand | unstable (stability < {UNSTABLE_BELOW:g}), not checked |",
+        "|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        n = int(r["crops"] or 0)
+        lines.append(f"| {name} | {n:,} | {cell(r['checked_by_hand'], n)} | {cell(r['unstable'], n)} |")
+    if rows["query"]["unstable"]:
+        lines += ["", "The query's occluded labels are what this benchmark stands on: check its unstable ones on the "
+                  "review sheet (`classify --review`, least stable first), correct them (`--corrections`) and build "
+                  "again. `manifest.csv` has each crop's `label_stability` and `label_source`."]
+    return lines
 
 
 def _labelling_lines(lab: dict[str, Any]) -> list[str]:

@@ -107,6 +107,24 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
                 raise DataError(f"{where}: row {i + 2}, column {col}: {lab[col].iloc[i]!r} is not a keypoint count "
                                 "(an integer 0-17)")
             lab[col] = values
+    if "label_stability" in lab.columns:  # a share of rule settings (classify.label_stability)
+        values = pd.to_numeric(lab["label_stability"], errors="coerce")
+        bad = (values.isna() & lab["label_stability"].notna()) | ~values.between(0, 1) & values.notna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(f"{where}: row {i + 2}, column label_stability: {lab['label_stability'].iloc[i]!r} is not "
+                            "a share between 0 and 1")
+        lab["label_stability"] = values
+    if "label_source" in lab.columns:
+        from opreid_bench.splits.classify import LABEL_SOURCES
+
+        source = lab["label_source"].fillna("").astype(str)
+        bad = ~source.isin((*LABEL_SOURCES, ""))
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(f"{where}: row {i + 2}, column label_source: {source.iloc[i]!r} is not one of "
+                            f"{', '.join(LABEL_SOURCES)}")
+        lab["label_source"] = source
     merged = pool.merge(lab, on="source_path", how="inner")
     if len(merged) < len(pool):
         abs_pool = pool.assign(_key=[os.path.abspath(p) for p in pool["source_path"]])
@@ -287,8 +305,8 @@ def write_sampled_split(
                                       on_done=lambda n: prog.advance(task, n), durable=False, face_boxes=hand)
             if kp_file is not None:
                 filtered_keypoints_copy(kp_file, new / "keypoints.h5", set(written["source_path"]), durable=False)
-            write_data_card(new, written, protocol, seed=seed, pose=f"labels {Path(labels_path).name}", mask=mask,
-                            pool=str(pool_path), pool_size=len(pool), faces=_face_sources(mask))
+            write_data_card(new, written, protocol, seed=seed, pose="", mask=mask, pool=str(pool_path),
+                            pool_size=len(pool), faces=_face_sources(mask), labels_file=Path(labels_path).name)
     return written
 
 
@@ -304,8 +322,8 @@ def write_masked_pool(
     face_boxes: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """``mask``'s output: every pool crop with its face masked under ``out_dir`` (the pool's relative names, .jpg)
-    and ``masks.csv`` (source, output, whether a face was masked, how, and each mask's kind and box), all written while
-    the folder is held. Every face is masked, bystanders' included, unless ``main_face_only``; so are the faces boxed
+    and ``masks.csv`` (source, output, whether a face was masked, how, and each mask's kind and box), built aside and
+    swapped in whole. Every face is masked, bystanders' included, unless ``main_face_only``; so are the faces boxed
     by hand in the ``face_boxes`` CSV (kind ``hand``).
     """
     from opreid_bench.atomic import atomic_write_text
@@ -320,14 +338,15 @@ def write_masked_pool(
     spec = f"{mask}+main" if main_face_only else mask
     inputs = pool_inputs(pool, str(pool_path))
     hand = _read_face_boxes(face_boxes, pool, inputs)
-    jobs = [(p, str(out / rel), kps.get(p), spec, True, tuple(hand.get(p, ()))) for p, rel in zip(paths, rels)]
-    with output_folder(out, "mask", kind="masked", inputs=inputs):  # marked, locked
+    # built in a temporary sibling and swapped in whole: a killed or failed run leaves the previous output as it was
+    with output_folder(out, "mask", kind="masked", inputs=inputs, swap=True) as new:
+        jobs = [(p, str(new / rel), kps.get(p), spec, False, tuple(hand.get(p, ()))) for p, rel in zip(paths, rels)]
         with stage_progress() as prog:
             task = prog.add_task(f"masking {len(jobs):,} crops ({mask})", total=len(jobs))
-            res = write_images(jobs, workers=workers, on_done=lambda n: prog.advance(task, n))
+            res = write_images(jobs, workers=workers, on_done=lambda n: prog.advance(task, n), durable=False)
         table = pd.DataFrame({"source_path": paths, "path": rels, "face_masked": [m for m, _, _ in res],
                               "method": [h for _, h, _ in res], "masks": [k for _, _, k in res]})
-        atomic_write_text(out / "masks.csv", table.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(new / "masks.csv", table.to_csv(index=False, lineterminator="\n"), durable=False)
     return table
 
 
@@ -376,5 +395,6 @@ def check_protocol_fits(labels: pd.DataFrame, protocol: SplitProtocol) -> None:
     need = protocol.query_images + protocol.gallery_images + protocol.train_images
     if len(labels) < need:
         raise ProtocolError(
-            f"pool too small for protocol '{protocol.name}': it needs {need:,} crops, the pool has {len(labels):,}"
+            f"pool too small for protocol '{protocol.name}': it needs {need:,} crops, and {len(labels):,} of the "
+            "pool's crops have a label row"
         )

@@ -126,62 +126,171 @@ def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int, masks: 
             "</figcaption></figure>")
 
 
-def write_corrections_template(labels: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
-    """A ``source_path,occluded,label_stability`` CSV of every crop with its current label, in review order
-    (undetermined first, then the least stable label up), for a reviewer to edit from the top (atomic).
+REVIEW_TITLE = "<title>opreid-bench occlusion review</title>"
+TEMPLATE_HEADER = "source_path,occluded,checked,label_stability"
+OLD_TEMPLATE_HEADER = "source_path,occluded,label_stability"  # templates written before the checked column
 
-    Undetermined crops are written as ``undetermined`` (no decision: ``classify --corrections`` skips them until the
-    reviewer writes occluded or holistic); ``--corrections`` ignores the stability column.
-    """
-    import numpy as np
+
+def is_review_page(path: Path) -> bool:
+    """True when ``path`` is a review sheet ``classify --review`` wrote (its title); ``--review`` replaces only those."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return REVIEW_TITLE in fh.read(2000)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def is_corrections_template(path: Path) -> bool:
+    """True when ``path`` starts with the corrections template's header."""
+    from opreid_bench.outputs import file_starts_with
+
+    return file_starts_with(path, TEMPLATE_HEADER) or file_starts_with(path, OLD_TEMPLATE_HEADER)
+
+
+def refuse_classify_outputs(out: Path, review: Path | None, template: Path | None,
+                            inputs: dict[str, Path | None]) -> None:
+    """Before ``classify`` writes anything: its labels file, review sheet and corrections template may not be one of
+    its inputs, nor an existing file it did not write (one line naming it)."""
+    from opreid_bench.outputs import file_starts_with, refuse_foreign_file, refuse_output_over_input
+    from opreid_bench.splits.classify import LABEL_COLUMNS
+
+    refuse_output_over_input(out, "--out", inputs)
+    refuse_foreign_file(out, "classify", lambda p: file_starts_with(p, ",".join(LABEL_COLUMNS))
+                        or file_starts_with(p, ",".join(LABEL_COLUMNS[:-1])))
+    if review is not None and template is not None:
+        refuse_output_over_input(review, "--review", {**inputs, "--out": out})
+        refuse_foreign_file(review, "classify", is_review_page, "--review")
+        refuse_output_over_input(template, "--review (its corrections template)", {"--out": out})
+        refuse_foreign_file(template, "classify", is_corrections_template, "--review")
+
+
+def refuse_to_lose_verdicts(template: Path, labels: pd.DataFrame, previous: Path | None = None) -> None:
+    """Refuse (one line) to replace a corrections template that holds verdicts a reviewer typed and no label carries
+    yet: a verdict that differs from ``labels`` (what the new template would say) and from the labels file
+    ``previous`` (the labels the old template was written from, when given and readable).
+
+    Why: the template is the file a reviewer edits in a spreadsheet; running ``classify --review`` again before
+    passing it back as ``--corrections`` would otherwise wipe the review."""
     import pandas as pd
 
-    from opreid_bench.splits.classify import review_order
+    from opreid_bench.errors import OutputError
+    from opreid_bench.splits.classify import is_checked
 
-    label = labels["label"] if "label" in labels.columns else labels["occluded"].map(
-        {True: "occluded", False: "holistic"})
-    stability = (labels["label_stability"].to_numpy(float) if "label_stability" in labels.columns
-                 else np.ones(len(labels)))
+    if not template.exists():
+        return
+    try:
+        old = pd.read_csv(template, dtype=str, keep_default_na=False)
+    except (OSError, ValueError):
+        return  # not ours: refuse_foreign_file has said so already
+    if not {"source_path", "occluded"} <= set(old.columns):
+        return
+    typed = dict(zip(old["source_path"], old["occluded"].str.strip().str.lower(), strict=True))
+    new = dict(zip(labels["source_path"].astype(str), labels["label"].astype(str), strict=True))
+    if "checked" in old.columns and "label_source" in labels.columns:  # a crop marked checked but not yet a hand label
+        hand = set(labels.loc[labels["label_source"].astype(str) == "hand", "source_path"].astype(str))
+        marked = [p for p, c in zip(old["source_path"], old["checked"], strict=True) if is_checked(c) and p not in hand]
+        if marked:
+            raise OutputError(f"{template}: marks {len(marked)} crop(s) checked that no label carries yet (e.g. "
+                              f"{marked[0]}); pass it back with --corrections, or move it away, before a new template "
+                              "replaces it")
+    before: dict[str, str] = {}
+    if previous is not None and previous.is_file():
+        try:
+            prev = pd.read_csv(previous, dtype=str, keep_default_na=False)
+            before = dict(zip(prev["source_path"], prev["label"], strict=True))
+        except (OSError, ValueError, KeyError):
+            before = {}
+    _yes, _no = {"1", "true", "t", "yes", "y", "occluded"}, {"0", "false", "f", "no", "n", "holistic"}
+
+    def norm(v: str | None) -> str | None:
+        return None if v is None else ("occluded" if v in _yes else "holistic" if v in _no else v)
+
+    edited = [p for p, v in typed.items()
+              if v not in ("", "undetermined") and norm(v) not in (new.get(p), norm(before.get(p)))]
+    if edited:
+        raise OutputError(f"{template}: holds {len(edited)} verdict(s) that no label carries yet (e.g. {edited[0]}); "
+                          "pass it back with --corrections, or move it away, before a new template replaces it")
+
+
+def write_corrections_template(labels: pd.DataFrame, out: str | os.PathLike[str], *, order: str = "stability",
+                               limit: int | None = None, seed: int = 0) -> Path:
+    """A ``source_path,occluded,checked,label_stability`` CSV of the crops on the review sheet (the same crops in the
+    same order: :func:`sheet_groups`), each with its current label, for a reviewer to edit from the top (atomic).
+
+    The reviewer changes ``occluded`` where the label is wrong and writes ``y`` under ``checked`` for a crop looked
+    at and found right; ``classify --corrections`` counts both as checked by hand (``label_source`` hand) and leaves
+    the untouched rows to the rule. Undetermined crops are written as ``undetermined`` (no decision until the reviewer
+    writes occluded or holistic); ``--corrections`` ignores the stability column.
+    """
+    import pandas as pd
+
+    label = _group_of(labels).astype(str)
+    if "label_source" in labels.columns:  # the --undetermined policy decided nothing: the reviewer does
+        label = label.where(labels["label_source"].astype(str) != "policy", "undetermined")
+    stability = (labels["label_stability"].astype(float) if "label_stability" in labels.columns
+                 else pd.Series(1.0, index=labels.index))
     table = pd.DataFrame({"source_path": labels["source_path"].astype(str), "occluded": label.astype(str),
-                          "label_stability": stability})
-    idx = review_order(table["occluded"].to_numpy(), stability, table["source_path"].tolist())
+                          "checked": "", "label_stability": stability})
+    rows = [i for _, _, shown in sheet_groups(labels, order, limit, seed) for i in shown]
     out = Path(out)
-    atomic_write_text(out, table.iloc[idx].to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out, table.iloc[rows].to_csv(index=False, lineterminator="\n"))
     return out
 
 
 REVIEW_ORDERS = ("stability", "label")
 
 
-def _sections(labels: pd.DataFrame, group_of: pd.Series, order: str, limit: int | None, seed: int,
-              figure) -> list[str]:  # noqa: ANN001
-    """The sheet's sections: by label (each in path order, ``limit`` a seeded random sample per label), or one list
-    in review order (undetermined first, then the least stable label up; ``limit`` the first crops of that order)."""
-    if order == "stability":
-        import numpy as np
+def _group_of(labels: pd.DataFrame) -> pd.Series:
+    if "label" in labels.columns:
+        return labels["label"].astype(str)
+    return labels["occluded"].map({True: "occluded", False: "holistic"})
 
+
+def sheet_groups(labels: pd.DataFrame, order: str = "stability", limit: int | None = None,
+                 seed: int = 0) -> list[tuple[str, int, list[int]]]:
+    """What the review sheet shows: (section, crops in it, row positions shown in sheet order) per section. By label
+    (each in path order, ``limit`` a seeded random sample per label), or one ``review`` list in review order
+    (undetermined first, then the least stable label up; ``limit`` the first crops of that order). The corrections
+    template lists the same crops in the same order."""
+    import numpy as np
+
+    from opreid_bench.errors import OpreidError
+
+    if order not in REVIEW_ORDERS:
+        raise OpreidError(f"unknown review order '{order}'; use {', '.join(REVIEW_ORDERS)}")
+    group_of = _group_of(labels).to_numpy()
+    paths = labels["source_path"].astype(str).tolist()
+    if order == "stability":
         from opreid_bench.splits.classify import review_order
 
         stability = labels["label_stability"].to_numpy(float) if "label_stability" in labels.columns else np.ones(
             len(labels))
-        idx = review_order(group_of.to_numpy(), stability, labels["source_path"].astype(str).tolist())
-        rows = list(labels.iloc[idx].itertuples(index=False))
-        shown = rows[:limit] if limit is not None else rows
-        figures = "\n".join(figure(r) for r in shown)
-        note = f" (showing the first {len(shown)})" if len(shown) < len(rows) else ""
-        return [f'<h2 id="review">{len(rows)} crops, undetermined first, then the least stable label first{note}</h2>'
-                f'\n<div class="sheet">{figures}</div>']
-    sections = []
+        idx = [int(i) for i in review_order(group_of, stability, paths)]
+        return [("review", len(idx), idx[:limit] if limit is not None else idx)]
+    groups = []
     for title in GROUPS:
-        group = labels[group_of == title].sort_values("source_path")
-        if title == "undetermined" and group.empty:
+        members = sorted((i for i in range(len(paths)) if group_of[i] == title), key=lambda i: paths[i])
+        if title == "undetermined" and not members:
             continue
-        shown = list(group.itertuples(index=False))
-        if limit is not None and len(shown) > limit:
-            shown = sorted(random.Random(seed).sample(shown, limit), key=lambda r: r.source_path)
-        figures = "\n".join(figure(r) for r in shown)
-        note = f" (showing {len(shown)})" if len(shown) < len(group) else ""
-        sections.append(f'<h2 id="{title}">{title}: {len(group)} crops{note}</h2>\n<div class="sheet">{figures}</div>')
+        shown = members
+        if limit is not None and len(members) > limit:
+            shown = sorted(random.Random(seed).sample(members, limit), key=lambda i: paths[i])
+        groups.append((title, len(members), shown))
+    return groups
+
+
+def _sections(labels: pd.DataFrame, order: str, limit: int | None, seed: int, figure) -> list[str]:  # noqa: ANN001
+    """The sheet's HTML sections (:func:`sheet_groups`)."""
+    sections = []
+    for title, size, shown in sheet_groups(labels, order, limit, seed):
+        figures = "\n".join(figure(r) for r in labels.iloc[shown].itertuples(index=False))
+        if title == "review":
+            note = f" (showing the first {len(shown)})" if len(shown) < size else ""
+            sections.append(f'<h2 id="review">{size} crops, undetermined first, then the least stable label first'
+                            f'{note}</h2>\n<div class="sheet">{figures}</div>')
+        else:
+            note = f" (showing {len(shown)})" if len(shown) < size else ""
+            sections.append(f'<h2 id="{title}">{title}: {size} crops{note}</h2>\n<div class="sheet">{figures}</div>')
     return sections
 
 
@@ -204,16 +313,8 @@ def write_review_html(
     the likeliest mistakes); ``limit_per_group`` then keeps the first N. ``label`` groups the crops by label in path
     order, and ``limit_per_group`` shows a seeded random sample per label (an unbiased audit of each label).
     ``masks`` (a mask mode such as ``blur``) also shows each crop masked."""
-    from opreid_bench.errors import OpreidError
-
-    if order not in REVIEW_ORDERS:
-        raise OpreidError(f"unknown review order '{order}'; use {', '.join(REVIEW_ORDERS)}")
     rule = rule or OcclusionRule()
-    if "label" in labels.columns:
-        group_of = labels["label"].astype(str)
-    else:
-        group_of = labels["occluded"].map({True: "occluded", False: "holistic"})
-    sections = _sections(labels, group_of, order, limit_per_group, seed,
+    sections = _sections(labels, order, limit_per_group, seed,
                          lambda r: _figure(r, keypoints.get(str(r.source_path)), rule, thumb_height, masks))
     nav = ('<a href="#review">review list</a>' if order == "stability" else
            '<a href="#occluded">occluded</a> · <a href="#holistic">holistic</a> · <a href="#undetermined">undetermined</a>')
@@ -221,7 +322,7 @@ def write_review_html(
     support_text = ("" if rule.support_threshold is None else
                     f", or person-segmentation support below {rule.support_threshold:g} (on an occluder)")
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>opreid-bench occlusion review</title>
+<html lang="en"><head><meta charset="utf-8">{REVIEW_TITLE}
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
 .sheet {{ display: flex; flex-wrap: wrap; gap: 8px; }}

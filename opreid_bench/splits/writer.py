@@ -52,6 +52,8 @@ MANIFEST_COLUMNS = [
     "missing_keypoints",
     "longest_missing_run",
     "face_masked",
+    "label_stability",
+    "label_source",
 ]
 JPEG_QUALITY = 95
 
@@ -242,6 +244,9 @@ def write_split(
     for col, default in (("missing_keypoints", ""), ("longest_missing_run", 0)):
         if col not in df.columns:
             df[col] = default
+    for col in ("label_stability", "label_source"):  # empty: the labels file did not say (classify writes both)
+        if col not in df.columns:
+            df[col] = ""
     df["missing_keypoints"] = df["missing_keypoints"].fillna("").astype(str)
     df["longest_missing_run"] = df["longest_missing_run"].fillna(0).astype(int)
     manifest = df[MANIFEST_COLUMNS].copy()

@@ -60,6 +60,11 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
     from opreid_bench.splits.annotate import REPORT_NAME, annotate_pool, read_report
 
     pool = load_pool(pool_path, pool_format, pattern=pattern)
+    if not pool:
+        from opreid_bench.errors import DataError
+
+        why = f" ({len(pool.skipped):,} file(s) left out, e.g. {pool.skipped[0]})" if pool.skipped else ""
+        raise DataError(f"{pool_path}: the pool has no crops{why}")
     annotate_pool(list(pool), out_dir, backend=pose, workers=workers, engine=engine, batch_size=batch_size,
                   limit=limit, progress=not as_json)
     report = read_report(out_dir)
@@ -120,7 +125,8 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
     score below --threshold, outside the crop, or (when the backend measured it) person-segmentation support below
     --support-threshold; a crop where no person was found is undetermined. Writes OUT with columns
     source_path,occluded,label,missing_keypoints,longest_missing_run,visible_fraction,missing_run,back_view,
-    label_stability (the share of the threshold settings that give the same label). With --review, also
+    label_stability (the share of the threshold settings that give the same label; below 0.75 the label is
+    unstable), label_source (rule, hand for a correction, policy for --undetermined). With --review, also
     REVIEW.corrections.csv: every crop with its label, undetermined first and then from the least stable label up,
     to edit and pass back as --corrections.
 
@@ -140,9 +146,17 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         DEFAULT_CHAINS,
         DEFAULT_MIN_MISSING_RUN,
         DEFAULT_SCORE_THRESHOLD,
+        UNSTABLE_BELOW,
         OcclusionRule,
         classify_store,
+        label_reliability,
         write_labels,
+    )
+    from opreid_bench.splits.review import (
+        refuse_classify_outputs,
+        refuse_to_lose_verdicts,
+        write_corrections_template,
+        write_review_html,
     )
 
     rule = OcclusionRule(
@@ -151,16 +165,20 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         chains=chains or DEFAULT_CHAINS,
         **support_kwargs(support),
     )
+    template = review.with_name(review.stem + ".corrections.csv") if review is not None else None
+    refuse_classify_outputs(out, review, template, {"--keypoints": keypoints_path, "--corrections": corrections})
     labels = classify_store(keypoints_path, rule, corrections, undetermined)
+    if template is not None:
+        refuse_to_lose_verdicts(template, labels, previous=out)
     write_labels(labels, out)
-    if review is not None:
+    if review is not None and template is not None:
         from opreid_bench.splits.cache import read_keypoints
-        from opreid_bench.splits.review import write_corrections_template, write_review_html
 
         write_review_html(labels, read_keypoints(keypoints_path), review, rule, limit_per_group=review_limit,
                           seed=seed, masks=review_masks, order=review_order)
-        write_corrections_template(labels, review.with_name(review.stem + ".corrections.csv"))
+        write_corrections_template(labels, template, order=review_order, limit=review_limit, seed=seed)
     n = len(labels)
+    trust = label_reliability(labels)
     occ = int(labels["occluded"].sum())
     und = int(labels.attrs.get("undetermined", 0))
     summary = {
@@ -171,6 +189,8 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         "undetermined": und,
         "occluded_share": round(occ / n, 4) if n else 0.0,
         "corrected": int(labels.attrs.get("corrected", 0)),
+        "checked_by_hand": trust["checked_by_hand"],
+        "unstable": trust["unstable"],
         "score_threshold": rule.score_threshold,
         "support_threshold": rule.support_threshold,
         "min_missing_run": rule.min_missing_run,
@@ -178,11 +198,11 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         "review": str(review) if review is not None else None,
     }
     table = Table(title=f"classify: {out}")
-    for col in ("crops", "occluded", "holistic", "undetermined", "occluded share", "corrected", "threshold",
-                "min run"):
+    for col in ("crops", "occluded", "holistic", "undetermined", "occluded share", "corrected",
+                f"unstable (< {UNSTABLE_BELOW:g})", "threshold", "min run"):
         table.add_column(col, justify="right")
     table.add_row(str(n), str(occ), str(n - occ - und), str(und), f"{summary['occluded_share']:.1%}",
-                  str(summary["corrected"]),
+                  str(summary["corrected"]), str(trust["unstable"]),
                   f"{rule.score_threshold:g}", str(rule.min_missing_run))
     Console(stderr=True).print(table)
     if as_json:

@@ -88,6 +88,7 @@ def read_manifest(path: str | Path, *, require_split: bool) -> ManifestRows:
     records: list[ImageRecord] = []
     splits: list[str | None] = []
     missing: list[str] = []
+    seen: dict[str, tuple[int, int, int]] = {}  # file -> (pid, camid, row) of its first row
     for i, row in enumerate(rows):
         where = f"{manifest}: row {i + 1}"
         rel = str(row["path"] or "").strip()
@@ -110,8 +111,12 @@ def read_manifest(path: str | Path, *, require_split: bool) -> ManifestRows:
         if not full.is_file():
             missing.append(rel)
             continue
-        records.append(ImageRecord(str(full), _as_int(row["pid"], where, "pid"), _as_int(row["camid"], where, "camid"),
-                                   occluded, scene))
+        pid, camid = _as_int(row["pid"], where, "pid"), _as_int(row["camid"], where, "camid")
+        first = seen.setdefault(str(full), (pid, camid, i + 1))
+        if first[:2] != (pid, camid):
+            raise DataError(f"{where}: {rel} is also row {first[2]} with another identity or camera "
+                            f"(pid {first[0]}, camid {first[1]} there; pid {pid}, camid {camid} here); keep one")
+        records.append(ImageRecord(str(full), pid, camid, occluded, scene))
         splits.append(split)
     return ManifestRows(manifest, records, splits, missing)
 
