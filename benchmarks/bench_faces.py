@@ -25,12 +25,16 @@ closing verification included). Then:
 - ``masking_ms_per_crop``: the masking's time per crop on one thread (pose stage excluded); with
   ``--without-mtcnn-too`` the same crops are masked again without MTCNN in the same run (``without_mtcnn``) and
   ``masking_time_ratio`` is default / without.
+- ``review_ranking`` (``--review-speed N``): the face review sheet's ranking (``face_review.rank_crops``) of the
+  first N PRID 2011 camera-B crops, read from disk, in one process and in two worker processes, in the same run:
+  crops per second of each, their ratio, and whether both gave the same sizes, risks, boxes and crowd counts.
 
 \\b
 Examples:
   python benchmarks/bench_faces.py
   python benchmarks/bench_faces.py --json
   python benchmarks/bench_faces.py --without-mtcnn-too --labels benchmarks/labels/faces_heads_heldout.csv
+  python benchmarks/bench_faces.py --review-speed 400
 """
 
 from __future__ import annotations
@@ -154,6 +158,24 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
 REVIEW_SHARES = (0.1, 0.25, 0.5)
 
 
+def review_ranking_speed(data_root: Path, n: int) -> dict[str, object]:
+    """Crops/s of the review sheet's ranking in one process and in two, on the same crops in the same run."""
+    import time
+
+    from opreid_bench.splits.face_review import rank_crops
+
+    crops = sorted((data_root / "prid2011").glob("*_b.png"))[:n]
+    jobs = [(str(p), None, "") for p in crops]
+    rates, results = {}, {}
+    for w in (1, 2):
+        t0 = time.perf_counter()
+        results[w] = rank_crops(jobs, workers=w, progress=False)
+        rates[w] = len(jobs) / (time.perf_counter() - t0)
+    return {"crops": len(jobs), "crops_per_s_workers_1": round(rates[1], 2),
+            "crops_per_s_workers_2": round(rates[2], 2), "ratio": round(rates[2] / rates[1], 3),
+            "same_results": results[1] == results[2]}
+
+
 def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # type: ignore[type-arg]
                          with_face_left: set[str]) -> dict[str, object]:
     """Where the crops with a face left visible fall in the face review sheet's order (``mask --review-faces``:
@@ -195,9 +217,11 @@ def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # typ
               help="keypoints live here (default: a folder in the temp dir, reused)")
 @click.option("--without-mtcnn-too", "compare", is_flag=True,
               help="also mask without MTCNN, in the same run: both rows, and the masking time's ratio")
+@click.option("--review-speed", default=0, show_default=True,
+              help="also time the review sheet's ranking of this many PRID 2011 crops, 1 and 2 processes (0: skip)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | None, compare: bool,
-         as_json: bool) -> None:
+         review_speed: int, as_json: bool) -> None:
     """Faces left visible and masks off heads, default masking, on hand-boxed crowded crops."""
     import torch
     from rich.console import Console
@@ -214,6 +238,8 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
         result["without_mtcnn"] = {k: v for k, v in without.items() if k not in ("left_visible", "off_head")}
         if without["masking_ms_per_crop"]:
             result["masking_time_ratio"] = round(result["masking_ms_per_crop"] / without["masking_ms_per_crop"], 2)
+    if review_speed > 0:
+        result["review_ranking"] = review_ranking_speed(data_root, review_speed)
     console = Console(stderr=as_json, width=150)
     table = Table(title=f"face masking on hand-boxed crowded crops ({labels.name}; one thread)")
     for col in ("masking", "crops", "heads", "faces", "faces left visible (head box / face region)",
@@ -238,6 +264,11 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
         console.print(f"face review order (mask --review-faces): of the {result['crops']} crops, the "
                       f"{rev['crops_with_face_left']} with a face left are at ranks {rev['ranks']}; found in the "
                       f"{shares}; {rev['ms_per_crop']} ms per crop to rank")
+    rank = result.get("review_ranking")
+    if rank:
+        console.print(f"face review ranking of {rank['crops']} PRID 2011 crops: {rank['crops_per_s_workers_2']} crops/s "
+                      f"with 2 processes vs {rank['crops_per_s_workers_1']} in one -> {rank['ratio']}x; same results: "
+                      f"{rank['same_results']}")
     for row in result["off_head"]:
         console.print(f"mask off every head: {row['file']} {row['masks']} ({', '.join(row['kinds'])})")
     if as_json:

@@ -195,3 +195,21 @@ window.addEventListener("load", () => {
     boxes = read_face_boxes(drawn, [str(src)])[str(src)]  # the pool path, and boxes inside the crop
     assert len(boxes) == 2 and boxes[0] == (20, 0, 30, 8), boxes  # an earlier round's box is kept
     assert np.abs(np.array(boxes[1]) - (2, 10, 12, 30)).max() <= 1, boxes  # the drawn one (sub-pixel layout)
+
+
+def test_workers_rank_the_sheet_as_one_process_does(shared_data: Path, mtcnn_weights: Path, tmp_path: Path) -> None:
+    """PRID 2011 crops, camera B (crowded street): ranked in two processes, every crop gets the size, risk,
+    candidate boxes and crowd count that one process gives it, in the same order; an unreadable crop among them is
+    a one-line error naming it."""
+    from opreid_bench.splits.face_review import rank_crops
+
+    crops = sorted((shared_data / "prid2011").glob("*_b.png"))[:70]
+    jobs = [(str(p), None, "") for p in crops]
+    one = rank_crops(jobs, workers=1, progress=False)
+    two = rank_crops(jobs, workers=2, progress=False)
+    assert two == one
+    assert sum(risk > 0 for _, risk, _, _ in one) >= 3, "the test needs crops with face candidates"
+    bad = tmp_path / "truncated.jpg"
+    bad.write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(DataError, match=re.escape(str(bad))):
+        rank_crops([*jobs[:63], (str(bad), None, "")], workers=2, progress=False)

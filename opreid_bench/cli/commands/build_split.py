@@ -55,7 +55,7 @@ FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand
 @click.command("build-split")
 @_pool_options()
 @click.option("--protocol", "protocol_path", required=True,
-              help="Split protocol YAML (protocols/opreid.yaml, protocols/opreid-mini.yaml, or a bare name).")
+              help="Split protocol: a shipped name (opreid, opreid-mini, opreid-tiny) or a YAML file.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (Market-style).")
 @click.option("--seed", type=int, required=True, help="Sampling seed: same seed, byte-identical split.")
 @click.option("--pose", default="mediapipe", show_default=True,
@@ -96,7 +96,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
 
     \b
     Examples:
-      opreid-bench build-split --pool pool/manifest.csv --protocol protocols/opreid-mini.yaml --out split --seed 0
+      opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0
       opreid-bench build-split --pool pool/manifest.csv --pose precomputed:pool/keypoints.csv \\
           --protocol opreid-mini --out split --seed 1 --mask pixelate --json
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 --main-face-only
@@ -157,7 +157,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
                    "left visible are boxed by hand and downloaded as a --face-boxes CSV.")
 @click.option("--review-limit", type=click.IntRange(1), default=None,
               help="At most N crops on the --review-faces sheet (the first N of its order).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes for masking and for ranking the --review-faces sheet.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keypoints_dir: Path | None, out: Path,
              mask: str, mask_all_faces: bool, main_face_only: bool, verify: bool, verify_detector: str,
@@ -168,7 +169,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     The main person's face from the head keypoints (else OpenCV's Haar face detector, else a head prior: the top of
     the person's box, method "prior": check those crops); every other face that BlazeFace, MTCNN or the person
     detector finds where a head is plausible (MTCNN with its weights installed; a warning otherwise); then a closing verification on the masked crop. Writes the
-    masked crops under OUT (same relative paths as in the pool, as .jpg) and OUT/masks.csv
+    masked crops under OUT (paths relative to the folder that holds all the pool's crops, as .jpg) and OUT/masks.csv
     (source_path,path,face_masked,method,masks). Refused: an OUT that is the pool's image folder or inside it, and
     two crops that would get one name (a.jpg and a.png); rename one. --verify looks for plausible faces in the
     images under OUT outside the masks recorded there (masks.csv, or a split's face_masks.csv), lists them and
@@ -190,9 +191,12 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
         raise OpreidError("mask: --review-limit sets the length of the --review-faces sheet; give --review-faces too")
     if review_faces is not None:
         from opreid_bench.cli.options import refuse_output_over_input
+        from opreid_bench.outputs import refuse_foreign_file
+        from opreid_bench.splits.face_review import is_face_review_page
 
         refuse_output_over_input(review_faces, "--review-faces", {"pool": pool_path, "face boxes": face_boxes,
                                                                   "keypoints": keypoints_dir})
+        refuse_foreign_file(review_faces, "mask", is_face_review_page, "--review-faces")
         if os.path.realpath(out) in (os.path.realpath(p) for p in Path(review_faces).absolute().parents):
             raise OpreidError(f"--review-faces {review_faces} lies inside --out {out}, which holds the masked crops "
                               "and masks.csv: write the sheet elsewhere")
@@ -217,7 +221,8 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
         if review_faces is not None:
             from opreid_bench.splits.face_review import write_face_review_html
 
-            sheet = write_face_review_html(table, out, review_faces, keypoints=kps, limit=review_limit)
+            sheet = write_face_review_html(table, out, review_faces, keypoints=kps, limit=review_limit,
+                                           workers=workers)
             result["review_faces"] = str(sheet)
             click.echo(f"face review sheet: {sheet}", err=True)
     elif not verify:
