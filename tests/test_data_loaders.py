@@ -35,7 +35,7 @@ def market_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_registry_has_every_dataset() -> None:
     assert set(DATASETS.names()) == {"market1501", "dukemtmc", "occluded_duke", "occluded_reid", "partial_reid",
-                                     "partial_ilids", "opreid", "cuhk03_labeled", "folder", "manifest"}
+                                     "partial_ilids", "opreid", "cuhk03_labeled", "folder", "manifest", "pool"}
 
 
 def test_market_full_counts_match(market_root: Path) -> None:

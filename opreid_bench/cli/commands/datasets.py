@@ -95,8 +95,9 @@ def list_cmd(as_json: bool) -> None:
 def verify_cmd(name: str, root: Path, options: tuple[str, ...], decode: bool, as_json: bool) -> None:
     """Count images, ids and cameras per split and compare them with the dataset's known counts.
 
-    A missing folder is an error (exit 2) naming the expected path and layout. Counts that differ from the known ones
-    and file names that do not parse are warnings on stderr (exit 0).
+    A missing folder is an error (exit 2) naming the expected path and layout, and so is a dataset of which no image
+    was read (every file name fails to parse, or the folders are empty). Counts that differ from the known ones and
+    some file names that do not parse are warnings on stderr (exit 0).
 
     \b
     JSON keys: dataset, splits {SPLIT: {images, ids, cameras}}, matches_known_counts (false when the dataset has no
@@ -133,6 +134,10 @@ def verify_cmd(name: str, root: Path, options: tuple[str, ...], decode: bool, as
         click.echo(json.dumps({**report.to_json(), **({"decode": decoded.to_json()} if decoded else {})}))
     else:
         _print_verify(report, decoded)
+    if (empty := report.empty_reason()) is not None:
+        from opreid_bench.errors import DataError
+
+        raise DataError(empty)
     if decoded is not None and decoded.problems:
         from opreid_bench.errors import DataError
 

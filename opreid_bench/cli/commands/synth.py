@@ -37,7 +37,7 @@ def synth(out: Path, num_ids: int, num_cameras: int, images_per_id: tuple[int, i
     Example:
       opreid-bench synth --out pool --ids 300 --seed 0
       opreid-bench build-split --pool pool/manifest.csv --pose precomputed:pool/keypoints.csv \\
-          --protocol protocols/opreid-mini.yaml --out split --seed 0
+          --protocol opreid-mini --out split --seed 0
     """
     from opreid_bench.errors import OpreidError
     from opreid_bench.synth.generator import SynthConfig, generate_pool, plan_pool

@@ -32,6 +32,7 @@ from opreid_bench.data.datasets.occluded_reid import OccludedREID
 from opreid_bench.data.datasets.opreid import OPReID
 from opreid_bench.data.datasets.partial_ilids import PartialILIDS
 from opreid_bench.data.datasets.partial_reid import PartialREID
+from opreid_bench.data.datasets.pool import PoolDataset
 from opreid_bench.data.records import DatasetSplits, ImageRecord
 from opreid_bench.errors import DataError
 from opreid_bench.registry import Registry
@@ -40,7 +41,7 @@ DATASETS: Registry[type[ReIDDataset]] = Registry("dataset")
 """Every dataset loader by name (``DATASETS.names()``, ``DATASETS.get(name)``); a new one registers with
 ``@DATASETS.register("name")`` on a :class:`ReIDDataset` subclass."""
 for _cls in (Market1501, DukeMTMCReID, OccludedDuke, OccludedREID, PartialREID, PartialILIDS, OPReID, CUHK03Labeled,
-             FolderDataset, ManifestDataset):
+             FolderDataset, ManifestDataset, PoolDataset):
     DATASETS.register(_cls.name)(_cls)
 
 
@@ -88,7 +89,10 @@ def load_pool(path: str | os.PathLike[str], fmt: str = "manifest", *, pattern: s
         for rel in scan.images:
             rec = record_from_match(regex, scan.full_path(rel), rel)
             if rec is None:
-                pool.skipped.append(f"{rel}: name does not match the pattern")
+                m = regex.search(rel)
+                pool.skipped.append(f"{rel}: name does not match the pattern" if m is None else
+                                    f"{rel}: pid {m.group('pid')!r} or camid {m.group('camid')!r} is not a whole "
+                                    "number (the pattern matched)")
             elif rec.pid < 0:
                 pool.skipped.append(f"{rel}: junk (negative pid)")
             else:

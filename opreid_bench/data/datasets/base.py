@@ -171,6 +171,17 @@ class VerificationReport:
                              f"found {_fmt_counts(found['images'], found['ids'])}")
         return lines
 
+    def empty_reason(self) -> str | None:
+        """Why no split holds an image (the folders exist but nothing was read), or None when some split has one:
+        ``verify`` then exits non-zero, since an empty dataset is a layout or file-name problem, not a count."""
+        if any(v.get("images", 0) for v in self.splits.values()):
+            return None
+        if self.unparsed:
+            return (f"{self.root}: no image was read: {len(self.unparsed):,} file name(s) do not parse (e.g. "
+                    f"{self.unparsed[0]}); the file-name pattern of '{self.dataset}' does not fit them (a folder or "
+                    "manifest dataset takes --option pattern=REGEX with groups pid and camid)")
+        return f"{self.root}: no image was read: the split folders of '{self.dataset}' hold no image"
+
     def to_json(self, max_examples: int = 10) -> dict[str, Any]:
         """The ``datasets verify --json`` object (documented keys; see the command's help)."""
         return {

@@ -1,0 +1,57 @@
+"""A raw pool of crops, as ``build-split``, ``annotate`` and ``mask`` read it (``--pool``): a manifest
+(``path,pid,camid[,scene]``, no split needed) or a folder whose files' relative paths carry pid and camid
+(``--option pattern=REGEX``, files anywhere below it). For ``datasets verify pool``: every crop is counted under
+``train`` (a pool has no query or gallery yet), and every file left out is listed with its reason.
+
+Options: ``pattern`` (folder pools; default ``(?P<pid>-?\\d+)_c(?P<camid>\\d+)``) and ``format`` (``auto``: a file is a
+manifest, a folder a folder pool; or ``manifest`` / ``folder``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from opreid_bench.data.datasets.base import RawSplits, ReIDDataset
+from opreid_bench.data.datasets.folder import DEFAULT_PATTERN
+from opreid_bench.errors import DataError
+
+POOL_FORMATS = ("auto", "manifest", "folder")
+
+
+class PoolDataset(ReIDDataset):
+    """A raw pool for ``build-split`` (see the module docstring); all crops in ``train``."""
+
+    name = "pool"
+    layout = ("a pool: a CSV/parquet manifest path,pid,camid[,scene] (no split column needed), or a folder of crops "
+              "whose relative paths match --option pattern=REGEX")
+    splits: ClassVar[tuple[str, ...]] = ("train",)
+    option_defaults: ClassVar[dict[str, str]] = {"pattern": DEFAULT_PATTERN, "format": "auto"}
+
+    def split_folders(self) -> dict[str, str]:
+        return {}
+
+    def _format(self) -> str:
+        fmt = self.options["format"].strip().lower()
+        if fmt not in POOL_FORMATS:
+            raise DataError(f"dataset pool: format must be one of {', '.join(POOL_FORMATS)}, got {fmt!r}")
+        if fmt == "auto":
+            fmt = "folder" if self.root.is_dir() and not any(
+                (self.root / n).is_file() for n in ("manifest.csv", "manifest.parquet")) else "manifest"
+        return fmt
+
+    def dataset_dir(self) -> Path:
+        if self._dir is None:
+            if not self.root.exists():
+                raise DataError(f"{self.root}: no such file or folder; expected {self.layout}")
+            self._dir = self.root if self.root.is_dir() else self.root.parent
+        return self._dir
+
+    def _read(self, dataset_dir: Path) -> RawSplits:
+        from opreid_bench.data.datasets import load_pool
+
+        fmt = self._format()
+        pool = load_pool(self.root, fmt, pattern=self.options["pattern"] if fmt == "folder" else None)
+        raw = RawSplits(train=list(pool), unparsed=list(pool.skipped))
+        raw.notes.append("a pool: every crop is counted under train (query and gallery are drawn by build-split)")
+        return raw
