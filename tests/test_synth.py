@@ -30,6 +30,20 @@ def test_same_seed_same_bytes_any_workers(tmp_path: Path) -> None:
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 
+def test_a_smaller_rerun_leaves_only_its_own_crops(tmp_path: Path) -> None:
+    big = SynthConfig(num_ids=6, num_cameras=3, min_images=3, max_images=4, seed=7)
+    small = SynthConfig(num_ids=3, num_cameras=3, min_images=3, max_images=4, seed=7)
+    generate_pool(tmp_path / "pool", big)
+    (tmp_path / "pool" / "images" / "notes.txt").write_text("mine")  # not a name synth writes: kept
+    generate_pool(tmp_path / "pool", small)
+    listed = {line.split(",")[0] for line in (tmp_path / "pool" / "manifest.csv").read_text().splitlines()[1:]}
+    on_disk = {f"images/{p.name}" for p in (tmp_path / "pool" / "images").iterdir()}
+    assert on_disk == listed | {"images/notes.txt"}
+    generate_pool(tmp_path / "fresh", small)
+    (tmp_path / "pool" / "images" / "notes.txt").unlink()
+    assert _digest(tmp_path / "pool" / "images") == _digest(tmp_path / "fresh" / "images")
+
+
 def test_pool_layout_and_keypoints(tmp_path: Path) -> None:
     cfg = SynthConfig(num_ids=5, num_cameras=4, min_images=4, max_images=4, occlusion_rate=0.5, seed=1)
     manifest = generate_pool(tmp_path, cfg)

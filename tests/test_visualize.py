@@ -250,3 +250,26 @@ def test_gradcam_marks_the_region_that_makes_the_feature(tmp_path: Path) -> None
     assert cam[18:].max() == 0.0 and cam[:14].min() > 0.5
     ref = GradCam(model, 32, 16).for_crop(img, img)  # scored against a query: the same picture here
     assert np.allclose(ref, cam, atol=1e-5)
+
+
+def test_compare_accepts_the_same_crops_spelled_from_another_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from opreid_bench.evaluation.ranklists import same_labels
+
+    a = _data(tmp_path / "d", seed=0, noise=0.5)
+    b = _data(tmp_path / "d", seed=5, noise=2.5, name="b.h5", method="bot")
+    monkeypatch.chdir(tmp_path)
+    bq, bg, attrs = read_feature_file(b)
+    bq.paths, bg.paths = [os.path.relpath(p) for p in bq.paths], [os.path.relpath(p) for p in bg.paths]
+    assert bq.paths[0] == os.path.join("d", "q0.png")  # extracted with a relative --root
+    write_feature_file(tmp_path / "b_rel.h5", bq, bg, dict(attrs))
+    code, out, err = _cli(["visualize", "--features", str(a), "--compare", "b_rel.h5", "--out", "v", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["a_wins"] is not None
+    aq, ag, _ = read_feature_file(a)
+    renamed = list(bg.paths)
+    renamed[3] = os.path.join("d", "other.png")  # another crop: not the same gallery
+    bg.paths = renamed
+    assert same_labels(aq, ag, bq, bg) == f"/gallery/paths differ (item 3: {renamed[3]!r}, not {ag.paths[3]!r})"

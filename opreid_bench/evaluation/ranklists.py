@@ -12,6 +12,7 @@ non-junk item is ``n`` and the first green item sits at the evaluator's ``first_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,5 +163,25 @@ def same_labels(a_query: FeatureSet, a_gallery: FeatureSet, b_query: FeatureSet,
             if not np.array_equal(np.asarray(getattr(x, name)), np.asarray(getattr(y, name))):
                 return f"/{side}/{name} differ"
         if x.paths is not None and y.paths is not None and list(x.paths) != list(y.paths):
-            return f"/{side}/paths differ"
+            xs, ys = names_under_common_folder(x.paths), names_under_common_folder(y.paths)
+            if xs != ys:
+                i = next(i for i, (p, q) in enumerate(zip(xs, ys)) if p != q)
+                return f"/{side}/paths differ (item {i}: {y.paths[i]!r}, not {x.paths[i]!r})"
     return None
+
+
+def names_under_common_folder(paths: Sequence[str]) -> list[str]:
+    """Each path relative to the deepest folder that holds them all: the same crops read from ``data/`` and from
+    ``/home/me/data/`` (one feature file extracted with a relative root, the other with an absolute one) give the
+    same names, while a different crop or a different order does not."""
+    import os
+
+    posix = [str(p).replace("\\", "/") for p in paths]
+    if not posix:
+        return []
+    folders = [os.path.dirname(p) for p in posix]
+    try:
+        common = os.path.commonpath(folders) if all(folders) else ""
+    except ValueError:  # absolute and relative paths mixed in one list
+        common = ""
+    return [os.path.relpath(p, common) if common else p for p in posix]

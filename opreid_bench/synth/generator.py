@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,13 +131,25 @@ def generate_pool(out_dir: str | Path, cfg: SynthConfig, *, workers: int = 1, pr
 
     ``out_dir`` must be new, empty or an earlier pool (it is locked and marked, see ``opreid_bench.outputs``; its
     marker's fingerprint is :func:`pool_fingerprint`). Every image is rendered and compared with the file on disk,
-    which is rewritten unless its bytes are equal, so a killed run resumes and a rerun with another config never
-    keeps a stale image; the manifest is written last.
+    which is rewritten unless its bytes are equal, and images of an earlier plan that the new one lacks are deleted,
+    so a killed run resumes and a rerun with another config never keeps a stale image; the manifest is written last.
     """
     from opreid_bench.outputs import output_folder
 
     with output_folder(out_dir, "synth", kind="pool", fingerprint=pool_fingerprint(cfg), options=asdict(cfg)):
         return _generate_into(Path(out_dir), cfg, workers=workers, progress=progress)
+
+
+SYNTH_IMAGE_NAME = re.compile(r"\d{5}_c\d{2}_\d{4}\.jpg")  # CropSpec.filename
+
+
+def _remove_stale_images(images: Path, keep: set[str]) -> None:
+    """Delete the images an earlier run into this pool wrote that the new plan does not list (a rerun with fewer
+    identities or images), so the folder holds exactly the manifest's crops; only names of :attr:`CropSpec.filename`'s
+    form are touched, any other file is left where it is."""
+    for f in sorted(images.iterdir()):
+        if f.name not in keep and SYNTH_IMAGE_NAME.fullmatch(f.name) and f.is_file() and not f.is_symlink():
+            f.unlink()
 
 
 def _generate_into(out: Path, cfg: SynthConfig, *, workers: int, progress) -> Path:
@@ -155,6 +168,7 @@ def _generate_into(out: Path, cfg: SynthConfig, *, workers: int, progress) -> Pa
     # one parallel sync of all images (the journal batches concurrent syncs) instead of two fsyncs per image: the
     # manifest, written last, then never lists an image a power loss could leave empty
     fsync_tree(out / "images")
+    _remove_stale_images(out / "images", {Path(r["path"]).name for r in rows})
     write_keypoints_csv(rows, out / "keypoints.csv")
     cols = ["path", "pid", "camid", "view", "occluder", "hidden_body_fraction", "visible_keypoints"]
     lines = [",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows]
