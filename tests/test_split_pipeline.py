@@ -63,9 +63,12 @@ def test_build_split_end_to_end(pool: tuple[Path, Path, Path], tmp_path: Path) -
     assert not data.unparsed and all(r.occluded for r in data.query)
     report = get_dataset("opreid", out).verify()
     assert report.splits["query"] == {"images": 8, "ids": 6, "cameras": 3} and not report.unparsed
-    assert not report.notes
+    # checked against the counts of the protocol it was drawn by, not the published OPReID's
+    assert report.matches_known_counts and report.known_counts["query"] == (8, 6)
+    assert len(report.notes) == 1 and "protocol 'tiny'" in report.notes[0] and "27,228/1,744" in report.notes[0]
     res = CliRunner().invoke(cli, ["datasets", "verify", "opreid", "--root", str(out), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["unparsed"] == 0
+    assert json.loads(res.stdout)["matches_known_counts"] is True
 
     card = (out / "DATA_CARD.md").read_text()
     assert "| this split | 8 | 64 | 6 | 8 | 14 | 44 | 22 | 116 | 3 |" in card

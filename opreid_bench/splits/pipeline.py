@@ -167,6 +167,13 @@ def pool_fingerprint(pool: Sequence[ImageRecord]) -> str:
     return fingerprint(sorted((os.path.abspath(r.path), int(r.pid), int(r.camid)) for r in pool))
 
 
+def _marker_options(options: dict[str, Any], protocol: SplitProtocol) -> dict[str, Any]:
+    """The options a split's marker records: the protocol by name and the counts it sets (what ``datasets verify``
+    compares the folder with), the rest as given."""
+    return {**{k: v for k, v in options.items() if k != "protocol"},
+            "protocol": {"name": protocol.name, "counts": protocol.expected_counts()}}
+
+
 def build_split(
     pool: Sequence[ImageRecord],
     protocol: SplitProtocol,
@@ -203,7 +210,7 @@ def build_split(
                "face_boxes": content_digest(face_boxes) if face_boxes is not None else None}
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
     with output_folder(out, "build-split", kind="split", inputs=inputs, fingerprint=fp, swap=True,
-                       options={k: v for k, v in options.items() if k != "protocol"}) as new:
+                       options=_marker_options(options, protocol)) as new:
         written, split, skipped = _build_into(new, out / WORK_DIR, pool, protocol, seed, pose=pose, workers=workers,
                                               engine=engine, mask=mask, rule=rule, corrections=corrections,
                                               pool_name=pool_name, progress=progress, undetermined=undetermined,
@@ -295,7 +302,7 @@ def write_sampled_split(
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
     written = None
     with output_folder(out_dir, "sample", kind="split", inputs=inputs, fingerprint=fp, swap=True,
-                       options={k: v for k, v in options.items() if k != "protocol"}) as new:
+                       options=_marker_options(options, protocol)) as new:
         atomic_write_text(new / "split.csv", split.to_csv(index=False, lineterminator="\n"), durable=False)
         if not dry_run:
             kps = read_keypoints(kp_file) if kp_file is not None else None

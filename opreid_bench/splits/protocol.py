@@ -115,6 +115,12 @@ class SplitProtocol:
         if not 0.0 <= self.train_occluded_fraction <= 1.0:
             raise ProtocolError(f"{src}: train.occluded_fraction must be in [0, 1], got {self.train_occluded_fraction}")
 
+    def expected_counts(self) -> dict[str, list[int]]:
+        """Images and identities per split of a split this protocol draws (``[images, ids]``; the sampler meets each
+        exactly): what ``datasets verify`` checks a built split against."""
+        return {"train": [self.train_images, self.train_ids], "query": [self.query_images, self.query_ids],
+                "gallery": [self.gallery_images, self.gallery_ids]}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for JSON summaries and the data card)."""
         d = asdict(self)

@@ -15,10 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from opreid_bench.data.datasets.base import SPLITS, RawSplits
+from opreid_bench.data.datasets.base import SPLITS, RawSplits, VerificationReport
 from opreid_bench.data.datasets.market1501 import MarketStyleDataset
 from opreid_bench.data.records import ImageRecord
 from opreid_bench.errors import DataError
+from opreid_bench.outputs import MARKER, read_marker
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
@@ -98,6 +99,37 @@ class OPReID(MarketStyleDataset):
         if pid_mismatch:
             raw.notes.append(f"{pid_mismatch:,} rows of {manifest.name} give a pid other than the file name's")
         return raw
+
+
+    def verify(self) -> VerificationReport:
+        """As for any dataset, except that a split ``build-split`` or ``sample`` wrote is compared with the counts of
+        the protocol it was drawn by (its ``.opreid-output.json``), not with the published OPReID's: a split of
+        ``opreid-tiny`` is right when it has opreid-tiny's counts."""
+        report = super().verify()
+        built = protocol_counts_of_built_split(self.dataset_dir())
+        if built is not None:
+            name, command, counts = built
+            report.known_counts = counts
+            published = ", ".join(f"{s} {i:,}/{n:,}" for s, (i, n) in self.known_counts.items())
+            report.notes.append(f"known counts: those of protocol '{name}', which `{command}` drew this split by (its "
+                                f"{MARKER}); the published OPReID has {published} (images/ids)")
+        return report
+
+
+def protocol_counts_of_built_split(folder: Path) -> tuple[str, str, dict[str, tuple[int, int]]] | None:
+    """(protocol name, command, {split: (images, ids)}) from the marker of a complete split ``build-split`` or
+    ``sample`` wrote into ``folder``; None for any other folder (or a marker without the counts)."""
+    marker = read_marker(folder)
+    if not marker or marker.get("command") not in ("build-split", "sample") or not marker.get("complete"):
+        return None
+    protocol = (marker.get("options") or {}).get("protocol")
+    if not isinstance(protocol, dict) or not isinstance(protocol.get("counts"), dict):
+        return None
+    try:
+        counts = {s: (int(protocol["counts"][s][0]), int(protocol["counts"][s][1])) for s in SPLITS}
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return str(protocol.get("name", "?")), str(marker["command"]), counts
 
 
 def _relative(path: str, dataset_dir: Path) -> str:
