@@ -55,3 +55,18 @@ def test_method_config_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFi
                       "--out", str(tmp_path / "run")], capsys)
     assert code == 2
     assert err.strip().splitlines() == [f"error: {cfg}: not UTF-8 text (invalid start byte at byte 31)"]
+
+
+def test_only_resume_may_leave_out_the_method(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _tree(tmp_path / "data")
+    run = tmp_path / "run"
+    code, err = _cli(["train", "--dataset", "cuhk03_labeled", "--root", str(root), "--out", str(run)], capsys)
+    assert code == 2 and "train needs --method NAME or --config FILE (only --resume may leave both out)" in err
+    code, err = _cli(["train", "--dataset", "cuhk03_labeled", "--root", str(root), "--out", str(run), "--resume"],
+                     capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "last.pt: --resume without --method or --config takes the run's config from this checkpoint" in err
+    code, err = _cli(["train", "--method", "bot", "--config", "x.yaml", "--dataset", "cuhk03_labeled", "--root",
+                      str(root), "--out", str(run)], capsys)
+    assert code == 2 and "not both" in err
+    assert not run.exists()

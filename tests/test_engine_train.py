@@ -136,6 +136,14 @@ def test_resume_equals_uninterrupted_run(tiny_splits: DatasetSplits, tmp_path: P
     with pytest.raises(CheckpointError, match="different config"):
         train(tiny_cfg("ours", "optim.epochs=3", "model.dnl=false", *extra), tiny_splits, tmp_path / "b",
               resume=True, progress=False)
+    # `train --resume` without --method takes the run's own config from its checkpoint, --set values on top
+    from opreid_bench.engine.train import resume_config
+
+    assert resume_config(tmp_path / "b") == tiny_cfg("ours", "optim.epochs=2", *extra)
+    assert resume_config(tmp_path / "b", ["optim.epochs=3"]) == tiny_cfg("ours", "optim.epochs=3", *extra)
+    assert resume_config(tmp_path / "b", ["model.dnl=false"]) != tiny_cfg("ours", "optim.epochs=2", *extra)
+    with pytest.raises(CheckpointError, match="takes the run's config from this checkpoint, and there is none"):
+        resume_config(tmp_path / "c")
 
 
 def test_dataset_too_small_for_pk(tiny_splits: DatasetSplits, tmp_path: Path) -> None:

@@ -297,6 +297,23 @@ def train(
         cleanup(dist_info)
 
 
+def resume_config(out_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MethodConfig:
+    """The config of the run in ``out_dir``, read from its ``checkpoints/last.pt``, with ``--set`` style overrides
+    applied: ``train --resume`` without ``--method``/``--config`` continues the run as it was started, so a user
+    need not repeat every flag (an override that changes the run is refused when the checkpoint is restored)."""
+    from opreid_bench.engine.config import apply_overrides, config_from_dict
+
+    path = Path(out_dir) / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: --resume without --method or --config takes the run's config from this "
+                              "checkpoint, and there is none; name the method to start a new run")
+    stored = checkpoint_config(load_checkpoint(path), path)
+    if not overrides:
+        return stored
+    raw = apply_overrides(stored.to_dict(), overrides)
+    return config_from_dict(raw, f"{path} (stored config, with --set {' '.join(overrides)})")
+
+
 def _restore(path: Path, cfg: MethodConfig, num_classes: int, model: torch.nn.Module,
              optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any) -> int:
     """Load a training checkpoint into fresh objects; returns the number of epochs it completed."""

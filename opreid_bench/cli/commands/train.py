@@ -44,7 +44,8 @@ def build_overrides(*, backbone: str | None, pretrained: Path | None, epochs: in
 @click.option("--batch-k", type=click.IntRange(min=1), default=None, help="Images per identity (K).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (under torchrun: one GPU per process).")
 @click.option("--seed", type=int, default=None, help="Seed of everything random (default from config: 0).")
-@click.option("--resume", is_flag=True, help="Continue RUN_DIR/checkpoints/last.pt exactly where it stopped.")
+@click.option("--resume", is_flag=True, help="Continue RUN_DIR/checkpoints/last.pt exactly where it stopped (without "
+              "--method/--config: with the config stored in it).")
 @click.option("--time-limit", type=float, default=None, metavar="MINUTES",
               help="Stop after the epoch in which this many minutes have passed (resume later).")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object (the run summary) on stdout.")
@@ -64,19 +65,24 @@ def train_cmd(method: str | None, config_file: Path | None, dataset: str, root: 
       opreid-bench train --method bot --dataset cuhk03_labeled --root ../shared/data --out runs/bot \\
           --backbone mobilenetv2 --pretrained ../shared/weights/mobilenet_v2-b0353104.pth \\
           --height 128 --width 64 --epochs 10 --set optim.warmup_epochs=1 --set optim.milestones=[6,9]
-      opreid-bench train --method ours --dataset cuhk03_labeled --root ../shared/data --out runs/ours --resume
+      opreid-bench train --dataset cuhk03_labeled --root ../shared/data --out runs/ours --resume
       torchrun --nproc_per_node 2 -m opreid_bench train --method baseline --dataset market1501 --root ~/data --out r
     """
     from opreid_bench.data.datasets import load_dataset
     from opreid_bench.engine.config import load_method_config
     from opreid_bench.engine.extract import dataset_junk
-    from opreid_bench.engine.train import train
+    from opreid_bench.engine.train import resume_config, train
 
-    if (method is None) == (config_file is None):
-        raise OpreidError("train needs exactly one of --method NAME or --config FILE")
+    if method is not None and config_file is not None:
+        raise OpreidError("train takes one of --method NAME or --config FILE, not both")
     overrides = build_overrides(backbone=backbone, pretrained=pretrained, epochs=epochs, seed=seed, height=height,
                                 width=width, batch_p=batch_p, batch_k=batch_k, sets=sets)
-    cfg = load_method_config(config_file if config_file is not None else method, overrides)
+    if method is None and config_file is None:
+        if not resume:
+            raise OpreidError("train needs --method NAME or --config FILE (only --resume may leave both out)")
+        cfg = resume_config(out, overrides)
+    else:
+        cfg = load_method_config(config_file if config_file is not None else method, overrides)
     if cfg.model.pretrained and not Path(cfg.model.pretrained).is_file():
         from opreid_bench.errors import CheckpointError
 
