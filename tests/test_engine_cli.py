@@ -56,6 +56,10 @@ def test_train_extract_evaluate(tmp_path: Path) -> None:
     wrong = CliRunner().invoke(cli, ["evaluate", "--method", "bot", "--weights", str(run / "model.pt"), "--dataset",
                                      "cuhk03_labeled", "--root", str(root)])
     assert wrong.exit_code != 0 and "method 'ours', not 'bot'" in str(wrong.exception)
+    # --option reaches the dataset loader (one it does not know is named)
+    opt = CliRunner().invoke(cli, ["evaluate", "--weights", str(run / "model.pt"), "--dataset", "cuhk03_labeled",
+                                   "--root", str(root), "--option", "nope=1"])
+    assert opt.exit_code != 0 and "dataset cuhk03_labeled: unknown option(s) nope" in str(opt.exception)
 
 
 def test_train_errors_are_one_line(tmp_path: Path) -> None:

@@ -171,3 +171,5 @@ def test_evaluate_features_refuses_options_it_would_ignore(features: Path,
     code, _, err = _cli(["evaluate", "--features", str(features), "--dataset", "folder", "--root", "own"], capsys)
     line = err.strip().splitlines()[-1]
     assert code == 2 and "--dataset, --root would be ignored" in line
+    code, _, err = _cli(["evaluate", "--features", str(features), "--option", "pattern=x"], capsys)
+    assert code == 2 and "--option would be ignored" in err.strip().splitlines()[-1]

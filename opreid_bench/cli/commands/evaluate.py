@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opreid_bench.cli.onnx_options import ONNX_HELP, onnx_preprocessing_options, preprocessing_from_options
-from opreid_bench.cli.options import ZOO_HELP, refuse_output_over_input
+from opreid_bench.cli.options import ZOO_HELP, parse_key_values, refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 def _load_input(features: Path | None, weights: Path | None = None, method: str | None = None,
                 dataset: str | None = None, root: Path | None = None, device: str | None = None,
-                onnx_model: Path | None = None, onnx_kwargs: dict | None = None, zoo: str | None = None
-                ) -> tuple[FeatureSet, FeatureSet, dict, str]:
+                onnx_model: Path | None = None, onnx_kwargs: dict | None = None, zoo: str | None = None,
+                options: dict[str, str] | None = None) -> tuple[FeatureSet, FeatureSet, dict, str]:
     """Exactly one input mode -> (query, gallery, attrs, source description)."""
     if zoo is not None:  # a model-zoo checkpoint, rebuilt here with the zoo's names (opreid_bench.modeling.zoo)
         if weights is None or features is not None or onnx_model is not None:
@@ -35,7 +35,7 @@ def _load_input(features: Path | None, weights: Path | None = None, method: str 
             raise OpreidError("evaluate --zoo needs --dataset NAME and --root PATH")
         from opreid_bench.engine.zoo_extract import zoo_feature_sets
 
-        query, gallery, attrs = zoo_feature_sets(zoo, weights, dataset, root, device=device or "cpu")
+        query, gallery, attrs = zoo_feature_sets(zoo, weights, dataset, root, device=device or "cpu", options=options)
         return query, gallery, attrs, f"{zoo} on {dataset}"
     modes = {"--features": features, "--weights": weights, "--onnx": onnx_model}
     given = [name for name, value in modes.items() if value is not None]
@@ -47,20 +47,21 @@ def _load_input(features: Path | None, weights: Path | None = None, method: str 
             raise OpreidError("evaluate --weights needs --dataset NAME and --root PATH")
         from opreid_bench.engine.extract import model_feature_sets
 
-        query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device or "cpu")
+        query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device or "cpu",
+                                                    options=options)
         return query, gallery, attrs, f"{attrs['method']} on {dataset}"
     if onnx_model is not None:  # any ONNX model through onnxruntime (opreid_bench.engine.onnx_runner)
         if dataset is None or root is None:
             raise OpreidError("evaluate --onnx needs --dataset NAME and --root PATH")
         from opreid_bench.engine.onnx_runner import onnx_feature_sets
 
-        query, gallery, attrs = onnx_feature_sets(onnx_model, dataset, root, device=device or "cpu",
+        query, gallery, attrs = onnx_feature_sets(onnx_model, dataset, root, device=device or "cpu", options=options,
                                                   **(onnx_kwargs or {}))
         return query, gallery, attrs, f"{onnx_model} on {dataset}"
     from opreid_bench.evaluation.features import read_feature_file
 
-    unused = [flag for flag, value in (("--dataset", dataset), ("--root", root), ("--method", method))
-              if value is not None]
+    unused = [flag for flag, value in (("--dataset", dataset), ("--root", root), ("--method", method),
+                                       ("--option", options)) if value]
     if unused:
         raise OpreidError(f"evaluate --features reads query and gallery from the file; {', '.join(unused)} "
                           "would be ignored: leave them out (they go with --weights, --onnx or --zoo)")
@@ -137,6 +138,8 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @click.option("--method", default=None, help="With --weights: refuse a checkpoint of another method.")
 @click.option("--dataset", default=None, help="With --weights: dataset loader name; its protocol gives the junk rule.")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="With --weights: the dataset folder.")
+@click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="With --weights, --onnx or --zoo: a dataset loader option (e.g. pattern=REGEX for a folder).")
 @click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default=None,
               help="Distance between features. Default: the file's (or method's) 'metric', else euclidean.")
 @click.option("--junk", type=click.Choice(["market", "none"]), default=None,
@@ -158,7 +161,7 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | None, input_size: str | None,
              mean: str | None, std: str | None, channel_order: str | None, onnx_output: str | None, batch_size: int,
              zoo: str | None, run_dir: Path | None, name: str | None, method: str | None, dataset: str | None,
-             root: Path | None, metric: str | None, junk: str | None, max_rank: int, bootstrap: int, seed: int,
+             root: Path | None, dataset_option: tuple[str, ...], metric: str | None, junk: str | None, max_rank: int, bootstrap: int, seed: int,
              device: str | None, rerank: bool, k1: int, k2: int, lambda_value: float, out: Path | None,
              json_out: bool) -> None:
     """Rank-1/5/10, mAP and mINP of query vs gallery features (eval_market1501 semantics).
@@ -198,7 +201,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
 
         resolve_device(device)  # an unknown device, or CUDA without one: one line before any work
     query, gallery, attrs, source = _load_input(features, weights, method, dataset, root, device, onnx_model,
-                                                onnx_kwargs, zoo)
+                                                onnx_kwargs, zoo, parse_key_values(dataset_option))
     if metric is None:
         metric = str(attrs.get("metric", "euclidean"))
         if metric not in ("euclidean", "cosine"):
