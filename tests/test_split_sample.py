@@ -36,10 +36,11 @@ def check_invariants(split: pd.DataFrame, labels: pd.DataFrame, p) -> None:  # n
     # train identities are disjoint from every test identity; 5-20 crops each
     assert not set(t["pid"]) & (set(q["pid"]) | set(g["pid"]))
     assert t.groupby("pid").size().between(*p.train_images_per_id).all()
-    # per query identity: exactly one occluded + one holistic gallery crop, none of them a query crop
+    # per query identity: exactly the protocol's occluded + holistic gallery crops, none of them a query crop
     assert set(q["pid"]) <= set(g["pid"])
     for pid, rows in g[g["pid"].isin(set(q["pid"]))].groupby("pid"):
-        assert len(rows) == 2 and rows["occluded"].sum() == 1
+        assert len(rows) == p.per_query_occluded + p.per_query_holistic
+        assert rows["occluded"].sum() == p.per_query_occluded
         assert not set(rows["source_path"]) & set(q.loc[q["pid"] == pid, "source_path"])
         assert set(rows["role"]) == {"match"}
     # distractors: 1-3 occluded and 1-3 holistic crops each
@@ -142,3 +143,23 @@ def test_query_draw_without_room_for_the_query_total_is_repaired() -> None:
     labels = label_pool(60, seed=3, per_id=(6, 20))
     split = sample_split(labels, tiny_protocol(), 14505933)
     check_invariants(split, labels, tiny_protocol())
+
+
+def test_the_documented_two_crop_protocol_fits_a_two_crop_pool(tmp_path) -> None:  # noqa: ANN001
+    """docs/reference/file-formats.md's example protocol for pools of two crops per identity does what it says, and
+    a shipped protocol refused on such a pool says why."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "reference" / "file-formats.md").read_text(encoding="utf-8")
+    section = doc[doc.index("{#split-protocol}"):doc.index("{#split-folder}")]
+    (tmp_path / "pairs.yaml").write_text(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    protocol = load_protocol(tmp_path / "pairs.yaml")
+    labels = label_pool(632, seed=0, occ_rate=0.25, per_id=(2, 2), cameras=2)
+    split = sample_split(labels, protocol, 0)
+    check_invariants(split, labels, protocol)
+    counts = {k: (v["images"], v["ids"]) for k, v in split_summary(split).items() if k != "overall"}
+    assert counts == {"query": (100, 100), "gallery": (350, 300), "train": (360, 200)}
+    assert (split.loc[split["split"] == "train", "occluded"]).sum() == 36
+    with pytest.raises(ProtocolError, match=r"no identity has 3 crops \(the most is 2\).*protocol of its own"):
+        sample_split(labels, load_protocol("opreid-mini"), 0)

@@ -159,10 +159,15 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd
     q_need_occ = p.query_images_per_id[0] + p.per_query_occluded
     q_ok = [i for i in idents if len(i.occ) >= q_need_occ and len(i.hol) >= p.per_query_holistic]
     if len(q_ok) < p.query_ids:
+        need = q_need_occ + p.per_query_holistic
+        most = max((i.n for i in idents), default=0)
+        hint = (f"; no identity has {need} crops (the most is {most}): every query identity gives an occluded query "
+                "and keeps its occluded and holistic matches in the gallery, so a pool of a few crops per identity "
+                "needs a protocol of its own (docs/reference/file-formats.md, 'Split protocol')") if most < need else ""
         raise ProtocolError(
             f"pool too small for protocol '{name}': query needs {p.query_ids} identities with >= {q_need_occ} "
             f"occluded and >= {p.per_query_holistic} holistic crops; the pool has {len(q_ok)} "
-            f"(of {len(idents)} identities, {int(df['occluded'].sum())} occluded crops)"
+            f"(of {len(idents)} identities, {int(df['occluded'].sum())} occluded crops){hint}"
         )
     order = rng.permutation(len(q_ok))
     tier = np.array([0 if _cross_camera_capable(q_ok[j], p) else 1 for j in order])
