@@ -422,6 +422,21 @@ def _errors_by_stability(stability: np.ndarray, wrong: np.ndarray) -> dict[str, 
     return out
 
 
+def _stable_only(pred: np.ndarray, truth: np.ndarray, stability: np.ndarray) -> dict[str, object]:
+    """The labels ``--unstable exclude`` keeps (stability at least ``classify.UNSTABLE_BELOW``; undetermined crops
+    have stability 0 and go too): their share of the crops, balanced accuracy and holistic false-occluded share, and
+    the share of the occluded crops that stay labelled occluded (what a split's query can draw from)."""
+    from opreid_bench.splits.classify import UNSTABLE_BELOW
+
+    kept = stability >= UNSTABLE_BELOW
+    if not kept.any():
+        return {"kept": 0.0, "balanced_accuracy": None, "holistic_false_occluded": None, "occluded_found": 0.0}
+    ba, fo = _ba_fo(pred[kept], truth[kept])
+    found = float(np.mean(kept[truth] & (pred[truth] == 1))) if truth.any() else float("nan")
+    return {"kept": round(float(kept.mean()), 4), "balanced_accuracy": round(ba, 4),
+            "holistic_false_occluded": round(fo, 4), "occluded_found": round(found, 4)}
+
+
 def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
                   lodo: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
     """Per left-out set: its held-out labels (the setting chosen on the other sets) after a reviewer has checked a
@@ -431,7 +446,8 @@ def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
     wrong (no order can do with fewer); ``share_to_target`` the share reviewed before the set reaches balanced
     accuracy 0.85 with at most 10% of its holistic crops labelled occluded (``random_share_to_target``: its mean over
     the first 20 random orders). ``errors_by_stability``: per bin of label stability (``STABILITY_BINS``), its
-    crops and the share of them the rule gets wrong (undetermined crops sit in the lowest bin)."""
+    crops and the share of them the rule gets wrong (undetermined crops sit in the lowest bin). ``stable_only``:
+    the labels left when the unstable ones are set aside (:func:`_stable_only`)."""
     from opreid_bench.splits.classify import KeypointArrays, OcclusionRule, label_codes, label_stability, review_order
     from opreid_bench.splits.keypoints import Keypoints
 
@@ -463,6 +479,7 @@ def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
         wrong = pred != truth.astype(pred.dtype)
         out[d] = {"n": int(len(idx)), "errors": round(float(np.mean(wrong)), 4),
                   "errors_by_stability": _errors_by_stability(stability, wrong),
+                  "stable_only": _stable_only(pred, truth, stability),
                   "by_share": by_share,
                   "share_to_target": None if to_target is None else round(to_target, 4),
                   "random_share_to_target": (None if any(r is None for r in rand_targets)
@@ -760,6 +777,15 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
             t4.add_row(d, *(f"{e['n']} / " + ("-" if e["wrong"] is None else f"{e['wrong']:.0%}")
                             for e in v["errors_by_stability"].values()))
         console.print(t4)
+        t5 = Table(title="held-out labels with the unstable ones set aside (classify --unstable exclude)")
+        for col in ("left out", "crops kept", "BA", "holistic false occ.", "occluded crops kept as occluded"):
+            t5.add_column(col, justify="right")
+        for d, v in budget.items():
+            so = v["stable_only"]
+            t5.add_row(d, f"{so['kept']:.0%}", "-" if so["balanced_accuracy"] is None else
+                       f"{so['balanced_accuracy']:.3f}", "-" if so["holistic_false_occluded"] is None else
+                       f"{so['holistic_false_occluded']:.2f}", f"{so['occluded_found']:.0%}")
+        console.print(t5)
     thresholds = _fmt_choice((default.score_threshold, default.support_threshold, default.support_min_height))
     console.print(f"default rule ({default.chains}, thresholds {thresholds}) on all of Partial-REID: "
                   f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "

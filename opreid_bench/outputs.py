@@ -155,6 +155,16 @@ def file_starts_with(path: Path, first_line: str) -> bool:
         return False
 
 
+def file_head_contains(path: Path, text: str, head: int = 2000) -> bool:
+    """True when ``text`` occurs in the first ``head`` characters of ``path`` (a page's title); False when
+    unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return text in fh.read(head)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def json_written_by(path: Path, writer: str) -> bool:
     """True when ``path`` holds a JSON object whose ``written_by`` is ``writer``; False when unreadable."""
     try:

@@ -7,28 +7,15 @@ import errno
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+from cli_helpers import invoke, small_feature_file
 
-from opreid_bench.cli import main
-from opreid_bench.evaluation import FeatureSet, write_feature_file
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
+_cli = invoke
 
 
 @pytest.fixture()
 def features(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    q = FeatureSet(rng.standard_normal((4, 3)).astype(np.float32), np.arange(4), np.zeros(4, int))
-    g = FeatureSet(rng.standard_normal((8, 3)).astype(np.float32), np.arange(8) % 4, np.ones(8, int))
-    path = tmp_path / "feats.h5"
-    write_feature_file(path, q, g)
-    return path
+    return small_feature_file(tmp_path / "feats.h5")
 
 
 def test_out_under_an_existing_file(tmp_path: Path, features: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -182,3 +182,56 @@ def test_a_labels_file_with_a_bad_reliability_column_is_refused(tmp_path: Path, 
     assert code != 0 and "Traceback" not in stderr
     assert str(labels) in stderr and f"row 4, column {column}" in stderr and says in stderr
     assert not (tmp_path / "split").exists()
+
+
+def test_set_aside_unstable_drops_only_the_rules_unstable_labels() -> None:
+    from opreid_bench.errors import DataError
+    from opreid_bench.splits.classify import set_aside_unstable
+
+    table = pd.DataFrame({"source_path": list("abcdef"),
+                          "label": ["occluded", "holistic", "holistic", "occluded", "undetermined", "holistic"],
+                          "label_stability": [0.4, 0.9, 0.2, 0.0, 0.0, 0.74],
+                          "label_source": ["rule", "rule", "hand", "policy", "rule", "rule"]})
+    kept = set_aside_unstable(table, "labels.csv")
+    # a and f are the rule's unstable labels; c (checked by hand) and d (the --undetermined policy) are decisions
+    assert list(kept["source_path"]) == ["b", "c", "d", "e"] and kept.attrs["set_aside_unstable"] == 2
+    with pytest.raises(DataError, match="labels.csv: --unstable exclude needs the column"):
+        set_aside_unstable(table.drop(columns="label_source"), "labels.csv")
+
+
+def test_build_split_can_leave_unstable_labels_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest, keypoints, doubtful, _ = _pool_with_doubtful_labels(tmp_path / "pool")
+    protocol = tiny_protocol_yaml(tmp_path / "tiny.yaml")
+    ann, labels_csv = tmp_path / "ann", tmp_path / "labels.csv"
+    assert _invoke(["annotate", "--pool", str(manifest), "--out", str(ann), "--pose", f"precomputed:{keypoints}"],
+                   capsys)[0] == 0
+    assert _invoke(["classify", "--keypoints", str(ann), "--out", str(labels_csv), "--support-threshold", "none"],
+                   capsys)[0] == 0
+    labels = pd.read_csv(labels_csv)
+    unstable = set(labels.loc[(labels["label_stability"] < UNSTABLE_BELOW) & (labels["label_source"] == "rule")
+                              & labels["label"].isin(["occluded", "holistic"]), "source_path"])
+    assert unstable and unstable <= set(labels["source_path"])
+    out = tmp_path / "split"
+    code, stdout, stderr = _invoke(["build-split", "--pool", str(manifest), "--pose", f"precomputed:{keypoints}",
+                                    "--protocol", str(protocol), "--out", str(out), "--seed", "0",
+                                    "--support-threshold", "none", "--unstable", "exclude", "--json"], capsys)
+    assert code == 0, stderr
+    assert json.loads(stdout)["set_aside_unstable"] == len(unstable)
+    written = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert not set(written["source_path"]) & unstable
+    assert (written["label_stability"].astype(float) >= UNSTABLE_BELOW).all()
+    card = (out / "DATA_CARD.md").read_text(encoding="utf-8")
+    assert f"{len(unstable):,} crops of the pool whose label the rule gave with stability below" in card
+    # sample does the same from the labels file; a labels file without the columns is refused in one line
+    code, stdout, stderr = _invoke(["sample", "--labels", str(labels_csv), "--pool", str(manifest), "--protocol",
+                                    str(protocol), "--out", str(tmp_path / "s"), "--seed", "0", "--dry-run",
+                                    "--unstable", "exclude", "--json"], capsys)
+    assert code == 0, stderr
+    drawn = set(pd.read_csv(tmp_path / "s" / "split.csv")["source_path"])
+    assert drawn and not drawn & unstable and json.loads(stdout)["set_aside_unstable"] == len(unstable)
+    plain = tmp_path / "plain.csv"
+    labels[["source_path", "occluded"]].to_csv(plain, index=False)
+    code, _, stderr = _invoke(["sample", "--labels", str(plain), "--pool", str(manifest), "--protocol", str(protocol),
+                               "--out", str(tmp_path / "p"), "--seed", "0", "--unstable", "exclude"], capsys)
+    assert code == 2 and stderr.strip().splitlines()[-1] == (
+        f"error: {plain}: --unstable exclude needs the column(s) label_stability, label_source (classify writes them)")

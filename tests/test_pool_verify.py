@@ -8,17 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke
 from PIL import Image
 
-from opreid_bench.cli import main
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
+_cli = invoke
 
 
 def _crops(folder: Path, names: list[str]) -> None:

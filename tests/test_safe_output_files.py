@@ -7,32 +7,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import invoke, small_feature_file
 from split_helpers import image_pool
 
-from opreid_bench.cli import main
-from opreid_bench.evaluation import FeatureSet, write_feature_file
 from opreid_bench.evaluation.features import EXTRACT_WRITER
 
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
+_cli = invoke
 
 
 @pytest.fixture()
 def features(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    q = FeatureSet(rng.standard_normal((4, 3)).astype(np.float32), np.arange(4), np.zeros(4, int))
-    g = FeatureSet(rng.standard_normal((8, 3)).astype(np.float32), np.arange(8) % 4, np.ones(8, int))
-    path = tmp_path / "feats.h5"
-    write_feature_file(path, q, g)
-    return path
+    return small_feature_file(tmp_path / "feats.h5")
 
 
 def _refused(code: int, err: str, target: Path, before: bytes, command: str) -> None:

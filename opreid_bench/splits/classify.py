@@ -520,6 +520,36 @@ def classify_store(
     return df
 
 
+#: What ``--unstable`` does with the rule's unstable labels before sampling: ``keep`` them (labels as they are), or
+#: ``exclude`` them (left out of the split, like undetermined crops, until a person checks them).
+UNSTABLE_POLICIES = ("keep", "exclude")
+
+
+def set_aside_unstable(labels: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``labels`` without the crops the rule labelled with stability below :data:`UNSTABLE_BELOW` (``label_source``
+    ``rule``; a label checked by hand or given by the ``--undetermined`` policy is the user's decision and stays);
+    ``attrs["set_aside_unstable"]`` counts them.
+
+    Why: on every labelled set measured, most unstable labels are wrong and most stable ones right
+    (``benchmarks/bench_occlusion.py``, ``errors_by_stability``); a split that must not rest on doubtful labels
+    leaves them out rather than guess, at the cost of fewer crops to draw from."""
+    import pandas as pd
+
+    missing = [c for c in ("label_stability", "label_source") if c not in labels.columns]
+    if missing:
+        raise DataError(f"{where}: --unstable exclude needs the column(s) {', '.join(missing)} (classify writes them)")
+    stability = pd.to_numeric(labels["label_stability"], errors="coerce")
+    source = labels["label_source"].fillna("").astype(str)
+    if (stability.isna() | (source == "")).any():
+        i = int((stability.isna() | (source == "")).to_numpy().nonzero()[0][0])
+        raise DataError(f"{where}: row {i + 2} has no label_stability or label_source; --unstable exclude needs both")
+    label = labels["label"].astype(str) if "label" in labels.columns else pd.Series("", index=labels.index)
+    drop = (source == "rule") & (stability < UNSTABLE_BELOW) & label.isin(("occluded", "holistic"))
+    kept = labels[~drop.to_numpy()].copy()
+    kept.attrs = {**labels.attrs, "set_aside_unstable": int(drop.sum())}
+    return kept
+
+
 def label_reliability(labels: pd.DataFrame) -> dict[str, int | None]:
     """How far to trust a table of labels (a ``classify`` output, or a split's rows): ``crops`` with a label
     (occluded or holistic), of them ``checked_by_hand`` (``label_source`` hand) and ``unstable`` (not checked by hand

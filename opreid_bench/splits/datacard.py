@@ -125,10 +125,13 @@ def render_data_card(
     labelling: dict[str, Any] | None = None,
     faces: str | None = None,
     labels_file: str | None = None,
+    set_aside_unstable: int | None = None,
 ) -> str:
     """The markdown text of DATA_CARD.md (deterministic: no timestamps).
 
     ``labels_file`` names the labels ``sample`` sampled from (``pose`` is then not used: no pose ran).
+    ``set_aside_unstable``: crops with an unstable label left out before sampling (``--unstable exclude``; None when
+    they were kept).
 
     ``labelling`` (from :func:`labelling_summary`) adds how the pool was labelled: the rule, and how many crops were
     occluded, holistic and *undetermined* (no person found; left out of sampling unless the user decided).
@@ -198,7 +201,7 @@ def render_data_card(
         f"- Train: identities disjoint from all test identities, {p.train_images_per_id[0]}-{p.train_images_per_id[1]} "
         f"crops each, {p.train_occluded_fraction:.0%} occluded.",
         *(_labelling_lines(labelling) if labelling else []),
-        *_reliability_lines(df),
+        *_reliability_lines(df, set_aside_unstable),
         "",
         "## Privacy",
         "",
@@ -287,8 +290,9 @@ FACES_MEASURED = (
 )
 
 
-def _reliability_lines(df: pd.DataFrame) -> list[str]:
-    """Per split: labelled crops, how many a person checked, how many the rule is unsure of and no one checked."""
+def _reliability_lines(df: pd.DataFrame, set_aside_unstable: int | None = None) -> list[str]:
+    """Per split: labelled crops, how many a person checked, how many the rule is unsure of and no one checked; and
+    how many unstable labels were left out before sampling (``--unstable exclude``)."""
     from opreid_bench.splits.classify import UNSTABLE_BELOW, label_reliability
 
     rows = {name: label_reliability(df[df["split"] == name]) for name in SPLITS}
@@ -315,6 +319,9 @@ def _reliability_lines(df: pd.DataFrame) -> list[str]:
     for name, r in rows.items():
         n = int(r["crops"] or 0)
         lines.append(f"| {name} | {n:,} | {cell(r['checked_by_hand'], n)} | {cell(r['unstable'], n)} |")
+    if set_aside_unstable is not None:
+        lines += ["", f"{set_aside_unstable:,} crops of the pool whose label the rule gave with stability below "
+                  f"{UNSTABLE_BELOW:g}, checked by no one, were left out before sampling (`--unstable exclude`)."]
     if rows["query"]["unstable"]:
         lines += ["", "The query's occluded labels are what this benchmark stands on: check its unstable ones on the "
                   "review sheet (`classify --review`, least stable first), correct them (`--corrections`) and build "

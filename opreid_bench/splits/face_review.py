@@ -53,11 +53,9 @@ FACE_REVIEW_TITLE = "<title>opreid-bench face review</title>"
 
 def is_face_review_page(path: Path) -> bool:
     """True when ``path`` is a sheet ``mask --review-faces`` wrote (its title); only such a file is replaced."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return FACE_REVIEW_TITLE in fh.read(2000)
-    except (OSError, UnicodeDecodeError):
-        return False
+    from opreid_bench.outputs import file_head_contains
+
+    return file_head_contains(path, FACE_REVIEW_TITLE)
 
 
 def face_risk(image: Image.Image, kp: Keypoints | None, masks: list[Box]) -> tuple[float, list[Box]]:

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from opreid_bench.data.records import ImageRecord
-from opreid_bench.errors import DataError, ProtocolError
+from opreid_bench.errors import DataError, OpreidError, ProtocolError
 from opreid_bench.splits.protocol import SplitProtocol
 
 WORK_DIR = ".annotate"
@@ -44,6 +44,7 @@ class BuildResult:
     same_camera_queries: int
     skipped: list[str] = field(default_factory=list)
     face_detectors: str | None = None  # the face detectors that ran (None: the main face only, or no masking)
+    set_aside_unstable: int | None = None  # crops left out for an unstable label (None: --unstable keep)
 
     def to_json(self) -> dict[str, Any]:
         """The ``build-split --json`` object."""
@@ -56,6 +57,7 @@ class BuildResult:
             "same_camera_queries": self.same_camera_queries,
             "skipped": len(self.skipped),
             "face_detectors": self.face_detectors,
+            **({} if self.set_aside_unstable is None else {"set_aside_unstable": self.set_aside_unstable}),
         }
 
 
@@ -141,6 +143,19 @@ def _default_rule() -> Any:
     return OcclusionRule()
 
 
+def labelled_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: str, unstable: str = "keep"
+                  ) -> pd.DataFrame:
+    """The pool's crops with their labels (:func:`labels_for_pool`), less the unstable rule labels when ``unstable``
+    is ``exclude`` (:func:`opreid_bench.splits.classify.set_aside_unstable`; ``attrs["set_aside_unstable"]`` counts
+    them): what the sampler draws from."""
+    from opreid_bench.splits.classify import UNSTABLE_POLICIES, set_aside_unstable
+
+    if unstable not in UNSTABLE_POLICIES:
+        raise OpreidError(f"unknown unstable-label policy '{unstable}'; use {', '.join(UNSTABLE_POLICIES)}")
+    labelled = labels_for_pool(records, labels, where=where)
+    return set_aside_unstable(labelled, where) if unstable == "exclude" else labelled
+
+
 def filtered_keypoints_copy(src_h5: Path, dest_h5: Path, keep: set[str], durable: bool = True) -> None:
     """Write the keypoints of the crops in ``keep`` from ``src_h5`` to ``dest_h5`` (atomic, sorted rows)."""
     from opreid_bench.splits.cache import read_h5, write_h5
@@ -190,6 +205,7 @@ def build_split(
     progress: bool = True,
     undetermined: str = "exclude",
     face_boxes: str | os.PathLike[str] | None = None,
+    unstable: str = "keep",
 ) -> BuildResult:
     """Build an OPReID-style split from ``pool`` into ``out_dir`` (see the module docstring). ``face_boxes``: a CSV
     of faces boxed by hand (:mod:`opreid_bench.splits.face_boxes`), masked as well."""
@@ -205,25 +221,25 @@ def build_split(
         inputs.append(("corrections file", Path(corrections)))
     hand = _read_face_boxes(face_boxes, pool, inputs)
     options = {"protocol": protocol.to_dict(), "seed": seed, "pose": pose, "mask": mask, "rule": repr(rule),
-               "undetermined": undetermined, "faces": _face_sources(mask),
+               "undetermined": undetermined, "unstable": unstable, "faces": _face_sources(mask),
                "corrections": content_digest(corrections) if corrections is not None else None,
                "face_boxes": content_digest(face_boxes) if face_boxes is not None else None}
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
     with output_folder(out, "build-split", kind="split", inputs=inputs, fingerprint=fp, swap=True,
                        options=_marker_options(options, protocol)) as new:
-        written, split, skipped = _build_into(new, out / WORK_DIR, pool, protocol, seed, pose=pose, workers=workers,
-                                              engine=engine, mask=mask, rule=rule, corrections=corrections,
-                                              pool_name=pool_name, progress=progress, undetermined=undetermined,
-                                              face_boxes=hand)
+        written, split, skipped, set_aside = _build_into(
+            new, out / WORK_DIR, pool, protocol, seed, pose=pose, workers=workers, engine=engine, mask=mask, rule=rule,
+            corrections=corrections, pool_name=pool_name, progress=progress, undetermined=undetermined,
+            face_boxes=hand, unstable=unstable)
     return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped,
-                       face_detectors=options["faces"])
+                       face_detectors=options["faces"], set_aside_unstable=set_aside)
 
 
 def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: SplitProtocol, seed: int, *,
                 pose: str, workers: int, engine: str, mask: str, rule: Any, corrections: str | os.PathLike[str] | None,
                 pool_name: str, progress: bool, undetermined: str = "exclude",
-                face_boxes: dict[str, list[tuple[int, int, int, int]]] | None = None,
-                ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+                face_boxes: dict[str, list[tuple[int, int, int, int]]] | None = None, unstable: str = "keep",
+                ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], int | None]:
     """Stages 1-4 of :func:`build_split`: the keypoint cache in ``work``, the split's files in the fresh ``new``."""
     from opreid_bench.splits.annotate import annotate_pool
     from opreid_bench.splits.cache import read_keypoints
@@ -242,7 +258,7 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
     print("[2/4] occluded or holistic", file=sys.stderr)
     rule = rule if rule is not None else _default_rule()
     labels = classify_store(kp_h5, rule, corrections, undetermined)
-    labelled = labels_for_pool(pool, labels, where=str(kp_h5))
+    labelled = labelled_pool(pool, labels, where=str(kp_h5), unstable=unstable)
     check_protocol_fits(labelled, protocol)
     print(f"[3/4] sampling by protocol '{protocol.name}' (seed {seed})", file=sys.stderr)
     split = sample_split(labelled, protocol, seed)
@@ -257,8 +273,9 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
     write_data_card(
         new, written, protocol, seed=seed, pose=pose, mask=mask, pool=pool_name, pool_size=len(pool), skipped=skipped,
         labelling=labelling_summary(labels, rule, undetermined), faces=_face_sources(mask),
+        set_aside_unstable=labelled.attrs.get("set_aside_unstable"),
     )
-    return written, split, skipped
+    return written, split, skipped, labelled.attrs.get("set_aside_unstable")
 
 
 def write_sampled_split(
@@ -275,9 +292,12 @@ def write_sampled_split(
     workers: int = 1,
     dry_run: bool = False,
     face_boxes: str | os.PathLike[str] | None = None,
+    unstable: str = "keep",
+    set_aside_unstable: int | None = None,
 ) -> pd.DataFrame | None:
     """``sample``'s output: ``split.csv`` and (unless ``dry_run``) the split folder, built aside and swapped in whole.
-    ``face_boxes``: a CSV of faces boxed by hand, masked as well.
+    ``face_boxes``: a CSV of faces boxed by hand, masked as well. ``unstable``: the ``--unstable`` policy the split
+    was drawn under (:func:`labelled_pool`), ``set_aside_unstable`` the crops it left out (for the data card).
 
     Returns the written manifest rows (None for a dry run).
     """
@@ -296,7 +316,7 @@ def write_sampled_split(
     hand = _read_face_boxes(face_boxes, pool, inputs)
     options = {"protocol": protocol.to_dict(), "seed": seed, "mask": mask,
                "faces": None if dry_run else _face_sources(mask), "dry_run": dry_run,
-               "labels": content_digest(labels_path),
+               "labels": content_digest(labels_path), "unstable": unstable,
                "keypoints": content_digest(kp_file) if kp_file is not None else None,
                "face_boxes": content_digest(face_boxes) if face_boxes is not None and not dry_run else None}
     fp = fingerprint({"pool": pool_fingerprint(pool), **options})
@@ -313,7 +333,8 @@ def write_sampled_split(
             if kp_file is not None:
                 filtered_keypoints_copy(kp_file, new / "keypoints.h5", set(written["source_path"]), durable=False)
             write_data_card(new, written, protocol, seed=seed, pose="", mask=mask, pool=str(pool_path),
-                            pool_size=len(pool), faces=_face_sources(mask), labels_file=Path(labels_path).name)
+                            pool_size=len(pool), faces=_face_sources(mask), labels_file=Path(labels_path).name,
+                            set_aside_unstable=set_aside_unstable)
     return written
 
 

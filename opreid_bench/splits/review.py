@@ -133,11 +133,9 @@ OLD_TEMPLATE_HEADER = "source_path,occluded,label_stability"  # templates writte
 
 def is_review_page(path: Path) -> bool:
     """True when ``path`` is a review sheet ``classify --review`` wrote (its title); ``--review`` replaces only those."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return REVIEW_TITLE in fh.read(2000)
-    except (OSError, UnicodeDecodeError):
-        return False
+    from opreid_bench.outputs import file_head_contains
+
+    return file_head_contains(path, REVIEW_TITLE)
 
 
 def is_corrections_template(path: Path) -> bool:

@@ -52,6 +52,10 @@ FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand
                    "`mask --review-faces`), masked as well, as kind hand.")
 
 
+UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one checked: keep them, or exclude them "
+                 "from sampling (like undetermined crops) until a correction decides them.")
+
+
 @click.command("build-split")
 @_pool_options()
 @click.option("--protocol", "protocol_path", required=True,
@@ -70,6 +74,8 @@ FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand
 @click.option("--undetermined", type=click.Choice(["exclude", "occluded", "holistic"]), default="exclude",
               show_default=True,
               help="Crops where no person was found: leave out of sampling, or count them all as occluded/holistic.")
+@click.option("--unstable", type=click.Choice(["keep", "exclude"]), default="keep", show_default=True,
+              help=UNSTABLE_HELP)
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
               help="Keypoint score below which a keypoint is missing (default: the classifier's).")
 @click.option("--support-threshold", "support", default=None, help=SUPPORT_THRESHOLD_HELP)
@@ -82,7 +88,7 @@ FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path, seed: int,
                     pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, main_face_only: bool,
-                    undetermined: str,
+                    undetermined: str, unstable: str,
                     score_threshold: float | None, support: str | None, min_missing_run: int | None,
                     corrections: Path | None, face_boxes: Path | None,
                     as_json: bool) -> None:
@@ -122,7 +128,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
         rule = OcclusionRule(**kw)
     result = build_split(pool, protocol, out, seed, pose=pose, workers=workers, engine=engine,
                          mask=f"{mask}+main" if main_face_only else mask, rule=rule, corrections=corrections,
-                         pool_name=str(pool_path), undetermined=undetermined, face_boxes=face_boxes)
+                         pool_name=str(pool_path), undetermined=undetermined, face_boxes=face_boxes,
+                         unstable=unstable)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     info = result.to_json()
     click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; queries without a cross-camera match: "
@@ -271,12 +278,14 @@ def _verify_table(found: dict[str, Any]) -> None:
               help="Face mask (none: copy crops unmasked, e.g. when the pool is already masked).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Sample and write only OUT/split.csv, no images.")
+@click.option("--unstable", type=click.Choice(["keep", "exclude"]), default="keep", show_default=True,
+              help=UNSTABLE_HELP)
 @click.option("--face-boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help=FACE_BOXES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path,
-               seed: int, keypoints_dir: Path | None, mask: str, workers: int, dry_run: bool, face_boxes: Path | None,
-               as_json: bool) -> None:
+               seed: int, keypoints_dir: Path | None, mask: str, workers: int, dry_run: bool, unstable: str,
+               face_boxes: Path | None, as_json: bool) -> None:
     """Stage 4 on its own: sample query/gallery/train from labelled crops by a protocol and write the split.
 
     Joins LABELS (source_path, occluded, ...) with the pool's pid and camid, samples by the protocol (same seed,
@@ -297,7 +306,7 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     from opreid_bench.splits.pipeline import (
         check_protocol_fits,
         face_masking_warning,
-        labels_for_pool,
+        labelled_pool,
         write_sampled_split,
     )
     from opreid_bench.splits.protocol import load_protocol
@@ -311,13 +320,18 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     except (OSError, ValueError) as exc:
         raise DataError(f"{labels_path}: not a readable CSV ({exc})") from None
     pool = _load_pool(pool_path, pool_format, pattern)
-    labelled = labels_for_pool(pool, labels, where=str(labels_path))
+    labelled = labelled_pool(pool, labels, where=str(labels_path), unstable=unstable)
     check_protocol_fits(labelled, protocol)
     split = sample_split(labelled, protocol, seed)
     written = write_sampled_split(split, out, protocol, seed, pool=pool, pool_path=pool_path, labels_path=labels_path,
                                   keypoints=keypoints_dir, mask=None if mask == "none" else mask, workers=workers,
-                                  dry_run=dry_run, face_boxes=face_boxes)
+                                  dry_run=dry_run, face_boxes=face_boxes, unstable=unstable,
+                                  set_aside_unstable=labelled.attrs.get("set_aside_unstable"))
     info: dict[str, Any] = {"out": str(out), "split_csv": str(out / "split.csv")}
+    if unstable == "exclude":
+        info["set_aside_unstable"] = int(labelled.attrs.get("set_aside_unstable", 0))
+        click.echo(f"left out {info['set_aside_unstable']:,} crops with an unstable label (--unstable exclude)",
+                   err=True)
     if written is None:
         summary = split_summary(split)
         info.update(splits=summary, same_camera_queries=same_camera_queries(split))
