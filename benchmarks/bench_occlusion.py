@@ -777,7 +777,7 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
             t4.add_row(d, *(f"{e['n']} / " + ("-" if e["wrong"] is None else f"{e['wrong']:.0%}")
                             for e in v["errors_by_stability"].values()))
         console.print(t4)
-        t5 = Table(title="held-out labels with the unstable ones set aside (classify --unstable exclude)")
+        t5 = Table(title="held-out labels with the unstable ones set aside (build-split and sample --unstable exclude)")
         for col in ("left out", "crops kept", "BA", "holistic false occ.", "occluded crops kept as occluded"):
             t5.add_column(col, justify="right")
         for d, v in budget.items():
