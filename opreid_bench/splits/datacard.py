@@ -325,7 +325,8 @@ def _reliability_lines(df: pd.DataFrame, set_aside_unstable: int | None = None) 
     if rows["query"]["unstable"]:
         lines += ["", "The query's occluded labels are what this benchmark stands on: check its unstable ones on the "
                   "review sheet (`classify --review`, least stable first), correct them (`--corrections`) and build "
-                  "again. `manifest.csv` has each crop's `label_stability` and `label_source`."]
+                  "again, or leave them out (`--unstable exclude`). `manifest.csv` has each crop's `label_stability` "
+                  "and `label_source`."]
     return lines
 
 
