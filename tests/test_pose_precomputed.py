@@ -84,6 +84,14 @@ def test_csv_named_and_positional_columns(tmp_path):
                           + "a/1.jpg," + ",".join(map(str, flat17(4))) + "\n")
     kp = make_backend(f"precomputed:{positional}").predict(IMG, "a/1.jpg")
     np.testing.assert_allclose(kp.to_flat(), flat17(4), atol=1e-4)
+    # one name misspelled in a reordered named file: refused, never read by position (the points would land on the
+    # wrong joints)
+    typo = tmp_path / "typo.csv"
+    wrong = [h.replace("left_ankle_x", "l_ankle_x") for h in header]
+    typo.write_text(",".join(wrong[::-1]) + "\n" + ",".join(map(str, (["a/1.jpg"] + flat17(3))[::-1])) + "\n")
+    with pytest.raises(DataError, match=r"typo.csv: keypoint column\(s\) left_ankle_x missing and l_ankle_x not a "
+                                        r"keypoint name"):
+        make_backend(f"precomputed:{typo}")
 
 
 def test_bad_precomputed_files_name_the_file(tmp_path):

@@ -11,7 +11,8 @@ Accepted files (the format is recognised from the file itself):
   ``people[*].pose_keypoints_2d`` in BODY_25 (75 numbers) or COCO-18 (54 numbers) order, mapped to COCO-17 (the
   neck and mid-hip are dropped). The person with the highest mean confidence is kept.
 - **CSV** — ``source_path`` and 51 more columns: either named ``<keypoint>_x, <keypoint>_y, <keypoint>_score`` for
-  the COCO-17 names, or any 51 columns in COCO order ``x, y, score`` per keypoint.
+  the COCO-17 names (in any order; a file that names some columns so but not all is refused rather than read by
+  position), or 51 columns with other names, in COCO order ``x, y, score`` per keypoint.
 
 A crop is matched to an entry by its path as given, then by its path relative to a common root (suffix match), then
 by its file name (when that name is unique in the file). A crop with no entry is skipped and listed in the report.
@@ -149,8 +150,17 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
     if "source_path" not in df.columns:
         raise DataError(f"{path}: CSV needs a 'source_path' column and 51 keypoint columns")
     named = [f"{n}_{c}" for n in COCO17_NAMES for c in ("x", "y", "score")]
-    if all(c in df.columns for c in named):
+    present = [c for c in named if c in df.columns]
+    if len(present) == len(named):
         cols = named
+    elif present:  # named columns with some names wrong: reading by position would put points on the wrong joints
+        unknown = [c for c in df.columns if c != "source_path" and c not in named]
+        missing = [c for c in named if c not in df.columns]
+        raise DataError(
+            f"{path}: keypoint column(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} missing"
+            + (f" and {', '.join(map(str, unknown[:3]))} not a keypoint name" if unknown else "")
+            + " (named columns must be <keypoint>_x, <keypoint>_y, <keypoint>_score for every COCO-17 keypoint)"
+        )
     else:
         cols = [c for c in df.columns if c != "source_path"]
         if len(cols) != 3 * NUM_KEYPOINTS:
