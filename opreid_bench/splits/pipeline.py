@@ -87,10 +87,13 @@ def stage_progress(enabled: bool = True) -> Iterator[Any]:
         yield prog
 
 
-def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: str = "labels") -> pd.DataFrame:
+def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: str = "labels",
+                    labels_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Join occlusion labels (keyed by ``source_path``) with the pool's pid and camid; unlabelled crops are dropped.
 
-    A label's ``source_path`` matches a record's path as given, else as an absolute path.
+    A label's ``source_path`` matches a record's path as given, else as an absolute path, a relative one read against
+    the working folder or else against ``labels_dir`` (the labels file's folder): a ``labels.csv`` written with paths
+    relative to where ``classify`` ran still fits its pool when ``sample`` runs from another folder.
     """
     if "source_path" not in labels.columns or "occluded" not in labels.columns:
         raise DataError(f"{where}: needs columns source_path and occluded")
@@ -130,10 +133,18 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     merged = pool.merge(lab, on="source_path", how="inner")
     if len(merged) < len(pool):
         abs_pool = pool.assign(_key=[os.path.abspath(p) for p in pool["source_path"]])
-        abs_lab = lab.assign(_key=[os.path.abspath(p) for p in lab["source_path"]]).drop(columns="source_path")
-        merged = abs_pool.merge(abs_lab, on="_key", how="inner").drop(columns="_key")
+        bases = [None] if labels_dir is None else [None, str(labels_dir)]
+        for base in bases:  # relative label paths against the working folder, then against the labels file's folder
+            keys = [os.path.abspath(p if base is None or os.path.isabs(p) else os.path.join(base, p))
+                    for p in lab["source_path"]]
+            by_abs = abs_pool.merge(lab.assign(_key=keys).drop(columns="source_path"), on="_key", how="inner")
+            if len(by_abs) > len(merged):
+                merged = by_abs.drop(columns="_key")
     if merged.empty:
-        raise DataError(f"{where}: no label matches a crop of the pool (compare their source_path columns)")
+        example = (f"; e.g. it has {lab['source_path'].iloc[0]!r}, the pool {pool['source_path'].iloc[0]!r}"
+                   if len(lab) and len(pool) else "")
+        raise DataError(f"{where}: no label matches a crop of the pool (compare their source_path columns{example}; a "
+                        "relative path is read against the working folder and against the labels file's folder)")
     return merged.reset_index(drop=True)
 
 
@@ -143,8 +154,8 @@ def _default_rule() -> Any:
     return OcclusionRule()
 
 
-def labelled_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: str, unstable: str = "keep"
-                  ) -> pd.DataFrame:
+def labelled_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: str, unstable: str = "keep",
+                  labels_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """The pool's crops with their labels (:func:`labels_for_pool`), less the unstable rule labels when ``unstable``
     is ``exclude`` (:func:`opreid_bench.splits.classify.set_aside_unstable`; ``attrs["set_aside_unstable"]`` counts
     them): what the sampler draws from."""
@@ -152,7 +163,7 @@ def labelled_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: s
 
     if unstable not in UNSTABLE_POLICIES:
         raise OpreidError(f"unknown unstable-label policy '{unstable}'; use {', '.join(UNSTABLE_POLICIES)}")
-    labelled = labels_for_pool(records, labels, where=where)
+    labelled = labels_for_pool(records, labels, where=where, labels_dir=labels_dir)
     return set_aside_unstable(labelled, where) if unstable == "exclude" else labelled
 
 

@@ -320,7 +320,7 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     except (OSError, ValueError) as exc:
         raise DataError(f"{labels_path}: not a readable CSV ({exc})") from None
     pool = _load_pool(pool_path, pool_format, pattern)
-    labelled = labelled_pool(pool, labels, where=str(labels_path), unstable=unstable)
+    labelled = labelled_pool(pool, labels, where=str(labels_path), unstable=unstable, labels_dir=labels_path.parent)
     check_protocol_fits(labelled, protocol)
     split = sample_split(labelled, protocol, seed)
     written = write_sampled_split(split, out, protocol, seed, pool=pool, pool_path=pool_path, labels_path=labels_path,

@@ -1,0 +1,47 @@
+"""A labels file written with paths relative to where `classify` ran still fits its pool when `sample` runs from
+another folder (its relative paths are also read against the labels file's folder); a labels file that fits no crop
+says what the two sides hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from cli_helpers import invoke
+from split_helpers import image_pool, tiny_protocol_yaml
+
+
+def test_sample_from_another_folder_finds_the_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "w"
+    manifest, _ = image_pool(work / "pool")
+    table = pd.read_csv(manifest)
+    table["path"] = [str(Path(p).relative_to(work / "pool")) for p in table["path"]]  # relative, as users write them
+    table.to_csv(manifest, index=False)
+    tiny_protocol_yaml(work / "tiny.yaml")
+    monkeypatch.chdir(work)
+    assert invoke(["annotate", "--pool", "pool/manifest.csv", "--out", "ann", "--pose",
+                   "precomputed:pool/keypoints.csv"], capsys)[0] == 0
+    assert invoke(["classify", "--keypoints", "ann", "--out", "labels.csv"], capsys)[0] == 0
+    assert pd.read_csv("labels.csv")["source_path"].iloc[0].startswith("pool/images/")  # relative to w/
+    code, _, err = invoke(["sample", "--labels", "labels.csv", "--pool", "pool/manifest.csv", "--protocol", "tiny.yaml",
+                           "--out", "here", "--seed", "0", "--dry-run"], capsys)
+    assert code == 0, err
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, _, err = invoke(["sample", "--labels", "../w/labels.csv", "--pool", "../w/pool/manifest.csv", "--protocol",
+                           "../w/tiny.yaml", "--out", "there", "--seed", "0", "--dry-run"], capsys)
+    assert code == 0, err
+    here = pd.read_csv(work / "here" / "split.csv")
+    there = pd.read_csv(tmp_path / "elsewhere" / "there" / "split.csv")
+    assert len(here) == len(there) > 0
+    assert list(here["split"]) == list(there["split"]) and list(here["pid"]) == list(there["pid"])
+    # labels of other crops: one line naming both sides
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"source_path": ["nowhere/a.png"], "occluded": [True]}).to_csv(other, index=False)
+    code, _, err = invoke(["sample", "--labels", str(other), "--pool", "../w/pool/manifest.csv", "--protocol",
+                           "../w/tiny.yaml", "--out", "x", "--seed", "0", "--dry-run"], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and "no label matches a crop of the pool" in line and "'nowhere/a.png'" in line
+    assert "read against the working folder and against the labels file's folder" in line
