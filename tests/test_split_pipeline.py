@@ -49,6 +49,8 @@ def test_build_split_end_to_end(pool: tuple[Path, Path, Path], tmp_path: Path) -
     assert info["splits"]["query"] == {"ids": 6, "images": 8, "cameras": 3, "occluded_share": 1.0}
     assert info["splits"]["gallery"]["images"] == 44 and info["splits"]["train"]["images"] == 64
     assert info["faces_masked"] == 116 and info["same_camera_queries"] == 0
+    cross = info["queries_without_cross_camera_match"]
+    assert cross["queries"] == 8 and cross["any"] == 0
     for name in ("manifest.csv", "keypoints.h5", "DATA_CARD.md", "occlusion_stats.png", "pid_map.csv"):
         assert (out / name).is_file(), name
     manifest = pd.read_csv(out / "manifest.csv")
@@ -72,6 +74,8 @@ def test_build_split_end_to_end(pool: tuple[Path, Path, Path], tmp_path: Path) -
 
     card = (out / "DATA_CARD.md").read_text()
     assert "| this split | 8 | 64 | 6 | 8 | 14 | 44 | 22 | 116 | 3 |" in card
+    assert ("every one of the 8 query crops has both from another camera" in card
+            or f"Of the 8 query crops, {cross['occluded']} have no occluded match" in card)
 
     # a rerun into the same folder changes nothing; another folder with the same seed is byte-identical
     before = tree_hashes(out)

@@ -163,3 +163,25 @@ def test_the_documented_two_crop_protocol_fits_a_two_crop_pool(tmp_path) -> None
     assert (split.loc[split["split"] == "train", "occluded"]).sum() == 36
     with pytest.raises(ProtocolError, match=r"no identity has 3 crops \(the most is 2\).*protocol of its own"):
         sample_split(labels, load_protocol("opreid-mini"), 0)
+
+
+def test_query_crops_without_a_cross_camera_match_are_counted() -> None:
+    from opreid_bench.splits.datacard import _cross_camera_text
+    from opreid_bench.splits.sample import cross_camera_warning, queries_without_cross_camera_match
+
+    rows = [  # pid 1: its occluded match shares the query's camera; pid 2: both matches elsewhere; pid 3: unknown camera
+        ("q1", 1, 1, True, "query"), ("o1", 1, 1, True, "match"), ("h1", 1, 2, False, "match"),
+        ("q2", 2, 1, True, "query"), ("q2b", 2, 3, True, "query"), ("o2", 2, 2, True, "match"),
+        ("h2", 2, 2, False, "match"),
+        ("q3", 3, -1, True, "query"), ("o3", 3, -1, True, "match"), ("h3", 3, 2, False, "match"),
+        ("d", 4, 1, False, "distractor"),
+    ]
+    split = pd.DataFrame(rows, columns=["source_path", "pid", "camid", "occluded", "role"])
+    counts = queries_without_cross_camera_match(split)
+    assert counts == {"queries": 4, "any": 0, "occluded": 1, "holistic": 0}
+    assert "1 of 4 query crops have no occluded match" in cross_camera_warning(counts)
+    assert "Of the 4 query crops, 1 have no occluded match and 0 no holistic match" in _cross_camera_text(counts)
+    split.loc[split["source_path"] == "o1", "camid"] = 5
+    fixed = queries_without_cross_camera_match(split)
+    assert fixed["occluded"] == 0 and cross_camera_warning(fixed) is None
+    assert "every one of the 4 query crops has both from another camera" in _cross_camera_text(fixed)

@@ -19,7 +19,7 @@ import pandas as pd
 from opreid_bench.atomic import atomic_path, atomic_write_text
 from opreid_bench.splits.keypoints import COCO17_NAMES
 from opreid_bench.splits.protocol import SplitProtocol
-from opreid_bench.splits.sample import same_camera_queries, split_summary
+from opreid_bench.splits.sample import queries_without_cross_camera_match, split_summary
 from opreid_bench.splits.writer import market_name, parse_masks
 
 PLOT_NAME = "occlusion_stats.png"
@@ -143,7 +143,7 @@ def render_data_card(
     if "source_camid" in df.columns:  # count the pool's cameras (unknown cameras are not a camera)
         df["camid"] = df["source_camid"]
     stats = split_summary(df)
-    sc = same_camera_queries(df) if "role" in df.columns else None
+    sc = queries_without_cross_camera_match(df) if "role" in df.columns else None
     masked = df["face_masked"].astype(str).str.lower().isin(["true", "1"])
     lines = [
         f"# Data card: {protocol.name} split",
@@ -195,7 +195,7 @@ def render_data_card(
         f"- Query: occluded crops, {p.query_images_per_id[0]}-{p.query_images_per_id[1]} per identity.",
         f"- Gallery: per query identity exactly {p.per_query_occluded} occluded + {p.per_query_holistic} holistic crop "
         "that are not its query crops, from another camera where the pool has one"
-        + (f" ({sc} query identities had none)" if sc is not None else "")
+        + (_cross_camera_text(sc) if sc is not None else "")
         + f"; each distractor identity adds {p.distractor_occluded[0]}-{p.distractor_occluded[1]} occluded and "
         f"{p.distractor_holistic[0]}-{p.distractor_holistic[1]} holistic crops.",
         f"- Train: identities disjoint from all test identities, {p.train_images_per_id[0]}-{p.train_images_per_id[1]} "
@@ -288,6 +288,15 @@ FACES_MEASURED = (
     "split, look at every crop on the sheet of `opreid-bench mask --review-faces`, box what is left, and build again "
     "with `--face-boxes` (counted above as kind `hand`)."
 )
+
+
+def _cross_camera_text(sc: dict[str, int]) -> str:
+    """What the card says of the query crops without a match from another camera (the junk rule drops the rest)."""
+    if not (sc["occluded"] or sc["holistic"]):
+        return f" (every one of the {sc['queries']:,} query crops has both from another camera)"
+    return (f". Of the {sc['queries']:,} query crops, {sc['occluded']:,} have no occluded match and {sc['holistic']:,} "
+            f"no holistic match from another camera ({sc['any']:,} none at all): the Market-1501 junk rule drops a "
+            "match from the query's own camera, so `evaluate` skips those queries in that part of the gallery")
 
 
 def _reliability_lines(df: pd.DataFrame, set_aside_unstable: int | None = None) -> list[str]:

@@ -45,6 +45,7 @@ class BuildResult:
     skipped: list[str] = field(default_factory=list)
     face_detectors: str | None = None  # the face detectors that ran (None: the main face only, or no masking)
     set_aside_unstable: int | None = None  # crops left out for an unstable label (None: --unstable keep)
+    cross_camera: dict[str, int] = field(default_factory=dict)  # sample.queries_without_cross_camera_match
 
     def to_json(self) -> dict[str, Any]:
         """The ``build-split --json`` object."""
@@ -55,6 +56,7 @@ class BuildResult:
             "faces_masked": int(masked.sum()),
             "mask_methods": {k: int(v) for k, v in self.manifest["mask_method"].value_counts().sort_index().items()},
             "same_camera_queries": self.same_camera_queries,
+            "queries_without_cross_camera_match": self.cross_camera,
             "skipped": len(self.skipped),
             "face_detectors": self.face_detectors,
             **({} if self.set_aside_unstable is None else {"set_aside_unstable": self.set_aside_unstable}),
@@ -222,7 +224,7 @@ def build_split(
     of faces boxed by hand (:mod:`opreid_bench.splits.face_boxes`), masked as well."""
     from opreid_bench.outputs import content_digest, fingerprint, output_folder
     from opreid_bench.splits.annotate import pose_inputs
-    from opreid_bench.splits.sample import same_camera_queries, split_summary
+    from opreid_bench.splits.sample import queries_without_cross_camera_match, same_camera_queries, split_summary
 
     if not pool:
         raise DataError(f"{pool_name}: the pool has no crops")
@@ -243,7 +245,8 @@ def build_split(
             corrections=corrections, pool_name=pool_name, progress=progress, undetermined=undetermined,
             face_boxes=hand, unstable=unstable)
     return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped,
-                       face_detectors=options["faces"], set_aside_unstable=set_aside)
+                       face_detectors=options["faces"], set_aside_unstable=set_aside,
+                       cross_camera=queries_without_cross_camera_match(split))
 
 
 def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: SplitProtocol, seed: int, *,

@@ -113,6 +113,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     """
     from opreid_bench.splits.pipeline import build_split, face_masking_warning
     from opreid_bench.splits.protocol import load_protocol
+    from opreid_bench.splits.sample import cross_camera_warning
 
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
@@ -132,8 +133,10 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
                          unstable=unstable)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     info = result.to_json()
-    click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; queries without a cross-camera match: "
-               f"{info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
+    click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; query identities without a "
+               f"cross-camera match: {info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
+    if (warning := cross_camera_warning(result.cross_camera)) is not None:
+        click.echo(f"warning: {warning}", err=True)
     if not main_face_only and (warning := face_masking_warning(mask)):
         click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
@@ -310,7 +313,13 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
         write_sampled_split,
     )
     from opreid_bench.splits.protocol import load_protocol
-    from opreid_bench.splits.sample import same_camera_queries, sample_split, split_summary
+    from opreid_bench.splits.sample import (
+        cross_camera_warning,
+        queries_without_cross_camera_match,
+        same_camera_queries,
+        sample_split,
+        split_summary,
+    )
 
     if face_boxes is not None and mask == "none":
         raise DataError(f"{face_boxes}: --face-boxes masks faces, but --mask none copies the crops unmasked")
@@ -332,13 +341,15 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
         info["set_aside_unstable"] = int(labelled.attrs.get("set_aside_unstable", 0))
         click.echo(f"left out {info['set_aside_unstable']:,} crops with an unstable label (--unstable exclude)",
                    err=True)
-    if written is None:
-        summary = split_summary(split)
-        info.update(splits=summary, same_camera_queries=same_camera_queries(split))
-    else:
-        summary = split_summary(written)
-        info.update(splits=summary, same_camera_queries=same_camera_queries(written),
-                    faces_masked=int(written["face_masked"].sum()))
+    drawn = split if written is None else written
+    summary = split_summary(drawn)
+    cross = queries_without_cross_camera_match(drawn)
+    info.update(splits=summary, same_camera_queries=same_camera_queries(drawn),
+                queries_without_cross_camera_match=cross)
+    if written is not None:
+        info["faces_masked"] = int(written["face_masked"].sum())
+    if (warning := cross_camera_warning(cross)) is not None:
+        click.echo(f"warning: {warning}", err=True)
     _summary_table(summary, f"{protocol.name} split in {out} (seed {seed})")
     if written is not None and (warning := face_masking_warning(None if mask == "none" else mask)):
         click.echo(f"warning: {warning} (The data card says so too.)", err=True)
