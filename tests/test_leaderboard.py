@@ -154,3 +154,23 @@ def test_occluded_duke_sorted_by_map_with_best_and_measured_marked(tmp_path: Pat
     mine = [line for line in lines if "▶ measured" in line]
     assert len(mine) == 1 and "| mine |" in mine[0]
     assert any("Ours" in line and "57.2" in line for line in lines)  # the paper's row stays
+
+
+def test_a_run_on_another_split_of_a_published_dataset_says_so(tmp_path: Path) -> None:
+    from opreid_bench.leaderboard.rows import other_split_note
+
+    for name, queries in (("tiny", (3, 1)), ("full", (2_210, 0))):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({
+            "method": "ours", "metrics_unit": "fraction",
+            "results": {"occluded_duke": {"rank1": 0.5, "mAP": 0.25, "num_valid_queries": queries[0],
+                                          "num_skipped_queries": queries[1]}}}))
+    tiny, full = load_runs([tmp_path / "tiny"])[0], load_runs([tmp_path / "full"])[0]
+    assert tiny.details["other_split"] == "another split: 4 queries, the published one has 2,210"
+    assert "other_split" not in full.details  # Occluded-Duke's own 2,210 queries
+    assert "(another split: 4 queries, the published one has 2,210)" in R._source_label(tiny)
+    assert other_split_note("my_folder", {"num_valid_queries": 4, "num_skipped_queries": 0}) is None  # nothing known
+    assert other_split_note("occluded_duke", {"rank1": 0.5}) is None  # counts not recorded
+    out = _cli("--runs", str(tmp_path / "tiny"), "--dataset", "occluded_duke")
+    assert out.returncode == 0 and "another split: 4 queries" in out.stdout

@@ -45,8 +45,9 @@ def _source_label(r: LeaderboardRow, best: set[int] | frozenset[int] = frozenset
         return f"{mark}published {d.get('venue', '')} {d.get('year', '')}, {d.get('backbone', '')}{extra}".strip()
     if r.source == "published":
         return f"{mark}published ({r.table})"
-    extra = ", ".join(f"{k}={v}" for k, v in r.details.items())
-    return f"▶ measured: {r.source}" + (f" [{extra}]" if extra else "")
+    other = r.details.get("other_split")
+    extra = ", ".join(f"{k}={v}" for k, v in r.details.items() if k != "other_split")
+    return f"▶ measured: {r.source}" + (f" ({other})" if other else "") + (f" [{extra}]" if extra else "")
 
 
 GENERATOR = "opreid-bench leaderboard"  # the HTML page's generator tag: how ``--out`` knows a page it wrote

@@ -187,11 +187,29 @@ def _rows_from_run_json(path: Path) -> list[LeaderboardRow]:
     for dataset, metrics in sorted(results.items()):
         if not isinstance(metrics, dict):
             raise DataError(f"{path}: results.{dataset} must map metric -> value, got {metrics!r}")
+        note = other_split_note(dataset, metrics)
         rows.append(LeaderboardRow(method=str(info.get("method", path.parent.name)), dataset=dataset,
                                    rank1=_as_percent(metrics, "rank1", unit, path, f"results.{dataset}"),
                                    mAP=_as_percent(metrics, "mAP", unit, path, f"results.{dataset}"),
-                                   source=str(path.parent), details=details))
+                                   source=str(path.parent),
+                                   details={**details, **({"other_split": note} if note else {})}))
     return rows
+
+
+def other_split_note(dataset: str, metrics: dict) -> str | None:
+    """How a run's evaluation differs from the published split of ``dataset`` (its query count against the dataset's
+    known one), or None when it does not or cannot be told. Why: a split built with a small protocol and loaded as
+    ``opreid`` is not the paper's OPReID, and its row must not read as a result on it."""
+    from opreid_bench.data.datasets import DATASETS
+
+    known = DATASETS.get(dataset).known_counts.get("query") if dataset in DATASETS else None
+    valid, skipped = metrics.get("num_valid_queries"), metrics.get("num_skipped_queries")
+    if known is None or not all(isinstance(v, int) and not isinstance(v, bool) for v in (valid, skipped)):
+        return None
+    queries = valid + skipped
+    if queries == known[0]:
+        return None
+    return f"another split: {queries:,} queries, the published one has {known[0]:,}"
 
 
 def _metric(metrics: dict, key: str, path: Path, where: str) -> float | None:
