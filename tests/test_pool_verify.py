@@ -52,3 +52,25 @@ def test_one_file_with_two_identities_is_refused(tmp_path: Path, capsys: pytest.
     code, _, err = _cli(["datasets", "verify", "pool", "--root", str(manifest)], capsys)
     line = err.strip().splitlines()[-1]
     assert code == 2 and str(manifest) in line and "row 2" in line and "also row 1" in line
+
+
+def test_a_folder_of_crops_given_as_a_manifest_pool_names_the_folder_format(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    Image.new("RGB", (16, 32), "gray").save(crops / "0001_c1_a.jpg")
+    code, _, err = _cli(["annotate", "--pool", str(crops), "--out", str(tmp_path / "ann")], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and f"{crops}: no manifest.csv or manifest.parquet in this folder" in line
+    assert "columns path,pid,camid[,occluded]" in line and "--pool-format folder" in line
+    assert not (tmp_path / "ann").exists()
+
+
+def test_a_pool_whose_files_are_all_missing_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "manifest.csv").write_text("path,pid,camid\nimages/none.jpg,1,1\n")
+    code, _, err = _cli(["datasets", "verify", "pool", "--root", str(pool)], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and "no image was read: 1 file(s) left out (e.g. images/none.jpg: file not found)" in line
+    assert "pattern" not in line

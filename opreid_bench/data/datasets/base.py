@@ -177,8 +177,11 @@ class VerificationReport:
         if any(v.get("images", 0) for v in self.splits.values()):
             return None
         if self.unparsed:
+            first = self.unparsed[0]
+            if ": " in first and "pattern" not in first.split(": ", 1)[1]:  # a reason other than the name, e.g. missing
+                return f"{self.root}: no image was read: {len(self.unparsed):,} file(s) left out (e.g. {first})"
             return (f"{self.root}: no image was read: {len(self.unparsed):,} file name(s) do not parse (e.g. "
-                    f"{self.unparsed[0]}); the file-name pattern of '{self.dataset}' does not fit them (a folder or "
+                    f"{first}); the file-name pattern of '{self.dataset}' does not fit them (a folder or "
                     "manifest dataset takes --option pattern=REGEX with groups pid and camid)")
         return f"{self.root}: no image was read: the split folders of '{self.dataset}' hold no image"
 

@@ -29,18 +29,22 @@ class ManifestRows:
     missing: list[str]
 
 
-def find_manifest(path: str | Path) -> Path:
-    """``path`` itself if it is a file, else ``path/manifest.csv`` or ``path/manifest.parquet``; else a DataError."""
+def find_manifest(path: str | Path, require_split: bool = True) -> Path:
+    """``path`` itself if it is a file, else ``path/manifest.csv`` or ``path/manifest.parquet``; else a DataError
+    (for a pool, ``require_split`` False, it names the folder pool format a folder of crops needs)."""
     p = Path(path).expanduser()
     if p.is_file():
         return p
+    columns = "path,pid,camid,split[,occluded]" if require_split else "path,pid,camid[,occluded]"
+    hint = "" if require_split else (" (a folder of crops named by identity and camera: --pool-format folder "
+                                     "[--pattern REGEX])")
     if p.is_dir():
         for name in MANIFEST_NAMES:
             if (p / name).is_file():
                 return p / name
         raise DataError(f"{p}: no {' or '.join(MANIFEST_NAMES)} in this folder; expected a CSV/parquet manifest "
-                        "with columns path,pid,camid,split[,occluded]")
-    raise DataError(f"{p}: manifest not found; expected a CSV/parquet file with columns path,pid,camid,split")
+                        f"with columns {columns}{hint}")
+    raise DataError(f"{p}: manifest not found; expected a CSV/parquet file with columns {columns}{hint}")
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
@@ -74,7 +78,7 @@ def _as_int(value: Any, where: str, column: str) -> int:
 
 def read_manifest(path: str | Path, *, require_split: bool) -> ManifestRows:
     """Parse a manifest; a missing column or a bad cell is a DataError naming the file and row."""
-    manifest = find_manifest(path)
+    manifest = find_manifest(path, require_split)
     rows = _read_table(manifest)
     columns = set(rows[0]) if rows else set()
     required = {"path", "pid", "camid"} | ({"split"} if require_split else set())
