@@ -160,3 +160,16 @@ def test_evaluate_features_refuses_options_it_would_ignore(features: Path,
     assert code == 2 and "--dataset, --root would be ignored" in line
     code, _, err = _cli(["evaluate", "--features", str(features), "--option", "pattern=x"], capsys)
     assert code == 2 and "--option would be ignored" in err.strip().splitlines()[-1]
+
+
+def test_a_foreign_run_json_is_refused_before_any_feature_is_computed(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"mine": true}\n')
+    # the model file does not even exist: the run directory is checked first
+    code, _, err = _cli(["evaluate", "--onnx", str(tmp_path / "model.onnx"), "--dataset", "market1501", "--root",
+                         str(tmp_path), "--run-dir", str(run)], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and f"{run / 'run.json'}: exists and was not written by `opreid-bench evaluate`" in line
+    assert (run / "run.json").read_text() == '{"mine": true}\n'

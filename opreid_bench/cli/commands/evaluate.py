@@ -192,6 +192,11 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
         refuse_foreign_file(out, "evaluate", lambda p: json_written_by(p, REPORT_WRITER))
     if run_dir is not None and (onnx_model is None or rerank):
         raise OpreidError("--run-dir records an --onnx evaluation without --rerank (`train` writes its own run.json)")
+    if run_dir is not None:  # refused before any feature is computed, not after
+        from opreid_bench.engine.onnx_runner import RUN_WRITER
+        from opreid_bench.outputs import json_written_by, refuse_foreign_file
+
+        refuse_foreign_file(run_dir / "run.json", "evaluate", lambda p: json_written_by(p, RUN_WRITER), "--run-dir")
     onnx_kwargs = None
     if onnx_model is not None:
         onnx_kwargs = {"given": preprocessing_from_options(input_size, mean, std, channel_order, onnx_output),
