@@ -43,9 +43,10 @@ def test_json_output_is_one_object_equal_to_the_api(feature_file, capsys):
     code, out, _ = run_main(["evaluate", "--features", str(path), "--metric", "cosine", "--json"], capsys)
     assert code == 0
     data = json.loads(out)  # exactly one JSON object on stdout
-    assert set(data) >= KEYS and set(data) <= KEYS | {"breakdown"}
+    settings = {"metric": "cosine", "junk": "market", "rerank": None}  # how the ranking was made
+    assert set(data) >= KEYS | set(settings) and set(data) <= KEYS | set(settings) | {"breakdown"}
     expected = evaluate_features(q, g, metric="cosine", device="cpu").to_dict()
-    assert data == json.loads(json.dumps(expected))
+    assert data == json.loads(json.dumps({**expected, **settings}))
     assert all(0.0 <= data[k] <= 1.0 for k in ("rank1", "rank5", "rank10", "mAP", "mINP"))
     assert set(data["breakdown"]) == {"occluded_query", "holistic_query", "holistic_gallery", "occluded_gallery"}
 
@@ -59,7 +60,11 @@ def test_bootstrap_junk_and_out_file(feature_file, capsys, tmp_path):
     assert code == 0
     data = json.loads(out)
     assert data["ci"]["resamples"] == 50 and data["ci"]["seed"] == 3 and len(data["ci"]["mAP"]) == 2
-    assert json.loads(out_file.read_text()) == {"written_by": "opreid-bench evaluate", **data}
+    assert json.loads(out_file.read_text()) == {"written_by": "opreid-bench evaluate", "input": str(path), **data}
+    assert data["junk"] == "none" and data["rerank"] is None
+    code, out, _ = run_main(["evaluate", "--features", str(path), "--rerank", "--k1", "4", "--k2", "2", "--json"],
+                            capsys)
+    assert code == 0 and json.loads(out)["rerank"] == {"k1": 4, "k2": 2, "lambda": 0.3}
     expected = evaluate_features(q, g, junk="none", max_rank=5, device="cpu").to_dict()
     assert data["mAP"] == expected["mAP"]
 

@@ -136,3 +136,21 @@ def test_evaluate_features_errors():
         evaluate_features(q, g, device="cpu")
     with pytest.raises(EvaluationError, match="junk must be"):
         evaluate_features(q, g, junk="all")
+
+
+def test_a_component_every_feature_shares_does_not_change_the_ranking() -> None:
+    """Euclidean distances do not change when every feature moves by the same vector; in float32 the expansion
+    |q|^2 + |g|^2 - 2 q.g cancels catastrophically unless that common part is taken out first."""
+    rng = np.random.default_rng(3)
+    centres = rng.random((30, 48))
+    q_pids, g_pids = np.arange(60) % 30, np.arange(300) % 30
+    qf = centres[q_pids] + 0.3 * rng.random((60, 48))
+    gf = centres[g_pids] + 0.3 * rng.random((300, 48))
+    q_cams, g_cams = np.zeros(60, int), np.ones(300, int)
+    base = evaluate_features(FeatureSet(qf.astype(np.float32), q_pids, q_cams),
+                             FeatureSet(gf.astype(np.float32), g_pids, g_cams))
+    for offset in (10.0, 100.0, 1000.0):
+        moved = evaluate_features(FeatureSet((qf + offset).astype(np.float32), q_pids, q_cams),
+                                  FeatureSet((gf + offset).astype(np.float32), g_pids, g_cams))
+        assert moved.overall.rank(1) == pytest.approx(base.overall.rank(1), abs=0.02)
+        assert moved.overall.mAP == pytest.approx(base.overall.mAP, abs=0.005), offset

@@ -1,7 +1,10 @@
 """Query x gallery distances from features, computed in query chunks: numpy (BLAS) on the CPU, torch on CUDA.
 
-- ``euclidean``: ``sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0))``, the expansion every ReID toolkit uses; the squared
-  distance is clamped at 0 before the square root because float32 cancellation can make it slightly negative.
+- ``euclidean``: ``sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0))``, the expansion every ReID toolkit uses, on features from
+  which the gallery's mean (rounded so that the subtraction is exact) is first subtracted: the distances are the same, but a component every feature
+  shares (an offset, features that lie close together) no longer swamps float32 -- without it the expansion cancels
+  catastrophically and the ranking changes with the offset. The squared distance is clamped at 0 before the square
+  root because float32 cancellation can still make it slightly negative.
 - ``cosine``: ``1 - cos(q, g)`` on L2-normalised features (a zero vector stays zero, so its distances are 1).
 
 Memory is bounded by ``chunk_size x gallery`` floats per step, whatever the number of queries. On the CPU torch is
@@ -65,6 +68,29 @@ def _check_features(x: object, name: str) -> np.ndarray:
     return arr
 
 
+def _centre(x: np.ndarray, centre: np.ndarray | None, rows: int = 65536) -> np.ndarray:
+    """``x - centre`` as float32, subtracted in float64 a block of rows at a time (no float64 copy of a large gallery);
+    ``x`` itself when ``centre`` is None (cosine)."""
+    if centre is None:
+        return x
+    out = np.empty(x.shape, dtype=np.float32)
+    for i in range(0, x.shape[0], rows):
+        out[i:i + rows] = np.asarray(x[i:i + rows], dtype=np.float64) - centre
+    return out
+
+
+def _centre_of(gf: np.ndarray, metric: str) -> np.ndarray | None:
+    """The gallery's mean feature for euclidean distances (see the module docstring), None for cosine. Each
+    dimension's mean is rounded to a multiple of the power of two just below its spread, so the subtraction is exact
+    where the features are exact (small integers stay integers: real ties stay ties)."""
+    if metric != "euclidean":
+        return None
+    mean = gf.mean(axis=0, dtype=np.float64)
+    spread = gf.std(axis=0, dtype=np.float64)
+    step = np.exp2(np.floor(np.log2(np.where(spread > 0, spread, 1.0))))
+    return np.where(spread > 0, np.round(mean / step) * step, mean)
+
+
 def _prepare(x: np.ndarray, metric: str, device: str) -> torch.Tensor:
     import torch
 
@@ -84,11 +110,12 @@ def _prepare_numpy(x: np.ndarray, metric: str) -> np.ndarray:
 def _numpy_chunks(qf: np.ndarray, gf: np.ndarray, metric: str, chunk_size: int
                   ) -> Iterator[tuple[int, int, np.ndarray]]:
     """:func:`iter_distance_chunks` on the CPU with numpy: the torch path's float32 operations, in its order."""
-    g = _prepare_numpy(gf, metric)
+    centre = _centre_of(gf, metric)
+    g = _prepare_numpy(_centre(gf, centre), metric)
     g_sq = (g * g).sum(axis=1) if metric == "euclidean" else None
     for start in range(0, qf.shape[0], chunk_size):
         stop = min(start + chunk_size, qf.shape[0])
-        q = _prepare_numpy(qf[start:stop], metric)
+        q = _prepare_numpy(_centre(qf[start:stop], centre), metric)
         dot = q @ g.T
         if g_sq is not None:
             dist = (q * q).sum(axis=1, keepdims=True) + g_sq[None, :]
@@ -119,11 +146,12 @@ def iter_distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidea
     import torch
 
     with torch.no_grad():
-        g = _prepare(gf, metric, dev)
+        centre = _centre_of(gf, metric)
+        g = _prepare(_centre(gf, centre), metric, dev)
         g_sq = (g * g).sum(dim=1) if metric == "euclidean" else None
         for start in range(0, qf.shape[0], chunk_size):
             stop = min(start + chunk_size, qf.shape[0])
-            q = _prepare(qf[start:stop], metric, dev)
+            q = _prepare(_centre(qf[start:stop], centre), metric, dev)
             dot = q @ g.T
             if g_sq is not None:
                 # euclidean distance: sqrt(clamp(|q|^2 + |g|^2 - 2 q.g, min=0))

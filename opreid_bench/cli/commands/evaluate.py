@@ -83,16 +83,20 @@ def _pct(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100.0 * x:.2f}"
 
 
-def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluation") -> None:
-    """Exactly one JSON object on stdout (``json_out``) or a rich table: overall row plus breakdown rows."""
-    data = report.to_dict()
+def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluation",
+                 settings: dict | None = None) -> None:
+    """Exactly one JSON object on stdout (``json_out``) or a rich table: overall row plus breakdown rows.
+    ``settings`` (how the ranking was made: metric, junk rule, re-ranking) go into the JSON object too."""
+    data = {**report.to_dict(), **(settings or {})}
     if json_out:
         click.echo(json.dumps(data))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{title} ({report.metric} distance, junk={report.junk}, "
+    rr = (settings or {}).get("rerank")
+    reranked = f", re-ranked k1={rr['k1']} k2={rr['k2']} lambda={rr['lambda']}" if rr else ""
+    table = Table(title=f"{title} ({report.metric} distance, junk={report.junk}{reranked}, "
                         f"{report.num_query} queries x {report.num_gallery} gallery)")
     table.add_column("subset", no_wrap=True)
     table.add_column("valid", justify="right")
@@ -161,13 +165,16 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | None, input_size: str | None,
              mean: str | None, std: str | None, channel_order: str | None, onnx_output: str | None, batch_size: int,
              zoo: str | None, run_dir: Path | None, name: str | None, method: str | None, dataset: str | None,
-             root: Path | None, dataset_option: tuple[str, ...], metric: str | None, junk: str | None, max_rank: int, bootstrap: int, seed: int,
+             root: Path | None, dataset_option: tuple[str, ...], metric: str | None, junk: str | None, max_rank: int,
+             bootstrap: int, seed: int,
              device: str | None, rerank: bool, k1: int, k2: int, lambda_value: float, out: Path | None,
              json_out: bool) -> None:
     """Rank-1/5/10, mAP and mINP of query vs gallery features (eval_market1501 semantics).
 
     When query and gallery carry 'occluded' flags, rows for occluded / holistic queries and for the gallery
-    restricted to holistic / occluded items are added. Metrics in --json are fractions in [0, 1].
+    restricted to holistic / occluded items are added. Metrics in --json are fractions in [0, 1], with how the
+    ranking was made: metric, junk and rerank (its k1, k2 and lambda, or null); the --out file adds written_by and
+    input (the feature file, or the model and dataset).
 
     \b
     Examples:
@@ -223,10 +230,13 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
     else:
         report = run_evaluation(query, gallery, metric=metric, junk=junk, max_rank=max_rank, bootstrap=bootstrap,
                                 seed=seed, device=device)
+    settings = {"metric": metric, "junk": junk,
+                "rerank": {"k1": k1, "k2": k2, "lambda": lambda_value} if rerank else None}
     if out is not None:
         from opreid_bench.atomic import atomic_write_text
 
-        atomic_write_text(out, json.dumps({"written_by": REPORT_WRITER, **report.to_dict()}, indent=2) + "\n")
+        record = {"written_by": REPORT_WRITER, "input": source, **settings, **report.to_dict()}
+        atomic_write_text(out, json.dumps(record, indent=2) + "\n")
         click.echo(f"wrote {out}", err=True)
     if run_dir is not None:
         from opreid_bench.engine.extract import metrics_dict
@@ -235,7 +245,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
         attrs = {**attrs, "metric": metric, "junk": junk}
         path = write_onnx_run(run_dir, name=name or str(attrs["method"]), attrs=attrs, metrics=metrics_dict(report))
         click.echo(f"wrote {path}", err=True)
-    print_report(report, json_out, title=Path(source).name)
+    print_report(report, json_out, title=Path(source).name, settings=settings)
 
 
 COMMANDS = [evaluate]
