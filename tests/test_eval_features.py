@@ -122,3 +122,14 @@ def test_write_rejects_inconsistent_sets(tmp_path):
     with pytest.raises(FeatureFileError, match="attribute 'meta' has an unsupported type"):
         write_feature_file(tmp_path / "x.h5", q, g, {"meta": {"a": 1}})
     assert not list(tmp_path.iterdir())
+
+
+def test_paths_that_are_not_strings_are_named(tmp_path):
+    path = tmp_path / "intpaths.h5"
+    q, g = sets(False)
+    write_feature_file(path, q, g)
+    with h5py.File(path, "a") as h5:
+        h5.create_dataset("query/paths", data=np.arange(len(q.pids)))
+    with pytest.raises(FeatureFileError, match=r"intpaths.h5: /query/paths must hold strings \(the image paths\), "
+                                               r"got int64"):
+        read_feature_file(path)

@@ -173,3 +173,26 @@ def test_a_foreign_run_json_is_refused_before_any_feature_is_computed(tmp_path: 
     line = err.strip().splitlines()[-1]
     assert code == 2 and f"{run / 'run.json'}: exists and was not written by `opreid-bench evaluate`" in line
     assert (run / "run.json").read_text() == '{"mine": true}\n'
+
+
+def test_evaluate_features_refuses_onnx_preprocessing_it_would_ignore(features: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(["evaluate", "--features", str(features), "--input-size", "256x128", "--mean", "0.5,0.5,0.5"],
+                        capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and "--input-size, --mean set the preprocessing of an --onnx model" in line
+
+
+def test_features_too_large_for_float32_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from opreid_bench.evaluation import FeatureSet, write_feature_file
+
+    rng = np.random.default_rng(0)
+    big = tmp_path / "big.h5"
+    q = FeatureSet((rng.random((3, 8)) * 1e20).astype(np.float32), np.arange(3), np.zeros(3, int))
+    g = FeatureSet((rng.random((6, 8)) * 1e20).astype(np.float32), np.arange(6) % 3, np.ones(6, int))
+    write_feature_file(big, q, g)
+    code, _, err = _cli(["evaluate", "--features", str(big)], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {big}: gallery features are too large")

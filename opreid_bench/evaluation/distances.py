@@ -68,15 +68,26 @@ def _check_features(x: object, name: str) -> np.ndarray:
     return arr
 
 
-def _centre(x: np.ndarray, centre: np.ndarray | None, rows: int = 65536) -> np.ndarray:
-    """``x - centre`` as float32, subtracted in float64 a block of rows at a time (no float64 copy of a large gallery);
-    ``x`` itself when ``centre`` is None (cosine)."""
+def _centred(x: np.ndarray, centre: np.ndarray | None, name: str, rows: int = 65536) -> np.ndarray:
+    """``x - centre`` as float32, subtracted in float64 a block of rows at a time (no float64 copy of a large gallery),
+    checked by :func:`_in_range`; ``x`` itself when ``centre`` is None (cosine)."""
     if centre is None:
         return x
     out = np.empty(x.shape, dtype=np.float32)
     for i in range(0, x.shape[0], rows):
         out[i:i + rows] = np.asarray(x[i:i + rows], dtype=np.float64) - centre
-    return out
+    return _in_range(out, name)
+
+
+def _in_range(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` (centred, float32) when its squared euclidean distances fit float32; else an error saying so, rather than
+    distances that overflow to inf."""
+    if x.size:
+        largest = float(np.abs(x).max())
+        if largest * largest * 4 * x.shape[1] > float(np.finfo(np.float32).max):
+            raise EvaluationError(f"{name} features are too large for float32 distances (a value {largest:.3g} away "
+                                  "from the gallery's mean): scale them down (the ranking does not change)")
+    return x
 
 
 def _centre_of(gf: np.ndarray, metric: str) -> np.ndarray | None:
@@ -111,11 +122,11 @@ def _numpy_chunks(qf: np.ndarray, gf: np.ndarray, metric: str, chunk_size: int
                   ) -> Iterator[tuple[int, int, np.ndarray]]:
     """:func:`iter_distance_chunks` on the CPU with numpy: the torch path's float32 operations, in its order."""
     centre = _centre_of(gf, metric)
-    g = _prepare_numpy(_centre(gf, centre), metric)
+    g = _prepare_numpy(_centred(gf, centre, "gallery"), metric)
     g_sq = (g * g).sum(axis=1) if metric == "euclidean" else None
     for start in range(0, qf.shape[0], chunk_size):
         stop = min(start + chunk_size, qf.shape[0])
-        q = _prepare_numpy(_centre(qf[start:stop], centre), metric)
+        q = _prepare_numpy(_centred(qf[start:stop], centre, "query"), metric)
         dot = q @ g.T
         if g_sq is not None:
             dist = (q * q).sum(axis=1, keepdims=True) + g_sq[None, :]
@@ -147,11 +158,11 @@ def iter_distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidea
 
     with torch.no_grad():
         centre = _centre_of(gf, metric)
-        g = _prepare(_centre(gf, centre), metric, dev)
+        g = _prepare(_centred(gf, centre, "gallery"), metric, dev)
         g_sq = (g * g).sum(dim=1) if metric == "euclidean" else None
         for start in range(0, qf.shape[0], chunk_size):
             stop = min(start + chunk_size, qf.shape[0])
-            q = _prepare(_centre(qf[start:stop], centre), metric, dev)
+            q = _prepare(_centred(qf[start:stop], centre, "query"), metric, dev)
             dot = q @ g.T
             if g_sq is not None:
                 # euclidean distance: sqrt(clamp(|q|^2 + |g|^2 - 2 q.g, min=0))

@@ -144,6 +144,9 @@ def _read_side(h5: Any, path: Path, side: str) -> FeatureSet:
     for name in REQUIRED:
         if name not in g or not isinstance(g[name], h5py.Dataset):
             raise FeatureFileError(f"{path}: missing dataset /{side}/{name} (layout: docs/reference/file-formats.md)")
+    if "paths" in g and (not isinstance(g["paths"], h5py.Dataset) or g["paths"].dtype.kind not in "SOU"):
+        raise FeatureFileError(f"{path}: /{side}/paths must hold strings (the image paths), got "
+                               f"{getattr(g['paths'], 'dtype', 'a group')}")
     try:
         features = g["features"][()]
         pids = g["pids"][()]

@@ -204,6 +204,12 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
         from opreid_bench.outputs import json_written_by, refuse_foreign_file
 
         refuse_foreign_file(run_dir / "run.json", "evaluate", lambda p: json_written_by(p, RUN_WRITER), "--run-dir")
+    given_prep = [flag for flag, value in (("--input-size", input_size), ("--mean", mean), ("--std", std),
+                                           ("--channel-order", channel_order), ("--output", onnx_output))
+                  if value is not None]
+    if given_prep and onnx_model is None:
+        raise OpreidError(f"{', '.join(given_prep)} set the preprocessing of an --onnx model; without --onnx they "
+                          "would be ignored: leave them out")
     onnx_kwargs = None
     if onnx_model is not None:
         onnx_kwargs = {"given": preprocessing_from_options(input_size, mean, std, channel_order, onnx_output),
@@ -222,14 +228,19 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
         junk = str(attrs.get("junk", "market"))
         if junk not in ("market", "none"):
             raise OpreidError(f"{source}: attribute junk={junk!r} is not 'market' or 'none'; pass --junk")
-    if rerank:  # k-reciprocal re-ranking, then the same ranking metrics (opreid_bench.evaluation.rerank)
-        from opreid_bench.evaluation.rerank import rerank_report
+    from opreid_bench.errors import EvaluationError
 
-        report = rerank_report(query, gallery, metric=metric, junk=junk, max_rank=max_rank, k1=k1, k2=k2,
-                               lambda_value=lambda_value, bootstrap=bootstrap, seed=seed, device=device)
-    else:
-        report = run_evaluation(query, gallery, metric=metric, junk=junk, max_rank=max_rank, bootstrap=bootstrap,
-                                seed=seed, device=device)
+    try:
+        if rerank:  # k-reciprocal re-ranking, then the same ranking metrics (opreid_bench.evaluation.rerank)
+            from opreid_bench.evaluation.rerank import rerank_report
+
+            report = rerank_report(query, gallery, metric=metric, junk=junk, max_rank=max_rank, k1=k1, k2=k2,
+                                   lambda_value=lambda_value, bootstrap=bootstrap, seed=seed, device=device)
+        else:
+            report = run_evaluation(query, gallery, metric=metric, junk=junk, max_rank=max_rank, bootstrap=bootstrap,
+                                    seed=seed, device=device)
+    except EvaluationError as exc:  # name what was evaluated
+        raise EvaluationError(f"{source}: {exc}") from None
     settings = {"metric": metric, "junk": junk,
                 "rerank": {"k1": k1, "k2": k2, "lambda": lambda_value} if rerank else None}
     if out is not None:
