@@ -93,9 +93,9 @@ def write_pages(folder: Path, models: Sequence[Model], query: FeatureSet, galler
     html_path = folder / "index.html"
     atomic_write_text(html_path, page, durable=False)
     grids = []
-    for n, start in enumerate(range(0, len(shown), per_page), start=1):
-        image = render_grid(shown[start:start + per_page], models, query, gallery, crops,
-                            title=f"{title} - page {n}")
+    pages = [(s.title, s.queries[i:i + per_page]) for s in sections for i in range(0, len(s.queries), per_page)]
+    for n, (section, chunk) in enumerate(pages, start=1):  # a page never mixes sections; its title names its own
+        image = render_grid(chunk, models, query, gallery, crops, title=f"{title} - {section} - page {n}")
         out = folder / "grids" / f"page_{n:03d}.png"
         with atomic_path(out, durable=False) as tmp:
             image.save(tmp, format="PNG")  # type: ignore[attr-defined]

@@ -176,18 +176,22 @@ def render_html(title: str, sections: Sequence[Section], models: Sequence[Model]
 
 def render_grid(queries: Sequence[int], models: Sequence[Model], query: FeatureSet, gallery: FeatureSet,
                 crops: Crops, title: str = "") -> object:
-    """A PNG-ready PIL image: one row per (query, model), crops resized to ``THUMB_W x THUMB_H`` and framed."""
+    """A PNG-ready PIL image: one row per (query, model), crops resized to ``THUMB_W x THUMB_H`` and framed. With two
+    models each query's rows are marked A and B (named in the title line), and its caption takes two lines (AP, then
+    the rank of the first true match) so that it stays inside its cell."""
     from PIL import Image, ImageDraw
 
-    pad, frame, text_h = 4, 3, 14
+    pad, frame, text_h = 4, 3, 26
     cell_w, cell_h = THUMB_W + 2 * frame + pad, THUMB_H + 2 * frame + pad + text_h
     ncols = 1 + max((len(m.lists.shown(q)) for q in queries for m in models), default=0)
     nrows = len(queries) * len(models)
-    head = text_h + pad if title else 0
+    names = "   ".join(f"{'AB'[i]} = {m.name}" for i, m in enumerate(models[:2])) if len(models) > 1 else ""
+    lines = [t for t in (title, names) if t]
+    head = len(lines) * 13 + pad if lines else 0
     canvas = Image.new("RGB", (max(ncols * cell_w + pad, 200), nrows * cell_h + pad + head), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((pad, pad), title, fill=(0, 0, 0))
+    for i, line in enumerate(lines):
+        draw.text((pad, pad + 13 * i), line, fill=(0, 0, 0))
 
     def cell(r: int, c: int, image: object, color: tuple[int, int, int], text: str, dashed: bool = False) -> None:
         x, y = pad + c * cell_w, head + pad + r * cell_h
@@ -203,9 +207,9 @@ def render_grid(queries: Sequence[int], models: Sequence[Model], query: FeatureS
         for m, model in enumerate(models):
             lists = model.lists
             fh = int(lists.first_hit[q])
-            label = f"AP {lists.ap[q]:.2f} r{fh + 1}" if fh >= 0 else "no match"
-            cell(r, 0, crops.shown(query.paths[q], m, None), COLORS["query"],
-                 (model.name[:4] + " " if len(models) > 1 else "") + label)
+            mark = f"{'AB'[m]}: " if len(models) > 1 else ""
+            label = f"{mark}AP {lists.ap[q]:.2f}\nfirst r{fh + 1}" if fh >= 0 else f"{mark}no match"
+            cell(r, 0, crops.shown(query.paths[q], m, None), COLORS["query"], label)
             rank = 0
             for c, (gi, _d, kind) in enumerate(lists.shown(q), start=1):
                 rank += kind != "junk"
