@@ -374,7 +374,7 @@ def test_checkpoints_that_do_not_fit_are_one_line(configs: dict[str, Path], tmp_
     msg = str(exc.value)
     assert "\n" not in msg and msg.startswith(f"{path}: does not fit fastreid:")
     assert "missing (e.g. backbone.layer1.0.bn1.BN.bias" in msg and "unexpected (e.g. backbone.layer1.0.bn1.bias" in msg
-    with pytest.raises(OpreidError, match=r"\d+ missing \(e\.g\. backbone\.NL_2\.0\.W\.0\.bias"):
+    with pytest.raises(OpreidError, match=r"\d+ key\(s\) missing \(e\.g\. backbone\.NL_2\.0\.W\.0\.bias"):
         load_zoo_model(f"fastreid:{configs['AGW_R50']}", path)
     torch.save({"model": {**plain_r50, "pixel_mean": torch.tensor([127.5, 127.5, 127.5]).view(1, 3, 1, 1)}}, path)
     with pytest.raises(OpreidError, match=r"bot_R50.pth: its pixel_mean \[127.5, 127.5, 127.5\] is not .*"

@@ -106,10 +106,11 @@ def load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], spec: 
     unexpected = sorted(k for k in state if k not in own)
     wrong = sorted(k for k in state if k in own and state[k].shape != own[k].shape)
     if missing or unexpected or wrong:
-        parts = [f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-                 f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else "",
-                 f"{len(wrong)} of another shape (e.g. {', '.join(wrong[:3])})" if wrong else ""]
-        raise OpreidError(f"{weights}: does not fit {spec}: " + "; ".join(p for p in parts if p) + " keys")
+        shapes = [f"{k} {tuple(state[k].shape)}, the model's {tuple(own[k].shape)}" for k in wrong[:3]]
+        parts = [f"{len(missing)} key(s) missing (e.g. {', '.join(missing[:3])})" if missing else "",
+                 f"{len(unexpected)} key(s) unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else "",
+                 f"{len(wrong)} key(s) of another shape (e.g. {'; '.join(shapes)})" if wrong else ""]
+        raise OpreidError(f"{weights}: does not fit {spec}: " + "; ".join(p for p in parts if p))
     model.load_state_dict(state, strict=True)
 
 
