@@ -97,7 +97,10 @@ def _centre_of(gf: np.ndarray, metric: str) -> np.ndarray | None:
     if metric != "euclidean":
         return None
     mean = gf.mean(axis=0, dtype=np.float64)
-    spread = gf.std(axis=0, dtype=np.float64)
+    squares = np.zeros(gf.shape[1], dtype=np.float64)
+    for i in range(0, gf.shape[0], 65536):  # the spread a block at a time: no float64 copy of a large gallery
+        squares += ((np.asarray(gf[i:i + 65536], dtype=np.float64) - mean) ** 2).sum(axis=0)
+    spread = np.sqrt(squares / gf.shape[0])
     step = np.exp2(np.floor(np.log2(np.where(spread > 0, spread, 1.0))))
     return np.where(spread > 0, np.round(mean / step) * step, mean)
 
