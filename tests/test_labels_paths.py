@@ -26,17 +26,27 @@ def test_sample_from_another_folder_finds_the_labels(tmp_path: Path, monkeypatch
     assert invoke(["classify", "--keypoints", "ann", "--out", "labels.csv"], capsys)[0] == 0
     assert pd.read_csv("labels.csv")["source_path"].iloc[0].startswith("pool/images/")  # relative to w/
     code, _, err = invoke(["sample", "--labels", "labels.csv", "--pool", "pool/manifest.csv", "--protocol", "tiny.yaml",
-                           "--out", "here", "--seed", "0", "--dry-run"], capsys)
+                           "--out", "here", "--seed", "0", "--keypoints", "ann"], capsys)
     assert code == 0, err
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     code, _, err = invoke(["sample", "--labels", "../w/labels.csv", "--pool", "../w/pool/manifest.csv", "--protocol",
-                           "../w/tiny.yaml", "--out", "there", "--seed", "0", "--dry-run"], capsys)
+                           "../w/tiny.yaml", "--out", "there", "--seed", "0", "--keypoints", "../w/ann"], capsys)
     assert code == 0, err
-    here = pd.read_csv(work / "here" / "split.csv")
-    there = pd.read_csv(tmp_path / "elsewhere" / "there" / "split.csv")
+    here = pd.read_csv(work / "here" / "manifest.csv")
+    there = pd.read_csv(tmp_path / "elsewhere" / "there" / "manifest.csv")
     assert len(here) == len(there) > 0
     assert list(here["split"]) == list(there["split"]) and list(here["pid"]) == list(there["pid"])
+    # the keypoints were found too: every face masked from them, the same pixels, all rows in the split's keypoint file
+    masks_here = (work / "here" / "face_masks.csv").read_text()
+    assert masks_here == (tmp_path / "elsewhere" / "there" / "face_masks.csv").read_text()
+    assert "keypoints@" in masks_here and "prior@" not in masks_here  # no crop fell back to the head prior
+    for rel in here["path"]:
+        assert (work / "here" / rel).read_bytes() == (tmp_path / "elsewhere" / "there" / rel).read_bytes(), rel
+    from opreid_bench.splits.cache import read_keypoints
+
+    copied = read_keypoints(tmp_path / "elsewhere" / "there" / "keypoints.h5")
+    assert sorted(copied) == sorted(there["source_path"])
     # labels of other crops: one line naming both sides
     other = tmp_path / "other.csv"
     pd.DataFrame({"source_path": ["nowhere/a.png"], "occluded": [True]}).to_csv(other, index=False)

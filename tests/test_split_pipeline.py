@@ -74,7 +74,7 @@ def test_build_split_end_to_end(pool: tuple[Path, Path, Path], tmp_path: Path) -
 
     card = (out / "DATA_CARD.md").read_text()
     assert "| this split | 8 | 64 | 6 | 8 | 14 | 44 | 22 | 116 | 3 |" in card
-    assert ("every one of the 8 query crops has both from another camera" in card
+    assert ("every one of the 8 query crops has its matches from another camera" in card
             or f"Of the 8 query crops, {cross['occluded']} have no occluded match" in card)
 
     # a rerun into the same folder changes nothing; another folder with the same seed is byte-identical

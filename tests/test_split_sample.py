@@ -184,4 +184,11 @@ def test_query_crops_without_a_cross_camera_match_are_counted() -> None:
     split.loc[split["source_path"] == "o1", "camid"] = 5
     fixed = queries_without_cross_camera_match(split)
     assert fixed["occluded"] == 0 and cross_camera_warning(fixed) is None
-    assert "every one of the 4 query crops has both from another camera" in _cross_camera_text(fixed)
+    assert "every one of the 4 query crops has its matches from another camera" in _cross_camera_text(fixed)
+    # a protocol that keeps no occluded match (per_query_id occluded 0) is not warned about occluded matches
+    no_occ = split[split["source_path"] != "o1"]
+    assert queries_without_cross_camera_match(no_occ)["occluded"] == 0
+    # every match in its query's camera: no valid query under the Market junk rule, said plainly
+    same = split.assign(camid=1)
+    assert "none of the 4 query crops has a match from another camera" in cross_camera_warning(
+        queries_without_cross_camera_match(same))

@@ -292,8 +292,8 @@ FACES_MEASURED = (
 
 def _cross_camera_text(sc: dict[str, int]) -> str:
     """What the card says of the query crops without a match from another camera (the junk rule drops the rest)."""
-    if not (sc["occluded"] or sc["holistic"]):
-        return f" (every one of the {sc['queries']:,} query crops has both from another camera)"
+    if not (sc["occluded"] or sc["holistic"] or sc["any"]):
+        return f" (every one of the {sc['queries']:,} query crops has its matches from another camera)"
     return (f". Of the {sc['queries']:,} query crops, {sc['occluded']:,} have no occluded match and {sc['holistic']:,} "
             f"no holistic match from another camera ({sc['any']:,} none at all): the Market-1501 junk rule drops a "
             "match from the query's own camera, so `evaluate` skips those queries in that part of the gallery")

@@ -93,9 +93,10 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
                     labels_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Join occlusion labels (keyed by ``source_path``) with the pool's pid and camid; unlabelled crops are dropped.
 
-    A label's ``source_path`` matches a record's path as given, else as an absolute path, a relative one read against
-    the working folder or else against ``labels_dir`` (the labels file's folder): a ``labels.csv`` written with paths
-    relative to where ``classify`` ran still fits its pool when ``sample`` runs from another folder.
+    A label's ``source_path`` names a record's crop as :func:`opreid_bench.paths.match_paths` finds it: the same
+    spelling, the same absolute path (a relative one read against the working folder, else against ``labels_dir``,
+    the labels file's folder), else a relative label path that is the end of the record's: a ``labels.csv`` written
+    with paths relative to where ``annotate`` ran still fits its pool when ``sample`` runs from another folder.
     """
     if "source_path" not in labels.columns or "occluded" not in labels.columns:
         raise DataError(f"{where}: needs columns source_path and occluded")
@@ -132,16 +133,11 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
             raise DataError(f"{where}: row {i + 2}, column label_source: {source.iloc[i]!r} is not one of "
                             f"{', '.join(LABEL_SOURCES)}")
         lab["label_source"] = source
-    merged = pool.merge(lab, on="source_path", how="inner")
-    if len(merged) < len(pool):
-        abs_pool = pool.assign(_key=[os.path.abspath(p) for p in pool["source_path"]])
-        bases = [None] if labels_dir is None else [None, str(labels_dir)]
-        for base in bases:  # relative label paths against the working folder, then against the labels file's folder
-            keys = [os.path.abspath(p if base is None or os.path.isabs(p) else os.path.join(base, p))
-                    for p in lab["source_path"]]
-            by_abs = abs_pool.merge(lab.assign(_key=keys).drop(columns="source_path"), on="_key", how="inner")
-            if len(by_abs) > len(merged):
-                merged = by_abs.drop(columns="_key")
+    from opreid_bench.paths import match_paths
+
+    found = match_paths(pool["source_path"], list(lab["source_path"]), [labels_dir] if labels_dir is not None else [])
+    keyed = pool.assign(_key=pool["source_path"].map(found)).dropna(subset=["_key"])
+    merged = keyed.merge(lab.rename(columns={"source_path": "_key"}), on="_key", how="inner").drop(columns="_key")
     if merged.empty:
         example = (f"; e.g. it has {lab['source_path'].iloc[0]!r}, the pool {pool['source_path'].iloc[0]!r}"
                    if len(lab) and len(pool) else "")
@@ -170,11 +166,25 @@ def labelled_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: s
 
 
 def filtered_keypoints_copy(src_h5: Path, dest_h5: Path, keep: set[str], durable: bool = True) -> None:
-    """Write the keypoints of the crops in ``keep`` from ``src_h5`` to ``dest_h5`` (atomic, sorted rows)."""
+    """Write the keypoints of the crops in ``keep`` (spelled as the pool spells them) from ``src_h5`` to ``dest_h5``
+    (atomic, sorted rows), under the pool's spelling (:func:`opreid_bench.paths.match_paths`)."""
+    from opreid_bench.paths import match_paths
     from opreid_bench.splits.cache import read_h5, write_h5
 
     entries, backend = read_h5(src_h5)
-    write_h5(dest_h5, {k: v for k, v in entries.items() if k in keep}, backend, durable=durable)
+    found = match_paths(sorted(keep), list(entries))
+    write_h5(dest_h5, {p: entries[k] for p, k in found.items()}, backend, durable=durable)
+
+
+def keypoints_for_pool(paths: Sequence[str], keypoints: str | os.PathLike[str]) -> dict[str, Any]:
+    """The keypoints of a keypoint file (or annotate folder) under the pool's spelling of each crop: the file records
+    paths as ``annotate`` saw them, from its own working folder (:func:`opreid_bench.paths.match_paths`). Why: a
+    command run from another folder must still find each crop's head, or its face falls back to a rougher mask."""
+    from opreid_bench.paths import match_paths
+    from opreid_bench.splits.cache import read_keypoints
+
+    kps = read_keypoints(keypoints)
+    return {p: kps[k] for p, k in match_paths(paths, list(kps)).items()}
 
 
 def pool_inputs(pool: Sequence[ImageRecord | str], pool_name: str | None = None) -> list[tuple[str, Path]]:
@@ -317,7 +327,7 @@ def write_sampled_split(
     """
     from opreid_bench.atomic import atomic_write_text
     from opreid_bench.outputs import content_digest, fingerprint, output_folder
-    from opreid_bench.splits.cache import read_keypoints, resolve_keypoints_path
+    from opreid_bench.splits.cache import resolve_keypoints_path
     from opreid_bench.splits.datacard import write_data_card
     from opreid_bench.splits.writer import write_split
 
@@ -339,7 +349,7 @@ def write_sampled_split(
                        options=_marker_options(options, protocol)) as new:
         atomic_write_text(new / "split.csv", split.to_csv(index=False, lineterminator="\n"), durable=False)
         if not dry_run:
-            kps = read_keypoints(kp_file) if kp_file is not None else None
+            kps = keypoints_for_pool(list(split["source_path"]), kp_file) if kp_file is not None else None
             with stage_progress() as prog:
                 task = prog.add_task(f"writing {len(split):,} crops (mask: {mask or 'none'})", total=len(split))
                 written = write_split(split, new, keypoints=kps, mask=mask, workers=workers,

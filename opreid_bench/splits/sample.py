@@ -357,7 +357,8 @@ def split_summary(split: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def queries_without_cross_camera_match(split: pd.DataFrame) -> dict[str, int]:
     """Query crops with no gallery match of their identity from another (known) camera: in all (``any``), among the
-    occluded matches (``occluded``) and among the holistic ones (``holistic``), of ``queries`` query crops.
+    occluded matches (``occluded``) and among the holistic ones (``holistic``; a kind the protocol keeps no match of
+    is not counted), of ``queries`` query crops.
 
     Why: under the Market-1501 junk rule a match in the query's own camera is dropped, so such a query has no true
     match in that part of the gallery; the occluded-gallery and holistic-gallery breakdowns of ``evaluate`` skip it."""
@@ -370,6 +371,8 @@ def queries_without_cross_camera_match(split: pd.DataFrame) -> dict[str, int]:
     for pid, cam in zip(q["pid"], q["camid"]):
         for kind, by_pid in cams.items():
             found = by_pid.get(pid, set())
+            if not found and kind != "any":  # the protocol keeps no match of this kind (per_query_id 0)
+                continue
             # a query of unknown camera (< 0) is written apart from its matches (opreid_bench.splits.writer)
             if not (found if cam < 0 else any(c >= 0 and c != cam for c in found)):
                 out[kind] += 1
@@ -379,8 +382,12 @@ def queries_without_cross_camera_match(split: pd.DataFrame) -> dict[str, int]:
 def cross_camera_warning(counts: dict[str, int]) -> str | None:
     """One line for the user when some query crops lack an occluded or holistic match from another camera (None when
     none do): the pool's cameras could not give every query identity both kinds of match elsewhere."""
-    if not (counts["occluded"] or counts["holistic"]):
+    if not (counts["occluded"] or counts["holistic"] or counts["any"]):
         return None
+    if counts["any"] == counts["queries"]:
+        return (f"none of the {counts['queries']:,} query crops has a match from another camera: evaluation with the "
+                "Market-1501 junk rule will find no valid query (use --junk none, or a pool whose identities were "
+                "seen by two cameras)")
     return (f"{counts['occluded']:,} of {counts['queries']:,} query crops have no occluded match and "
             f"{counts['holistic']:,} no holistic match from another camera; evaluation with the Market-1501 junk rule "
             "skips them in that part of the gallery (the data card says so too)")

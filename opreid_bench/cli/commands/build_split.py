@@ -217,9 +217,9 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
             raise OpreidError(f"{pool_path}: the pool has no crops")
         kps = {}
         if keypoints_dir is not None:
-            from opreid_bench.splits.cache import read_keypoints
+            from opreid_bench.splits.pipeline import keypoints_for_pool
 
-            kps = read_keypoints(keypoints_dir)
+            kps = keypoints_for_pool([r.path for r in pool], keypoints_dir)
         table = write_masked_pool(pool, pool_path, out, keypoints=kps, mask=mask, main_face_only=main_face_only,
                                   workers=workers, face_boxes=face_boxes)
         result.update(crops=len(table), faces_masked=int(table["face_masked"].sum()),
