@@ -235,3 +235,55 @@ def test_build_split_can_leave_unstable_labels_out(tmp_path: Path, capsys: pytes
                                "--out", str(tmp_path / "p"), "--seed", "0", "--unstable", "exclude"], capsys)
     assert code == 2 and stderr.strip().splitlines()[-1] == (
         f"error: {plain}: --unstable exclude needs the column(s) label_stability, label_source (classify writes them)")
+
+
+def test_the_sheet_downloads_checked_marks_and_changed_verdicts(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The review sheet's own script, in headless Chromium: a verdict ticked "checked" and a changed verdict both come
+    back through `classify --corrections` as labels checked by hand."""
+    import html
+    import re
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium not installed")
+    manifest, keypoints, _, _ = _pool_with_doubtful_labels(tmp_path / "pool")
+    ann, labels, sheet = tmp_path / "ann", tmp_path / "labels.csv", tmp_path / "sheet.html"
+    assert _invoke(["annotate", "--pool", str(manifest), "--out", str(ann), "--pose", f"precomputed:{keypoints}"],
+                   capsys)[0] == 0
+    assert _invoke(["classify", "--keypoints", str(ann), "--out", str(labels), "--review", str(sheet),
+                    "--review-limit", "12"], capsys)[0] == 0
+    probe = """<script>
+window.addEventListener("load", () => {
+  const selects = [...document.querySelectorAll("select[data-path]")].filter(s => s.dataset.auto !== "undetermined");
+  selects[0].closest("figcaption").querySelector("input[data-checked]").checked = true;  // right as it is
+  selects[1].value = selects[1].dataset.auto === "occluded" ? "holistic" : "occluded";  // wrong: changed
+  document.body.setAttribute("data-first", selects[0].dataset.path);
+  const Original = Blob;
+  window.Blob = function (parts, options) { document.body.setAttribute("data-csv", parts.join("")); return new Original(parts, options); };
+  HTMLAnchorElement.prototype.click = () => {};
+  downloadCorrections();
+});
+</script></body>"""
+    probed = tmp_path / "probe.html"
+    probed.write_text(sheet.read_text(encoding="utf-8").replace("</body>", probe), encoding="utf-8")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+                          probed.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-500:]
+    found = re.search(r'data-csv="([^"]*)"', dom.stdout)
+    assert found, dom.stdout[-1500:]
+    downloaded = tmp_path / "corrections.csv"
+    downloaded.write_text(html.unescape(found.group(1)), encoding="utf-8")
+    rows = downloaded.read_text(encoding="utf-8").splitlines()
+    first = html.unescape(re.search(r'data-first="([^"]*)"', dom.stdout).group(1))
+    assert rows[0] == "source_path,occluded,checked" and len(rows) == 3
+    assert any(r.startswith(f'"{first}",') and r.endswith(",y") for r in rows[1:])
+    code, stdout, err = _invoke(["classify", "--keypoints", str(ann), "--out", str(tmp_path / "fixed.csv"),
+                                 "--corrections", str(downloaded), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["corrected"] == 1 and summary["checked_by_hand"] == 2

@@ -9,8 +9,9 @@ are in review order: undetermined first, then from the least stable label up, wh
 ``masks`` the masked crop is shown next to each one with how its face was found (``prior`` = nothing located the
 head, check it), so that a reviewer can confirm "no face visible" at the same time.
 
-Round trip: every crop has a verdict selector; the page's "download corrections" button writes the changed verdicts
-as ``source_path,occluded`` CSV, which ``classify --corrections`` reads back. :func:`write_corrections_template`
+Round trip: every crop has a verdict selector and a "checked" box; the page's "download corrections" button writes the
+changed verdicts and the checked ones as ``source_path,occluded,checked`` CSV, which ``classify --corrections`` reads
+back. :func:`write_corrections_template`
 writes the same CSV without a browser (all crops in review order, current labels and their stability, undetermined
 left as ``undetermined`` = no decision). The HTML embeds images of the user's own data: keep it out of version control.
 """
@@ -122,8 +123,9 @@ def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int, masks: 
         f'<option value="{v}"{" selected" if v == label else ""}>{v}</option>' for v in GROUPS
     )
     select = f'<select data-path="{html.escape(path)}" data-auto="{label}">{options}</select>'
+    check = f'<label><input type="checkbox" data-checked="{html.escape(path)}"> checked</label>'
     return (f'<figure title="{html.escape(path)}&#10;missing: {missing}">{img}<figcaption>{caption}<br>{select}'
-            "</figcaption></figure>")
+            f"<br>{check}</figcaption></figure>")
 
 
 REVIEW_TITLE = "<title>opreid-bench occlusion review</title>"
@@ -333,17 +335,20 @@ figcaption {{ font-size: 11px; color: #333; max-width: 140px; overflow-wrap: any
 missing: a score below {rule.score_threshold:g}, outside the crop{support_text}. Green dots: visible keypoints; red crosses: missing; thick red line: the
 longest missing run (why the crop is occluded). Undetermined: no person found (left out of sampling until decided).
 Stability: the share of the threshold settings that give the same label; the least stable labels are the likeliest
-to be wrong. Hover a crop for its path and missing keypoints. Set a wrong verdict with its selector, then
+to be wrong. Hover a crop for its path and missing keypoints. Set a wrong verdict with its selector, tick
+"checked" under a verdict you looked at and found right (the data card counts it as checked by hand), then
 <button onclick="downloadCorrections()">download corrections</button> and pass the CSV to
 <code>opreid-bench classify --corrections</code>.</p>
 <p>{nav}</p>
 {"".join(sections)}
 <script>
 function downloadCorrections() {{
-  const rows = ["source_path,occluded"];
+  const rows = ["source_path,occluded,checked"];
   for (const s of document.querySelectorAll("select[data-path]")) {{
-    if (s.value !== s.dataset.auto && s.value !== "undetermined") {{
-      rows.push('"' + s.dataset.path.replace(/"/g, '""') + '",' + s.value);
+    const box = s.closest("figcaption").querySelector("input[data-checked]");
+    const checked = box !== null && box.checked;
+    if (s.value !== "undetermined" && (s.value !== s.dataset.auto || checked)) {{
+      rows.push('"' + s.dataset.path.replace(/"/g, '""') + '",' + s.value + "," + (checked ? "y" : ""));
     }}
   }}
   const a = document.createElement("a");
