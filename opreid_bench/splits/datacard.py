@@ -199,8 +199,10 @@ def render_data_card(
         + f"; each distractor identity adds {p.distractor_occluded[0]}-{p.distractor_occluded[1]} occluded and "
         f"{p.distractor_holistic[0]}-{p.distractor_holistic[1]} holistic crops.",
         f"- Train: identities disjoint from all test identities, {p.train_images_per_id[0]}-{p.train_images_per_id[1]} "
-        f"crops each, {p.train_occluded_fraction:.0%} occluded.",
-        *(_labelling_lines(labelling) if labelling else []),
+        f"crops each, {_share(p.train_occluded_fraction)} occluded.",
+        *(_labelling_lines(labelling) if labelling else
+          ["", "## Occlusion labels of the pool", "",
+           f"Read from `{labels_file}`; if the rule gave them (`classify`): {MEASURED_ACCURACY}"] if labels_file else []),
         *_reliability_lines(df, set_aside_unstable),
         "",
         "## Privacy",
@@ -288,6 +290,11 @@ FACES_MEASURED = (
     "split, look at every crop on the sheet of `opreid-bench mask --review-faces`, box what is left, and build again "
     "with `--face-boxes` (counted above as kind `hand`)."
 )
+
+
+def _share(x: float) -> str:
+    """A share as a percentage, with one decimal where the whole number would round it (5.5%, not 6%)."""
+    return f"{100 * x:.0f}%" if abs(100 * x - round(100 * x)) < 1e-9 else f"{100 * x:.1f}%"
 
 
 def _cross_camera_text(sc: dict[str, int]) -> str:
