@@ -30,6 +30,7 @@ labels and seed give the same split whatever the input row order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -232,6 +233,10 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd
         )
     taken = {i.pid for i in train} | {i.pid for i in distractors}
     train = _fill_train_capacity(train, [i for i in rest if i.pid not in taken], p)
+    taken = {i.pid for i in train} | {i.pid for i in distractors}
+    train = _fit_train_occlusion(train, [i for i in rest if i.pid not in taken], p)
+    taken = {i.pid for i in train} | {i.pid for i in distractors}
+    distractors = _fill_distractor_capacity(distractors, [i for i in rest if i.pid not in taken], p)
     train.sort(key=lambda i: i.pid)
     distractors.sort(key=lambda i: i.pid)
 
@@ -294,6 +299,59 @@ def _fill_train_capacity(train: list[_Identity], unused: list[_Identity], p: Spl
             cap += key(donor) - key(train[k])
             train[k] = donor
     return train
+
+
+def _swap_in(chosen: list[_Identity], unused: list[_Identity], short: Callable[[list[_Identity]], bool],
+             worst: Callable[[_Identity], float], better: Callable[[_Identity, _Identity], bool]) -> list[_Identity]:
+    """While ``short(chosen)``: replace the chosen identity ranked first by ``worst`` with the first unused one (in
+    their seeded order) that is ``better(donor, replaced)``. A draw that is not short is kept as it is."""
+    chosen, unused = list(chosen), list(unused)
+    while short(chosen):
+        k = min(range(len(chosen)), key=lambda i: (worst(chosen[i]), i))
+        j = next((j for j, d in enumerate(unused) if better(d, chosen[k])), None)
+        if j is None:
+            break
+        chosen[k], unused[j] = unused[j], chosen[k]
+    return chosen
+
+
+def _fit_train_occlusion(train: list[_Identity], unused: list[_Identity], p: SplitProtocol) -> list[_Identity]:
+    """Swap train identities for unused ones until the occluded train count can be met: identities with too few
+    holistic crops must give occluded ones (at least ``images_per_id[0] - holistic`` each), and the occluded crops
+    they can give at most must reach the count. A pool of one or two crops per identity needs this; a draw that
+    fits is kept."""
+    lo, hi = p.train_images_per_id
+    k = p.train_occluded_images
+
+    def least(i: _Identity) -> int:  # occluded crops identity i must give
+        return max(0, lo - len(i.hol))
+
+    def most(i: _Identity) -> int:
+        return min(hi, len(i.occ))
+
+    def size(i: _Identity) -> int:
+        return min(hi, i.n)
+
+    eligible = [d for d in unused if d.n >= lo]
+    train = _swap_in(train, eligible, lambda t: sum(map(least, t)) > k, lambda i: -least(i),
+                     lambda d, r: least(d) < least(r) and size(d) >= size(r))
+    in_train = {i.pid for i in train}
+    return _swap_in(train, [d for d in eligible if d.pid not in in_train], lambda t: sum(map(most, t)) < k, most,
+                    lambda d, r: most(d) > most(r) and size(d) >= size(r) and least(d) <= least(r))
+
+
+def _fill_distractor_capacity(distractors: list[_Identity], unused: list[_Identity], p: SplitProtocol
+                              ) -> list[_Identity]:
+    """Swap distractor identities that can give few gallery crops for unused ones that can give more, until the
+    distractors can fill the gallery's count (a draw that can is kept)."""
+    (lo_o, hi_o), (lo_h, hi_h) = p.distractor_occluded, p.distractor_holistic
+    need = p.gallery_images - p.query_ids * (p.per_query_occluded + p.per_query_holistic)
+
+    def cap(i: _Identity) -> int:
+        return min(hi_o, len(i.occ)) + min(hi_h, len(i.hol))
+
+    eligible = [d for d in unused if len(d.occ) >= lo_o and len(d.hol) >= lo_h]
+    return _swap_in(distractors, eligible, lambda ds: sum(map(cap, ds)) < need, cap, lambda d, r: cap(d) > cap(r))
 
 
 def _train_counts(train: list[_Identity], p: SplitProtocol, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
