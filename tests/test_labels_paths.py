@@ -4,6 +4,7 @@ says what the two sides hold."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,15 @@ def test_sample_from_another_folder_finds_the_labels(tmp_path: Path, monkeypatch
 
     copied = read_keypoints(tmp_path / "elsewhere" / "there" / "keypoints.h5")
     assert sorted(copied) == sorted(there["source_path"])
+    # labels of part of the pool: the rest is left out, and said so
+    part = tmp_path / "part.csv"
+    full = pd.read_csv(work / "labels.csv")
+    full.iloc[:300].to_csv(part, index=False)
+    code, out, err = invoke(["sample", "--labels", str(part), "--pool", "../w/pool/manifest.csv", "--protocol",
+                             "../w/tiny.yaml", "--out", "partly", "--seed", "0", "--dry-run", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["unlabelled"] == len(full) - 300
+    assert f"warning: {len(full) - 300} crops of the pool have no label in {part}" in err
     # labels of other crops: one line naming both sides
     other = tmp_path / "other.csv"
     pd.DataFrame({"source_path": ["nowhere/a.png"], "occluded": [True]}).to_csv(other, index=False)

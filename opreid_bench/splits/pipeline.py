@@ -143,7 +143,9 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
                    if len(lab) and len(pool) else "")
         raise DataError(f"{where}: no label matches a crop of the pool (compare their source_path columns{example}; a "
                         "relative path is read against the working folder and against the labels file's folder)")
-    return merged.reset_index(drop=True)
+    merged = merged.reset_index(drop=True)
+    merged.attrs["unlabelled"] = int(len(pool) - merged["source_path"].nunique())
+    return merged
 
 
 def _default_rule() -> Any:
@@ -162,7 +164,10 @@ def labelled_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: s
     if unstable not in UNSTABLE_POLICIES:
         raise OpreidError(f"unknown unstable-label policy '{unstable}'; use {', '.join(UNSTABLE_POLICIES)}")
     labelled = labels_for_pool(records, labels, where=where, labels_dir=labels_dir)
-    return set_aside_unstable(labelled, where) if unstable == "exclude" else labelled
+    unlabelled = labelled.attrs.get("unlabelled", 0)
+    out = set_aside_unstable(labelled, where) if unstable == "exclude" else labelled
+    out.attrs["unlabelled"] = unlabelled
+    return out
 
 
 def filtered_keypoints_copy(src_h5: Path, dest_h5: Path, keep: set[str], durable: bool = True) -> None:

@@ -168,7 +168,7 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd
         raise ProtocolError(
             f"pool too small for protocol '{name}': query needs {p.query_ids} identities with >= {q_need_occ} "
             f"occluded and >= {p.per_query_holistic} holistic crops; the pool has {len(q_ok)} "
-            f"(of {len(idents)} identities, {int(df['occluded'].sum())} occluded crops){hint}"
+            f"(of {len(idents)} labelled identities, {int(df['occluded'].sum())} occluded crops){hint}"
         )
     order = rng.permutation(len(q_ok))
     tier = np.array([0 if _cross_camera_capable(q_ok[j], p) else 1 for j in order])

@@ -336,7 +336,11 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
                                   keypoints=keypoints_dir, mask=None if mask == "none" else mask, workers=workers,
                                   dry_run=dry_run, face_boxes=face_boxes, unstable=unstable,
                                   set_aside_unstable=labelled.attrs.get("set_aside_unstable"))
-    info: dict[str, Any] = {"out": str(out), "split_csv": str(out / "split.csv")}
+    info: dict[str, Any] = {"out": str(out), "split_csv": str(out / "split.csv"),
+                            "unlabelled": int(labelled.attrs.get("unlabelled", 0))}
+    if info["unlabelled"]:
+        click.echo(f"warning: {info['unlabelled']:,} crops of the pool have no label in {labels_path}; they are left "
+                   "out of the split", err=True)
     if unstable == "exclude":
         info["set_aside_unstable"] = int(labelled.attrs.get("set_aside_unstable", 0))
         click.echo(f"left out {info['set_aside_unstable']:,} crops with an unstable label (--unstable exclude)",
