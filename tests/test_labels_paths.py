@@ -65,3 +65,16 @@ def test_sample_from_another_folder_finds_the_labels(tmp_path: Path, monkeypatch
     line = err.strip().splitlines()[-1]
     assert code == 2 and "no label matches a crop of the pool" in line and "'nowhere/a.png'" in line
     assert "read against the working folder and against the labels file's folder" in line
+
+
+def test_labels_that_name_no_crop_of_the_pool_are_one_error() -> None:
+    from opreid_bench.data.records import ImageRecord
+    from opreid_bench.errors import DataError
+    from opreid_bench.splits.pipeline import labels_for_pool
+
+    pool = [ImageRecord("a/1.png", 1, 1), ImageRecord("a/2.png", 2, 1)]
+    for labels in (pd.DataFrame({"source_path": ["zz/9.png"], "occluded": [True]}),
+                   pd.DataFrame({"source_path": [3.5], "occluded": [True]}),  # a number where a path belongs
+                   pd.DataFrame({"source_path": pd.Series([], dtype=object), "occluded": []})):  # no rows at all
+        with pytest.raises(DataError, match="L.csv: no label matches a crop of the pool"):
+            labels_for_pool(pool, labels, where="L.csv")

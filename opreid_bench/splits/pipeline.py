@@ -136,7 +136,7 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     from opreid_bench.paths import match_paths
 
     found = match_paths(pool["source_path"], list(lab["source_path"]), [labels_dir] if labels_dir is not None else [])
-    keyed = pool.assign(_key=pool["source_path"].map(found)).dropna(subset=["_key"])
+    keyed = pool.assign(_key=pool["source_path"].map(found)).dropna(subset=["_key"]).astype({"_key": str})
     merged = keyed.merge(lab.rename(columns={"source_path": "_key"}), on="_key", how="inner").drop(columns="_key")
     if merged.empty:
         example = (f"; e.g. it has {lab['source_path'].iloc[0]!r}, the pool {pool['source_path'].iloc[0]!r}"
