@@ -4,15 +4,13 @@ every detector missed, its file's errors, its place in the fingerprint, and the 
 from __future__ import annotations
 
 import csv
-import html
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_helpers import chromium_or_skip, download_from_page
 from PIL import Image
 
 from opreid_bench.cli import main
@@ -155,9 +153,7 @@ def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: 
 def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> None:
     """The sheet's own script, run in headless Chromium: a drag over the enlarged crop becomes a box in the crop's
     pixels, keyed by the pool path, in the CSV that --face-boxes reads."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium not installed")
+    chromium_or_skip()
     import pandas as pd
 
     from opreid_bench.splits.face_review import write_face_review_html
@@ -168,30 +164,15 @@ def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> Non
     table = pd.DataFrame({"source_path": [str(src)], "path": ["a.jpg"], "masks": ["hand@20,0,30,8"]})
     sheet = write_face_review_html(table, tmp_path / "m", tmp_path / "faces.html", thumb_height=256, progress=False)
     # the crop is 32x64 shown 256 high (scale 4): a drag from (8, 40) to (48, 120) on screen is the box 2,10,12,30
-    probe = """<script>
-window.addEventListener("load", () => {
+    text, _ = download_from_page(sheet, """
   const fig = document.querySelector("figure[data-path]");
   const r = fig.querySelector(".box-area").getBoundingClientRect();
   fig.querySelector(".box-area").dispatchEvent(new MouseEvent("mousedown", {clientX: r.left + 8, clientY: r.top + 40,
                                                                            bubbles: true}));
-  window.dispatchEvent(new MouseEvent("mouseup", {clientX: r.left + 48, clientY: r.top + 120}));
-  const Original = Blob;
-  window.Blob = function (parts, options) { document.body.setAttribute("data-csv", parts.join("")); return new Original(parts, options); };
-  HTMLAnchorElement.prototype.click = () => {};
-  downloadBoxes();
-});
-</script></body>"""
-    probed = tmp_path / "probe.html"
-    probed.write_text(sheet.read_text(encoding="utf-8").replace("</body>", probe), encoding="utf-8")
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
-                          probed.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-500:]
-    found = re.search(r'data-csv="([^"]*)"', dom.stdout)
-    assert found, dom.stdout[-1500:]
+  window.dispatchEvent(new MouseEvent("mouseup", {clientX: r.left + 48, clientY: r.top + 120}));""", "downloadBoxes",
+                                 tmp_path)
     drawn = tmp_path / "drawn.csv"
-    drawn.write_text(html.unescape(found.group(1)), encoding="utf-8")
+    drawn.write_text(text, encoding="utf-8")
     boxes = read_face_boxes(drawn, [str(src)])[str(src)]  # the pool path, and boxes inside the crop
     assert len(boxes) == 2 and boxes[0] == (20, 0, 30, 8), boxes  # an earlier round's box is kept
     assert np.abs(np.array(boxes[1]) - (2, 10, 12, 30)).max() <= 1, boxes  # the drawn one (sub-pixel layout)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser_helpers import chromium_or_skip, download_from_page
 from split_helpers import image_pool, tiny_protocol_yaml
 
 from opreid_bench.cli import main
@@ -245,43 +246,23 @@ def test_the_sheet_downloads_checked_marks_and_changed_verdicts(tmp_path: Path,
     back through `classify --corrections` as labels checked by hand."""
     import html
     import re
-    import shutil
-    import subprocess
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium not installed")
+    chromium_or_skip()
     manifest, keypoints, _, _ = _pool_with_doubtful_labels(tmp_path / "pool")
     ann, labels, sheet = tmp_path / "ann", tmp_path / "labels.csv", tmp_path / "sheet.html"
     assert _invoke(["annotate", "--pool", str(manifest), "--out", str(ann), "--pose", f"precomputed:{keypoints}"],
                    capsys)[0] == 0
     assert _invoke(["classify", "--keypoints", str(ann), "--out", str(labels), "--review", str(sheet),
                     "--review-limit", "12"], capsys)[0] == 0
-    probe = """<script>
-window.addEventListener("load", () => {
+    text, dom = download_from_page(sheet, """
   const selects = [...document.querySelectorAll("select[data-path]")].filter(s => s.dataset.auto !== "undetermined");
   selects[0].closest("figcaption").querySelector("input[data-checked]").checked = true;  // right as it is
   selects[1].value = selects[1].dataset.auto === "occluded" ? "holistic" : "occluded";  // wrong: changed
-  document.body.setAttribute("data-first", selects[0].dataset.path);
-  const Original = Blob;
-  window.Blob = function (parts, options) { document.body.setAttribute("data-csv", parts.join("")); return new Original(parts, options); };
-  HTMLAnchorElement.prototype.click = () => {};
-  downloadCorrections();
-});
-</script></body>"""
-    probed = tmp_path / "probe.html"
-    probed.write_text(sheet.read_text(encoding="utf-8").replace("</body>", probe), encoding="utf-8")
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
-                          probed.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-500:]
-    found = re.search(r'data-csv="([^"]*)"', dom.stdout)
-    assert found, dom.stdout[-1500:]
+  document.body.setAttribute("data-first", selects[0].dataset.path);""", "downloadCorrections", tmp_path)
     downloaded = tmp_path / "corrections.csv"
-    downloaded.write_text(html.unescape(found.group(1)), encoding="utf-8")
+    downloaded.write_text(text, encoding="utf-8")
     rows = downloaded.read_text(encoding="utf-8").splitlines()
-    first = html.unescape(re.search(r'data-first="([^"]*)"', dom.stdout).group(1))
+    first = html.unescape(re.search(r'data-first="([^"]*)"', dom).group(1))
     assert rows[0] == "source_path,occluded,checked" and len(rows) == 3
     assert any(r.startswith(f'"{first}",') and r.endswith(",y") for r in rows[1:])
     code, stdout, err = _invoke(["classify", "--keypoints", str(ann), "--out", str(tmp_path / "fixed.csv"),
