@@ -215,7 +215,7 @@ def _progress(total: int, label: str) -> tuple[Any, Any]:
     prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True))
     task = prog.add_task(label, total=total)
     prog.start()
-    return prog, lambda: prog.advance(task, 1)
+    return prog, lambda n=1: prog.advance(task, n)
 
 
 def _recorded_masks(root: Path) -> dict[str, list[Box]]:

@@ -107,33 +107,18 @@ def rank_one(job: RankJob) -> Ranked:
 def rank_crops(jobs: list[RankJob], *, workers: int = 1, progress: bool = True) -> list[Ranked]:
     """:func:`rank_one` of every job, in job order; ``workers`` > 1 spreads them over processes (about 45 ms of
     detectors per crop on one core, the longest step of a review sheet), with the same results as one process."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from opreid_bench.processes import map_in_order
 
     advance = None
     if progress:
         from opreid_bench.splits.face_detect import _progress
 
         advance = _progress(len(jobs), "face review: ranking crops")
-    out: list[Ranked] = []
     try:
-        if workers <= 1 or len(jobs) < 64:
-            for job in jobs:
-                out.append(rank_one(job))
-                if advance:
-                    advance[1]()
-        else:
-            chunk = max(8, len(jobs) // (workers * 8))
-            # spawn, not fork: the detectors run mediapipe graphs (see writer.write_images)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-                for res in ex.map(rank_one, jobs, chunksize=chunk):
-                    out.append(res)
-                    if advance:
-                        advance[1]()
+        return map_in_order(rank_one, jobs, workers=workers, on_done=advance[1] if advance else None)
     finally:
         if advance:
             advance[0].stop()
-    return out
 
 
 def face_review_order(risk: list[float], crowd: list[int], paths: list[str]) -> list[int]:

@@ -26,10 +26,8 @@ split or the new one, never a mix, and files of the old folder that a command di
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -157,24 +155,9 @@ def write_images(
     """
     if not durable:
         jobs = [(*job[:4], False, *job[5:]) for job in jobs]  # type: ignore[misc]
-    results: list[tuple[bool, str, str]] = []
-    if workers <= 1 or len(jobs) < 64:
-        for job in jobs:
-            results.append(_write_one(job))
-            if on_done:
-                on_done(1)
-        return results
-    chunk = max(16, len(jobs) // (workers * 8))
-    # spawn, not fork: masking runs mediapipe graphs, and a forked child of a process whose mediapipe threads already
-    # started can wait forever on a lock one of them held
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-        for i, res in enumerate(ex.map(_write_one, jobs, chunksize=chunk)):
-            results.append(res)
-            if on_done and (i + 1) % chunk == 0:
-                on_done(chunk)
-    if on_done and len(jobs) % chunk:
-        on_done(len(jobs) % chunk)
-    return results
+    from opreid_bench.processes import map_in_order
+
+    return map_in_order(_write_one, jobs, workers=workers, min_chunk=16, on_done=on_done)
 
 
 def _bool_text(values: Iterable[bool]) -> list[str]:
