@@ -98,6 +98,9 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     the labels file's folder), else a relative label path that is the end of the record's: a ``labels.csv`` written
     with paths relative to where ``annotate`` ran still fits its pool when ``sample`` runs from another folder.
     """
+    from opreid_bench.paths import match_paths
+    from opreid_bench.splits.classify import LABEL_SOURCES
+
     if "source_path" not in labels.columns or "occluded" not in labels.columns:
         raise DataError(f"{where}: needs columns source_path and occluded")
     pool = pd.DataFrame(
@@ -105,36 +108,21 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     ).drop_duplicates("source_path")
     lab = labels.drop(columns=[c for c in ("pid", "camid") if c in labels.columns]).copy()
     lab["source_path"] = lab["source_path"].astype(str)
-    for col in ("longest_missing_run",):  # a count of COCO-17 keypoints, written as an integer
-        if col in lab.columns:
-            values = pd.to_numeric(lab[col], errors="coerce")
-            num = values.notna()
-            bad = (~num & lab[col].notna()) | (num & (~values.between(0, 17) | (values % 1 != 0)))
-            if bad.any():
-                i = int(bad.to_numpy().nonzero()[0][0])
-                raise DataError(f"{where}: row {i + 2}, column {col}: {lab[col].iloc[i]!r} is not a keypoint count "
-                                "(an integer 0-17)")
-            lab[col] = values
+    if "longest_missing_run" in lab.columns:  # a count of COCO-17 keypoints, written as an integer
+        values = pd.to_numeric(lab["longest_missing_run"], errors="coerce")
+        _refuse_first_bad(lab, "longest_missing_run", (values.isna() & lab["longest_missing_run"].notna())
+                          | (values.notna() & (~values.between(0, 17) | (values % 1 != 0))),
+                          "is not a keypoint count (an integer 0-17)", where)
+        lab["longest_missing_run"] = values
     if "label_stability" in lab.columns:  # a share of rule settings (classify.label_stability)
         values = pd.to_numeric(lab["label_stability"], errors="coerce")
-        bad = (values.isna() & lab["label_stability"].notna()) | ~values.between(0, 1) & values.notna()
-        if bad.any():
-            i = int(bad.to_numpy().nonzero()[0][0])
-            raise DataError(f"{where}: row {i + 2}, column label_stability: {lab['label_stability'].iloc[i]!r} is not "
-                            "a share between 0 and 1")
+        _refuse_first_bad(lab, "label_stability", (values.isna() & lab["label_stability"].notna())
+                          | (values.notna() & ~values.between(0, 1)), "is not a share between 0 and 1", where)
         lab["label_stability"] = values
     if "label_source" in lab.columns:
-        from opreid_bench.splits.classify import LABEL_SOURCES
-
-        source = lab["label_source"].fillna("").astype(str)
-        bad = ~source.isin((*LABEL_SOURCES, ""))
-        if bad.any():
-            i = int(bad.to_numpy().nonzero()[0][0])
-            raise DataError(f"{where}: row {i + 2}, column label_source: {source.iloc[i]!r} is not one of "
-                            f"{', '.join(LABEL_SOURCES)}")
-        lab["label_source"] = source
-    from opreid_bench.paths import match_paths
-
+        lab["label_source"] = lab["label_source"].fillna("").astype(str)
+        _refuse_first_bad(lab, "label_source", ~lab["label_source"].isin((*LABEL_SOURCES, "")),
+                          f"is not one of {', '.join(LABEL_SOURCES)}", where)
     found = match_paths(pool["source_path"], list(lab["source_path"]), [labels_dir] if labels_dir is not None else [])
     keyed = pool.assign(_key=pool["source_path"].map(found)).dropna(subset=["_key"]).astype({"_key": str})
     merged = keyed.merge(lab.rename(columns={"source_path": "_key"}), on="_key", how="inner").drop(columns="_key")
@@ -146,6 +134,13 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     merged = merged.reset_index(drop=True)
     merged.attrs["unlabelled"] = int(len(pool) - merged["source_path"].nunique())
     return merged
+
+
+def _refuse_first_bad(table: pd.DataFrame, column: str, bad: pd.Series, what: str, where: str) -> None:
+    """One line naming the file, the first bad row (as a spreadsheet numbers it) and its value; nothing when none."""
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(f"{where}: row {i + 2}, column {column}: {table[column].iloc[i]!r} {what}")
 
 
 def _default_rule() -> Any:
@@ -164,10 +159,7 @@ def labelled_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where: s
     if unstable not in UNSTABLE_POLICIES:
         raise OpreidError(f"unknown unstable-label policy '{unstable}'; use {', '.join(UNSTABLE_POLICIES)}")
     labelled = labels_for_pool(records, labels, where=where, labels_dir=labels_dir)
-    unlabelled = labelled.attrs.get("unlabelled", 0)
-    out = set_aside_unstable(labelled, where) if unstable == "exclude" else labelled
-    out.attrs["unlabelled"] = unlabelled
-    return out
+    return set_aside_unstable(labelled, where) if unstable == "exclude" else labelled  # attrs carried over
 
 
 def filtered_keypoints_copy(src_h5: Path, dest_h5: Path, keep: set[str], durable: bool = True) -> None:
