@@ -398,26 +398,17 @@ def is_checked(value: object) -> bool:
     return str(value).strip().lower() in _CHECKED
 
 
-def read_checked(path: str | os.PathLike[str]) -> set[str]:
-    """The crops a corrections CSV marks ``checked`` (its optional column; empty when it has none): looked at by a
-    reviewer and found right, so checked by hand although the verdict repeats the rule's."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable corrections CSV ({exc})") from None
-    if "checked" not in df.columns or "source_path" not in df.columns:
-        return set()
-    return {p for p, c in zip(df["source_path"], df["checked"], strict=True) if is_checked(c)}
+def verdict_of(value: str) -> bool | None:
+    """A corrections cell as a verdict: True for occluded (1, true, yes, occluded), False for holistic (0, false, no,
+    holistic), None for anything else."""
+    word = value.strip().lower()
+    return True if word in _TRUE else False if word in _FALSE else None
 
 
-def read_corrections(path: str | os.PathLike[str]) -> dict[str, bool]:
-    """A CSV ``source_path,occluded`` of hand-checked labels (occluded: 1/0, true/false, occluded/holistic).
-
-    Rows saying ``undetermined`` (or left empty) decide nothing and are skipped: the review sheet's template
-    (:func:`opreid_bench.splits.review.write_corrections_template`) writes them so for crops with no person found.
-    """
+def read_corrections_and_checks(path: str | os.PathLike[str]) -> tuple[dict[str, bool], set[str]]:
+    """A corrections CSV in one read: its verdicts (:func:`read_corrections`) and the crops its optional ``checked``
+    column marks (:func:`is_checked`: looked at by a reviewer and found right, so checked by hand although the
+    verdict repeats the rule's)."""
     import pandas as pd
 
     path = Path(path)
@@ -430,16 +421,27 @@ def read_corrections(path: str | os.PathLike[str]) -> dict[str, bool]:
     out: dict[str, bool] = {}
     row_of: dict[str, int] = {}
     for i, (p, v) in enumerate(zip(df["source_path"], df["occluded"], strict=True)):
-        value = v.strip().lower()
-        if value in ("", "undetermined"):
+        if v.strip().lower() in ("", "undetermined"):
             continue
-        if value not in _TRUE | _FALSE:
+        verdict = verdict_of(v)
+        if verdict is None:
             raise DataError(f"{path}: row {i + 2}: occluded must be 1/0, true/false or occluded/holistic, got '{v}'")
-        if p in out and out[p] != (value in _TRUE):
+        if p in out and out[p] != verdict:
             raise DataError(f"{path}: rows {row_of[p]} and {i + 2} give {p} different verdicts; keep one")
-        out[p] = value in _TRUE
+        out[p] = verdict
         row_of.setdefault(p, i + 2)
-    return out
+    checked = ({p for p, c in zip(df["source_path"], df["checked"], strict=True) if is_checked(c)}
+               if "checked" in df.columns else set())
+    return out, checked
+
+
+def read_corrections(path: str | os.PathLike[str]) -> dict[str, bool]:
+    """A CSV ``source_path,occluded`` of hand-checked labels (occluded: 1/0, true/false, occluded/holistic).
+
+    Rows saying ``undetermined`` (or left empty) decide nothing and are skipped: the review sheet's template
+    (:func:`opreid_bench.splits.review.write_corrections_template`) writes them so for crops with no person found.
+    """
+    return read_corrections_and_checks(path)[0]
 
 
 UNDETERMINED_POLICIES = ("exclude", "occluded", "holistic")
@@ -495,7 +497,7 @@ def classify_store(
         df.loc[und, "label_source"] = "policy"
     df.attrs["corrected"] = 0
     if corrections_csv is not None:
-        corrections = read_corrections(corrections_csv)
+        corrections, checked = read_corrections_and_checks(corrections_csv)
         unknown = sorted(set(corrections) - set(kps))
         if unknown:
             raise DataError(
@@ -508,7 +510,7 @@ def classify_store(
                          | (df["label_source"] == "policy"))
         # checked by hand: a verdict that changes the label, or one the reviewer marked checked; a row that only
         # repeats the rule's label (an untouched template row) decides nothing
-        hand = changed | (has & df["source_path"].isin(read_checked(corrections_csv)))
+        hand = changed | (has & df["source_path"].isin(checked))
         df.loc[has, "occluded"] = new[has].astype(bool)
         df["occluded"] = df["occluded"].astype(bool)
         df.loc[has, "label"] = np.where(df.loc[has, "occluded"], "occluded", "holistic")

@@ -174,7 +174,7 @@ def refuse_to_lose_verdicts(template: Path, labels: pd.DataFrame, previous: Path
     import pandas as pd
 
     from opreid_bench.errors import OutputError
-    from opreid_bench.splits.classify import is_checked
+    from opreid_bench.splits.classify import is_checked, verdict_of
 
     if not template.exists():
         return
@@ -200,10 +200,9 @@ def refuse_to_lose_verdicts(template: Path, labels: pd.DataFrame, previous: Path
             before = dict(zip(prev["source_path"], prev["label"], strict=True))
         except (OSError, ValueError, KeyError):
             before = {}
-    _yes, _no = {"1", "true", "t", "yes", "y", "occluded"}, {"0", "false", "f", "no", "n", "holistic"}
-
     def norm(v: str | None) -> str | None:
-        return None if v is None else ("occluded" if v in _yes else "holistic" if v in _no else v)
+        verdict = None if v is None else verdict_of(v)
+        return v if verdict is None else "occluded" if verdict else "holistic"
 
     edited = [p for p, v in typed.items()
               if v not in ("", "undetermined") and norm(v) not in (new.get(p), norm(before.get(p)))]
