@@ -191,17 +191,16 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
       opreid-bench evaluate --zoo fastreid:configs/OccludedDuke/sbs_R50-ibn.yml --weights model_final.pth \\
           --dataset occluded_duke --root data
     """
+    from opreid_bench.evaluation.evaluator import REPORT_WRITER
+    from opreid_bench.outputs import json_written_by, refuse_foreign_file
+
     refuse_output_over_input(out, "--out", {"--features": features, "--weights": weights, "--onnx": onnx_model})
     if out is not None:
-        from opreid_bench.evaluation.evaluator import REPORT_WRITER
-        from opreid_bench.outputs import json_written_by, refuse_foreign_file
-
         refuse_foreign_file(out, "evaluate", lambda p: json_written_by(p, REPORT_WRITER))
     if run_dir is not None and (onnx_model is None or rerank):
         raise OpreidError("--run-dir records an --onnx evaluation without --rerank (`train` writes its own run.json)")
     if run_dir is not None:  # refused before any feature is computed, not after
         from opreid_bench.engine.onnx_runner import RUN_WRITER
-        from opreid_bench.outputs import json_written_by, refuse_foreign_file
 
         refuse_foreign_file(run_dir / "run.json", "evaluate", lambda p: json_written_by(p, RUN_WRITER), "--run-dir")
     given_prep = [flag for flag, value in (("--input-size", input_size), ("--mean", mean), ("--std", std),

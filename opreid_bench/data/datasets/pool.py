@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from opreid_bench.data.datasets.base import RawSplits, ReIDDataset
 from opreid_bench.data.datasets.folder import DEFAULT_PATTERN
+from opreid_bench.data.datasets.manifest import MANIFEST_NAMES
 from opreid_bench.errors import DataError
 
 POOL_FORMATS = ("auto", "manifest", "folder")
@@ -37,7 +38,7 @@ class PoolDataset(ReIDDataset):
             raise DataError(f"dataset pool: format must be one of {', '.join(POOL_FORMATS)}, got {fmt!r}")
         if fmt == "auto":
             fmt = "folder" if self.root.is_dir() and not any(
-                (self.root / n).is_file() for n in ("manifest.csv", "manifest.parquet")) else "manifest"
+                (self.root / n).is_file() for n in MANIFEST_NAMES) else "manifest"
         return fmt
 
     def dataset_dir(self) -> Path:
