@@ -108,6 +108,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 --main-face-only
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
           --face-boxes face_boxes.csv
+      opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
+          --corrections corrections.csv --unstable exclude
       opreid-bench mask --verify --out split
       opreid-bench datasets verify opreid --root split
     """
@@ -302,6 +304,8 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
           --keypoints ann/
       opreid-bench sample --labels labels.csv --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
           --keypoints ann/ --face-boxes face_boxes.csv
+      opreid-bench sample --labels labels.csv --pool pool/manifest.csv --protocol my_pairs.yaml --out split \\
+          --seed 0 --keypoints ann/ --unstable exclude
     """
     import pandas as pd
 

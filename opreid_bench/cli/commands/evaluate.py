@@ -183,6 +183,8 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
       opreid-bench evaluate --features feats.h5 --bootstrap 1000 --seed 0 --out report.json
       opreid-bench evaluate --features feats.h5 --rerank --k1 20 --k2 6 --lambda 0.3 --json
       opreid-bench evaluate --method ours --weights runs/ours/model.pt --dataset partial_reid --root data --json
+      opreid-bench evaluate --weights runs/ours/model.pt --dataset folder --root my_crops \\
+          --option 'pattern=(?P<pid>\\d+)_c(?P<camid>\\d+)'
       opreid-bench evaluate --onnx ours.onnx --dataset partial_reid --root data --run-dir runs/ours-onnx --json
       opreid-bench evaluate --onnx their.onnx --input-size 256x128 --mean 0.485,0.456,0.406 \\
           --std 0.229,0.224,0.225 --dataset partial_reid --root data
