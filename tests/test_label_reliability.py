@@ -111,6 +111,7 @@ def test_the_template_passed_back_untouched_checks_nothing(tmp_path: Path,
     assert code == 0, stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["checked_by_hand"] == 2 and summary["corrected"] == 1
+    assert "checked" in stderr  # the console table shows it too, not only --json
 
 
 def test_label_reliability_counts_only_what_the_table_says() -> None:
@@ -220,6 +221,7 @@ def test_build_split_can_leave_unstable_labels_out(tmp_path: Path, capsys: pytes
                                     "--support-threshold", "none", "--unstable", "exclude", "--json"], capsys)
     assert code == 0, stderr
     assert json.loads(stdout)["set_aside_unstable"] == len(unstable)
+    assert f"left out {len(unstable):,} crops with an unstable label (--unstable exclude)" in stderr
     written = pd.read_csv(out / "manifest.csv", keep_default_na=False)
     assert not set(written["source_path"]) & unstable
     assert (written["label_stability"].astype(float) >= UNSTABLE_BELOW).all()
@@ -232,6 +234,7 @@ def test_build_split_can_leave_unstable_labels_out(tmp_path: Path, capsys: pytes
     assert code == 0, stderr
     drawn = set(pd.read_csv(tmp_path / "s" / "split.csv")["source_path"])
     assert drawn and not drawn & unstable and json.loads(stdout)["set_aside_unstable"] == len(unstable)
+    assert f"left out {len(unstable):,} crops with an unstable label (--unstable exclude)" in stderr
     plain = tmp_path / "plain.csv"
     labels[["source_path", "occluded"]].to_csv(plain, index=False)
     code, _, stderr = _invoke(["sample", "--labels", str(plain), "--pool", str(manifest), "--protocol", str(protocol),

@@ -153,7 +153,10 @@ def render_data_card(
          if labels_file is None else
          f"Built by `opreid-bench sample` from the pool `{pool}` ({pool_size:,} crops) and the labels file "
          f"`{labels_file}`, with protocol `{Path(protocol.source).name}`, seed {seed}, face mask `{mask or 'none'}`."),
-        "The same pool, protocol and seed rebuild this folder byte for byte.",
+        ("The same pool (its path spelled the same way), protocol, seed and options rebuild this folder byte for "
+         "byte." if labels_file is None else
+         "The same pool and labels file (their paths spelled the same way), protocol, seed and options rebuild this "
+         "folder byte for byte."),
         "",
         "## Statistics (the columns of the paper's Table 2)",
         "",

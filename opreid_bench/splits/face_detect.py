@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from opreid_bench.errors import OpreidError
+from opreid_bench.native_logs import quiet_native_logs
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, right/bottom exclusive
 
@@ -98,20 +99,20 @@ def detect_faces_mediapipe_scored(image: Image.Image, *, min_confidence: float =
     lefts = list(range(0, max(1, w - side + 1), max(1, side // 2)))
     if lefts[-1] + side < w:
         lefts.append(w - side)
-    model = _face_model(float(min_confidence))
     found: list[tuple[Box, float]] = []
-    for top in tops:
-        for left in lefts:
-            window = np.ascontiguousarray(rgb[top : top + side, left : left + side])
-            result = model.process(window)
-            for det in result.detections or []:
-                bb = det.location_data.relative_bounding_box
-                l0 = max(0, int(np.floor(left + bb.xmin * side)))
-                t0 = max(0, int(np.floor(top + bb.ymin * side)))
-                r0 = min(w, int(np.ceil(left + (bb.xmin + bb.width) * side)))
-                b0 = min(h, int(np.ceil(top + (bb.ymin + bb.height) * side)))
-                if r0 > l0 and b0 > t0:
-                    found.append(((l0, t0, r0, b0), float(det.score[0])))
+    with quiet_native_logs():  # mediapipe's native log lines stay off the terminal
+        model = _face_model(float(min_confidence))
+        for top in tops:
+            for left in lefts:
+                result = model.process(np.ascontiguousarray(rgb[top : top + side, left : left + side]))
+                for det in result.detections or []:
+                    bb = det.location_data.relative_bounding_box
+                    l0 = max(0, int(np.floor(left + bb.xmin * side)))
+                    t0 = max(0, int(np.floor(top + bb.ymin * side)))
+                    r0 = min(w, int(np.ceil(left + (bb.xmin + bb.width) * side)))
+                    b0 = min(h, int(np.ceil(top + (bb.ymin + bb.height) * side)))
+                    if r0 > l0 and b0 > t0:
+                        found.append(((l0, t0, r0, b0), float(det.score[0])))
     return _merge_scored(sorted(found))
 
 

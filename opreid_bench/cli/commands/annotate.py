@@ -198,12 +198,14 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         "review": str(review) if review is not None else None,
     }
     table = Table(title=f"classify: {out}")
-    for col in ("crops", "occluded", "holistic", "undetermined", "occluded share", "corrected",
-                f"unstable (< {UNSTABLE_BELOW:g})", "threshold", "min run"):
-        table.add_column(col, justify="right")
-    table.add_row(str(n), str(occ), str(n - occ - und), str(und), f"{summary['occluded_share']:.1%}",
-                  str(summary["corrected"]), str(trust["unstable"]),
-                  f"{rule.score_threshold:g}", str(rule.min_missing_run))
+    table.add_column("labels")
+    table.add_column("", justify="right")
+    for name, value in (("crops", n), ("occluded", occ), ("holistic", n - occ - und), ("undetermined", und),
+                        ("occluded share", f"{summary['occluded_share']:.1%}"),
+                        ("corrected by hand", summary["corrected"]), ("checked by hand", trust["checked_by_hand"]),
+                        (f"unstable (stability < {UNSTABLE_BELOW:g}), not checked", trust["unstable"]),
+                        ("score threshold", f"{rule.score_threshold:g}"), ("min missing run", rule.min_missing_run)):
+        table.add_row(name, str(value))
     Console(stderr=True).print(table)
     if as_json:
         click.echo(json.dumps(summary))

@@ -137,6 +137,9 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     info = result.to_json()
     click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; query identities without a "
                f"cross-camera match: {info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
+    if result.set_aside_unstable is not None:
+        click.echo(f"left out {result.set_aside_unstable:,} crops with an unstable label (--unstable exclude)",
+                   err=True)
     if (warning := cross_camera_warning(result.cross_camera)) is not None:
         click.echo(f"warning: {warning}", err=True)
     if not main_face_only and (warning := face_masking_warning(mask)):

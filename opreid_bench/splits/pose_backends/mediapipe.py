@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from opreid_bench.errors import OpreidError
+from opreid_bench.native_logs import quiet_native_logs
 from opreid_bench.splits.keypoints import Keypoints
 from opreid_bench.splits.pose_backends.base import POSE_BACKENDS, PoseBackend
 
@@ -364,7 +365,8 @@ class MediaPipePose(PoseBackend):
         """(P, 9) people the person detector finds in ``image`` (padded by ``pad``), in ``image``'s pixels, best
         first (layout: :data:`opreid_bench.splits.people.PEOPLE_COLUMNS`)."""
         padded, border = pad_crop(np.ascontiguousarray(image, dtype=np.uint8), self.pad)
-        result = self._people_graph().process({"image": padded})
+        with quiet_native_logs():
+            result = self._people_graph().process({"image": padded})
         return self._people_rows(result.detections, padded.shape[:2], border)
 
     @staticmethod
@@ -434,7 +436,12 @@ class MediaPipePose(PoseBackend):
 
     def _predict(self, image: np.ndarray, with_people: bool) -> tuple[RawPose, np.ndarray | None]:
         """:meth:`predict_raw` and, with ``with_people``, the people the detector finds (run in the ROI pass's graph
-        call when there is one)."""
+        call when there is one). mediapipe's native log lines are kept off the terminal
+        (:func:`opreid_bench.native_logs.quiet_native_logs`)."""
+        with quiet_native_logs():
+            return self._predict_passes(image, with_people)
+
+    def _predict_passes(self, image: np.ndarray, with_people: bool) -> tuple[RawPose, np.ndarray | None]:
         image = np.ascontiguousarray(image, dtype=np.uint8)
         work, scale = resize_to_height(image, self.size)
         nan = np.full(33, np.nan, np.float32)
