@@ -393,7 +393,9 @@ def _annotate_into(
             pending = pending[: max(0, limit)]
         complete = limit is None or len(pending) + stats.cached + len(stats.skipped) >= len(paths)
 
-        task = bar.add_task(f"pose ({cache_key}, {engine}, {workers} worker(s))", total=len(pending))
+        model = cache_key.split(":", 1)[0]  # the full key is in annotate_report.json
+        where = f"{workers} Ray actor(s)" if engine == "ray" else f"{workers} process(es)"
+        task = bar.add_task(f"pose ({model}, {where})", total=len(pending))
         runner = _run_ray if engine == "ray" else _run_local
         batch: dict[str, Entry] = {}
         t_pose = time.perf_counter()

@@ -26,7 +26,8 @@ _EPOCHS_HELP = (f"Training epochs [default: the demo recipe's: {_SCRATCH['epochs
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Optional local torchvision ImageNet checkpoint of the backbone.")
 @click.option("--size", type=(click.IntRange(16), click.IntRange(8)), default=(128, 64), show_default=True,
-              help="Input height and width (the pool is rendered at this size).")
+              metavar="HEIGHT WIDTH", help="Model input height and width (tensor order, as in the configs' "
+              "height/width); the pool is rendered at this size.")
 @click.option("--protocol", default=None,
               help="Split protocol: a YAML file or a shipped name such as opreid-tiny [default: opreid-demo, "
                    "330 queries].")

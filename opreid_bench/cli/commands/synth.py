@@ -23,7 +23,8 @@ def _progress(total: int, label: str):
 @click.option("--cameras", "num_cameras", type=click.IntRange(2), default=6, show_default=True)
 @click.option("--images-per-id", type=(int, int), default=(4, 10), show_default=True, help="Min and max images.")
 @click.option("--occlusion-rate", type=click.FloatRange(0, 1), default=0.35, show_default=True)
-@click.option("--size", type=(int, int), default=(128, 256), show_default=True, help="Width and height in pixels.")
+@click.option("--size", type=(click.IntRange(16), click.IntRange(16)), default=(128, 256), show_default=True,
+              metavar="WIDTH HEIGHT", help="Crop width and height in pixels (image order).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 def synth(out: Path, num_ids: int, num_cameras: int, images_per_id: tuple[int, int], occlusion_rate: float,
@@ -88,7 +89,7 @@ def synth_occlude(dataset: str, root: Path, out: Path, splits: str, rate: float,
 @click.option("--ids", "num_ids", type=click.IntRange(2), default=100, show_default=True)
 @click.option("--distractors", type=click.IntRange(0), default=100, show_default=True)
 @click.option("--size", type=(click.IntRange(16), click.IntRange(16)), default=(128, 256), show_default=True,
-              help="Width and height in pixels.")
+              metavar="WIDTH HEIGHT", help="Crop width and height in pixels (image order).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_clever_hans(out: Path, num_ids: int, distractors: int, size: tuple[int, int], seed: int) -> None:
     """Build the Clever Hans test: OUT/same and OUT/different, Market-style folders.
