@@ -32,8 +32,23 @@ def test_coco_results_with_file_names_keep_the_best_person(tmp_path):
     kp = backend.predict(IMG, "/data/pool/a.jpg")  # matched by suffix
     np.testing.assert_allclose(kp.to_flat(), flat17(1), atol=1e-4)
     assert kp.image_size == (64, 128) and kp.detected
-    assert backend.predict(IMG, "elsewhere/b.jpg") is not None  # unique file name
+    assert backend.predict(IMG, "data/pool/b.jpg") is not None  # the file's folders end the crop's path
+    # the file names pool/b.jpg: a b.jpg in another folder (another camera, another person) is not it
+    assert backend.predict(IMG, "elsewhere/b.jpg") is None
     assert backend.predict(IMG, "pool/c.jpg") is None  # not in the file: the crop is skipped
+
+
+def test_a_bare_file_name_matches_a_crop_in_any_folder_and_a_foldered_one_only_its_own(tmp_path):
+    f = tmp_path / "keypoints.csv"
+    header = "source_path," + ",".join(f"k{i}" for i in range(51))
+    f.write_text("\n".join([header, "person_0001.png," + ",".join(map(str, flat17(3))),
+                            "cam_a/person_0002.png," + ",".join(map(str, flat17(4)))]) + "\n")
+    backend = PrecomputedPose(f)
+    np.testing.assert_allclose(backend.predict(IMG, "pool/cam_b/person_0001.png").to_flat(), flat17(3), atol=1e-4)
+    np.testing.assert_allclose(backend.predict(IMG, "/data/pool/cam_a/person_0002.png").to_flat(), flat17(4),
+                               atol=1e-4)
+    for other in ("pool/cam_b/person_0002.png", "cam_b/person_0002.png", "cam_b/person_0002.jpg"):
+        assert backend.predict(IMG, other) is None, other
 
 
 def test_coco_dict_with_numeric_ids_and_visibility_flags(tmp_path):

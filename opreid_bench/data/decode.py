@@ -64,22 +64,75 @@ def decode_problem(path: str | Path) -> tuple[str, str] | None:
     return None
 
 
-def load_rgb(path: str | Path) -> Any:
-    """Open and fully decode an image as an RGB PIL image; a missing or undecodable file raises DataError naming it.
-
-    What every crop goes through before its transform (training, extraction, ``--onnx``); needs Pillow, not torch.
-    """
+def decode_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "this file is not an image we can read" (Pillow's decompression-bomb error is not an
+    OSError, so a plain ``except OSError`` lets a huge image through as a traceback)."""
     from PIL import Image, UnidentifiedImageError
+
+    return (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+_HIGH_BIT_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def upright_rgb(image: Any) -> Any:
+    """An opened PIL image as 8-bit RGB the way an image viewer shows it: the EXIF orientation applied, and 16-bit
+    or 32-bit values scaled to 8 bits instead of clipped.
+
+    Why: every stage must see the same pixels. A crop stored sideways with an EXIF orientation tag would otherwise
+    be posed, masked and written sideways, and Pillow's plain ``convert("RGB")`` turns a 16-bit crop all white."""
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _HIGH_BIT_DEPTH:
+        import numpy as np
+
+        values = np.asarray(image).astype(np.float64)
+        top = float(values.max(initial=0.0))
+        if image.mode.startswith("I;16"):
+            scale = 257.0  # 65535 -> 255
+        else:  # 32-bit integer or float: the range in use
+            scale = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255.0
+        image = Image.fromarray(np.clip(np.rint(values / scale), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
+def upright_size(image: Any) -> tuple[int, int]:
+    """(width, height) of an opened image as :func:`upright_rgb` returns it, read from the header alone."""
+    orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation; 5-8 turn the image by 90 degrees
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def decode_rgb(data: bytes) -> Any:
+    """Image bytes as :func:`upright_rgb` returns them; raises one of :func:`decode_errors` for anything else."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return upright_rgb(image)
+
+
+def load_rgb(path: str | Path) -> Any:
+    """Open and fully decode an image as an RGB PIL image (:func:`upright_rgb`); a missing or undecodable file raises
+    DataError naming it.
+
+    What every crop goes through: training, extraction, ``--onnx``, and every stage of a split (pose, masking,
+    review sheets); needs Pillow, not torch.
+    """
+    from PIL import Image
 
     from opreid_bench.errors import DataError
 
     try:
         with Image.open(path) as img:
             img.load()
-            return img.convert("RGB")
+            return upright_rgb(img)
     except FileNotFoundError as exc:
         raise DataError(f"{path}: image file not found") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except decode_errors() as exc:
         raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 

@@ -11,7 +11,6 @@ sorted by source path, and each crop's keypoints depend only on that crop.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
@@ -53,14 +52,14 @@ class AnnotateStats:
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """Decode image bytes to an (H, W, 3) uint8 RGB array; raises ValueError for anything that is not an image."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode image bytes to an (H, W, 3) uint8 RGB array, upright and 8-bit as every stage sees the crop
+    (:func:`opreid_bench.data.decode.upright_rgb`); raises ValueError for anything that is not an image (a
+    decompression bomb included)."""
+    from opreid_bench.data.decode import decode_errors, decode_rgb
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            rgb = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        rgb = decode_rgb(data)
+    except decode_errors() as exc:
         raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:

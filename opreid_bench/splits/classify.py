@@ -390,6 +390,28 @@ _TRUE = {"1", "true", "t", "yes", "y", "occluded"}
 _FALSE = {"0", "false", "f", "no", "n", "holistic"}
 
 
+def occluded_verdicts(values: pd.Series) -> pd.Series:
+    """An ``occluded`` column as True/False per row, None where a cell holds no verdict: booleans, 0/1 numbers and
+    :func:`verdict_of`'s words (true/false, yes/no, occluded/holistic, ...) are verdicts; an empty cell or any other
+    value is None.
+
+    Why: a labels file may come from a spreadsheet or another tool; reading "false" or "no" as a non-empty string
+    (True) would silently invert labels."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(bool).astype(object)
+
+    def one(value: object) -> bool | None:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            return bool(value) if value in (0, 1) else None  # NaN (an empty cell) is neither
+        return None if value is None else verdict_of(str(value))
+
+    return values.map(one).astype(object)
+
+
 _CHECKED = {"y", "yes", "x", "1", "true", "t", "checked", "ok"}
 
 

@@ -95,6 +95,23 @@ def _mask_counts(df: pd.DataFrame) -> str:
     return text
 
 
+def _masking_lines(mask: str | None, faces: str | None) -> list[str]:
+    """What the Privacy section says of the masking that ran: every face (with the verification), the main face only,
+    or none (the crops were copied as they were)."""
+    verify = ("`opreid-bench mask --verify --out` this folder checks the images and exits non-zero when a plausible "
+              "face is left.")
+    if not mask:
+        return ["", "**Warning: no face was masked (`--mask none`): the crops were copied as the pool holds them. "
+                "Publish this split only if the pool's faces were masked before (e.g. by `opreid-bench mask`).** "
+                + verify]
+    if str(mask).endswith("+main"):
+        return ["", "**Warning: only the main person's face was masked (`--main-face-only`). Bystanders' faces in "
+                "these crops are not masked, and no closing verification ran; a split that shows a bystander's face "
+                "cannot be published.** " + verify]
+    return ["Every face found was masked, bystanders' included, and a closing verification looked again on the "
+            f"masked crops. {verify} {FACES_MEASURED}", *_face_source_lines(faces)]
+
+
 def _face_source_lines(faces: str | None) -> list[str]:
     """The face detectors that ran, and a warning when MTCNN (the small-face detector) was not installed."""
     if not faces:
@@ -212,14 +229,7 @@ def render_data_card(
         "",
         f"Faces masked: {int(masked.sum()):,} of {len(df):,} crops" + (_mask_counts(df) if "mask_method" in df.columns
                                                                         else "."),
-        *([] if not str(mask or "").endswith("+main") else [
-            "",
-            "**Warning: only the main person's face was masked (`--main-face-only`). Bystanders' faces in these crops "
-            "are not masked; a split that shows a bystander's face cannot be published.**", ""]),
-        "Every face found was masked, bystanders' included, and a closing verification looked again on the masked "
-        "crops. `opreid-bench mask --verify --out` this folder re-checks the images and exits non-zero when a "
-        f"plausible face is left. {FACES_MEASURED}",
-        *_face_source_lines(faces),
+        *_masking_lines(mask, faces),
         "",
         "## Files",
         "",

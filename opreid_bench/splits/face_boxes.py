@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from opreid_bench.data.decode import decode_errors, upright_size
 from opreid_bench.errors import DataError
 
 Box = tuple[int, int, int, int]
@@ -71,8 +72,8 @@ def _check_inside(boxes: dict[str, list[Box]], path: Path) -> None:
     for source, found in boxes.items():
         try:
             with Image.open(source) as im:
-                size = im.size
-        except (OSError, ValueError) as exc:
+                size = upright_size(im)  # boxes are drawn on the crop as a viewer shows it
+        except decode_errors() as exc:
             raise DataError(f"{path}: {source}: cannot read the crop ({exc})") from None
         for box in found:
             try:

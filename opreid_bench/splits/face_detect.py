@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from opreid_bench.data.decode import decode_errors, upright_rgb
 from opreid_bench.errors import OpreidError
 from opreid_bench.native_logs import quiet_native_logs
 
@@ -185,8 +186,8 @@ def verify_faces(
         for p in files:
             try:
                 with Image.open(p) as im:
-                    rgb = im.convert("RGB")
-            except (OSError, ValueError) as exc:  # missing, truncated or not an image
+                    rgb = upright_rgb(im)
+            except decode_errors() as exc:  # missing, truncated, oversized or not an image
                 raise OpreidError(f"{p}: cannot read image to verify ({exc})") from None
             rel = p.relative_to(root).as_posix()
             masks = recorded.get(rel, [])

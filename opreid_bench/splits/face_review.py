@@ -86,18 +86,16 @@ Ranked = tuple[tuple[int, int], float, list[Box], int]  # (size, risk, candidate
 def rank_one(job: RankJob) -> Ranked:
     """:func:`face_risk` of one masked crop read from disk, with its size and its count of bystanders' masks; a
     crop that cannot be read is a one-line error naming it. Top level, so worker processes can run it."""
-    from PIL import Image as PILImage
-
+    from opreid_bench.data.decode import load_rgb
     from opreid_bench.errors import DataError
     from opreid_bench.splits.writer import parse_masks
 
     path, kp, masks = job
     parsed = parse_masks(masks)
     try:
-        with PILImage.open(path) as im:
-            rgb = im.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the masked crop ({exc})") from None
+        rgb = load_rgb(path)
+    except DataError as exc:
+        raise DataError(f"{exc} (a masked crop)") from None
     if kp is not None and kp.image_size is not None and tuple(kp.image_size) != rgb.size:
         kp = None  # not the crop the keypoints were found on
     risk, found = face_risk(rgb, kp, [b for _, b in parsed])

@@ -30,6 +30,12 @@ import pandas as pd
 from opreid_bench.data.records import ImageRecord
 from opreid_bench.errors import DataError, OpreidError, ProtocolError
 from opreid_bench.splits.protocol import SplitProtocol
+from opreid_bench.splits.sample import (
+    queries_without_cross_camera_match,
+    same_camera_queries,
+    sample_split,
+    split_summary,
+)
 
 WORK_DIR = ".annotate"
 
@@ -99,7 +105,7 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     with paths relative to where ``annotate`` ran still fits its pool when ``sample`` runs from another folder.
     """
     from opreid_bench.paths import match_paths
-    from opreid_bench.splits.classify import LABEL_SOURCES
+    from opreid_bench.splits.classify import LABEL_SOURCES, occluded_verdicts
 
     if "source_path" not in labels.columns or "occluded" not in labels.columns:
         raise DataError(f"{where}: needs columns source_path and occluded")
@@ -108,6 +114,10 @@ def labels_for_pool(records: Sequence[ImageRecord], labels: pd.DataFrame, where:
     ).drop_duplicates("source_path")
     lab = labels.drop(columns=[c for c in ("pid", "camid") if c in labels.columns]).copy()
     lab["source_path"] = lab["source_path"].astype(str)
+    verdicts = occluded_verdicts(lab["occluded"])
+    _refuse_first_bad(lab, "occluded", verdicts.isna() & lab["occluded"].notna(),
+                      "is not a verdict (true/false, 1/0, yes/no, occluded/holistic)", where)
+    lab["occluded"] = verdicts  # an empty cell stays empty: the sampler refuses it unless the crop is undetermined
     if "longest_missing_run" in lab.columns:  # a count of COCO-17 keypoints, written as an integer
         values = pd.to_numeric(lab["longest_missing_run"], errors="coerce")
         _refuse_first_bad(lab, "longest_missing_run", (values.isna() & lab["longest_missing_run"].notna())
@@ -176,12 +186,29 @@ def filtered_keypoints_copy(src_h5: Path, dest_h5: Path, keep: set[str], durable
 def keypoints_for_pool(paths: Sequence[str], keypoints: str | os.PathLike[str]) -> dict[str, Any]:
     """The keypoints of a keypoint file (or annotate folder) under the pool's spelling of each crop: the file records
     paths as ``annotate`` saw them, from its own working folder (:func:`opreid_bench.paths.match_paths`). Why: a
-    command run from another folder must still find each crop's head, or its face falls back to a rougher mask."""
-    from opreid_bench.paths import match_paths
-    from opreid_bench.splits.cache import read_keypoints
+    command run from another folder must still find each crop's head, or its face falls back to a rougher mask.
 
-    kps = read_keypoints(keypoints)
-    return {p: kps[k] for p, k in match_paths(paths, list(kps)).items()}
+    Each crop's bytes must still be those the keypoints were found on (the sha1 ``annotate`` recorded): a crop
+    changed since (re-cropped, flipped, replaced) is refused with one line naming it, since its face mask would go
+    where the head used to be and its occlusion label would describe another image."""
+    from opreid_bench.paths import match_paths
+    from opreid_bench.splits.annotate import file_sha1
+    from opreid_bench.splits.cache import read_h5, resolve_keypoints_path
+
+    kp_file = resolve_keypoints_path(keypoints)
+    entries, _ = read_h5(kp_file)
+    out = {}
+    for p, k in match_paths(paths, list(entries)).items():
+        try:
+            now = file_sha1(p)
+        except OSError:  # unreadable crops are named by the stage that reads them
+            now = entries[k].sha1
+        if now != entries[k].sha1:
+            raise DataError(f"{kp_file}: the keypoints of {p} were found on other bytes than the crop holds now (it "
+                            "changed after `annotate`); run `opreid-bench annotate` again (it redoes changed crops "
+                            "only) and `classify`")
+        out[p] = entries[k].keypoints
+    return out
 
 
 def pool_inputs(pool: Sequence[ImageRecord | str], pool_name: str | None = None) -> list[tuple[str, Path]]:
@@ -231,7 +258,6 @@ def build_split(
     of faces boxed by hand (:mod:`opreid_bench.splits.face_boxes`), masked as well."""
     from opreid_bench.outputs import content_digest, fingerprint, output_folder
     from opreid_bench.splits.annotate import pose_inputs
-    from opreid_bench.splits.sample import queries_without_cross_camera_match, same_camera_queries, split_summary
 
     if not pool:
         raise DataError(f"{pool_name}: the pool has no crops")
@@ -266,7 +292,6 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
     from opreid_bench.splits.cache import read_keypoints
     from opreid_bench.splits.classify import classify_store
     from opreid_bench.splits.datacard import labelling_summary, write_data_card
-    from opreid_bench.splits.sample import sample_split
     from opreid_bench.splits.writer import write_split
 
     print(f"[1/4] keypoints ({pose}) for {len(pool):,} crops", file=sys.stderr)
@@ -297,6 +322,70 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
         set_aside_unstable=labelled.attrs.get("set_aside_unstable"),
     )
     return written, split, skipped, labelled.attrs.get("set_aside_unstable")
+
+
+@dataclass
+class SampleResult:
+    """What :func:`sample_from_labels` produced: the drawn rows (the pool's pids and cameras), the written manifest
+    rows (None for a dry run) and what was left out before sampling."""
+
+    out_dir: Path
+    split: pd.DataFrame
+    written: pd.DataFrame | None
+    unlabelled: int
+    set_aside_unstable: int | None = None  # None: --unstable keep
+
+    @property
+    def summary(self) -> dict[str, dict[str, float]]:
+        return split_summary(self.split)
+
+    @property
+    def cross_camera(self) -> dict[str, int]:
+        return queries_without_cross_camera_match(self.split)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``sample --json`` object, counted on the pool's cameras as ``build-split --json`` and the data card
+        count them."""
+        return {
+            "out": str(self.out_dir),
+            "split_csv": str(self.out_dir / "split.csv"),
+            "unlabelled": self.unlabelled,
+            **({} if self.set_aside_unstable is None else {"set_aside_unstable": self.set_aside_unstable}),
+            "splits": self.summary,
+            "same_camera_queries": same_camera_queries(self.split),
+            "queries_without_cross_camera_match": self.cross_camera,
+            **({} if self.written is None else {"faces_masked": int(self.written["face_masked"].sum())}),
+        }
+
+
+def sample_from_labels(
+    labels_path: str | os.PathLike[str],
+    pool: Sequence[ImageRecord],
+    protocol: SplitProtocol,
+    out_dir: str | os.PathLike[str],
+    seed: int,
+    *,
+    pool_path: str | os.PathLike[str],
+    unstable: str = "keep",
+    **write_options: Any,
+) -> SampleResult:
+    """Stage 4 on its own (``opreid-bench sample``): read a ``labels.csv``, join it with the pool, leave out what
+    ``unstable`` says, sample by ``protocol`` and write the split (:func:`write_sampled_split`, which takes
+    ``write_options``: keypoints, mask, workers, dry_run, face_boxes)."""
+    labels_path = Path(labels_path)
+    try:
+        labels = pd.read_csv(labels_path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{labels_path}: not a readable CSV ({exc})") from None
+    labelled = labelled_pool(pool, labels, where=str(labels_path), unstable=unstable, labels_dir=labels_path.parent)
+    check_protocol_fits(labelled, protocol)
+    split = sample_split(labelled, protocol, seed, where=str(labels_path))
+    set_aside = labelled.attrs.get("set_aside_unstable") if unstable == "exclude" else None
+    written = write_sampled_split(split, out_dir, protocol, seed, pool=pool, pool_path=pool_path,
+                                  labels_path=labels_path, unstable=unstable, set_aside_unstable=set_aside,
+                                  **write_options)
+    return SampleResult(Path(out_dir), split, written, int(labelled.attrs.get("unlabelled", 0)),
+                        None if set_aside is None else int(set_aside))
 
 
 def write_sampled_split(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from opreid_bench.atomic import atomic_write_text
+from opreid_bench.data.decode import load_rgb
 from opreid_bench.splits.classify import OcclusionRule
 from opreid_bench.splits.keypoints import COCO17_INDEX, COCO17_NAMES, COCO17_SKELETON, Keypoints
 
@@ -104,8 +105,7 @@ def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int, masks: 
     if stability is not None and label != "undetermined":
         caption += f"<br>{label}, stability {float(stability):.2f}"
     try:
-        with Image.open(path) as im:
-            rgb = im.convert("RGB")
+        rgb = load_rgb(path)
         thumb = draw_keypoints(rgb, kp, rule.missing_mask(kp) if kp is not None else None, height, run)
         img = f'<img src="{_jpeg_src(thumb)}" alt="{html.escape(path)}">'
         if masks is not None:

@@ -124,23 +124,23 @@ def _query_and_matches(ident: _Identity, k: int, p: SplitProtocol, rng: np.rando
     return q, go, gh
 
 
-def _check_columns(labels: pd.DataFrame) -> pd.DataFrame:
+def _check_columns(labels: pd.DataFrame, where: str = "labels") -> pd.DataFrame:
+    from opreid_bench.splits.classify import occluded_verdicts
+
     missing = [c for c in REQUIRED_COLUMNS if c not in labels.columns]
     if missing:
-        raise ProtocolError(f"labels: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
+        raise ProtocolError(f"{where}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
     df = labels.copy()
     if "label" in df.columns:  # classify's undetermined crops (no person found) are not sampled unless decided
         df = df[df["label"].astype(str) != "undetermined"].copy()
-    if df["occluded"].isna().any():
-        raise ProtocolError(f"labels: {int(df['occluded'].isna().sum())} crop(s) have no occluded label")
+    occ = occluded_verdicts(df["occluded"])
+    if occ.isna().any():
+        first = df["source_path"].iloc[int(occ.isna().to_numpy().nonzero()[0][0])]
+        raise ProtocolError(f"{where}: {int(occ.isna().sum())} crop(s) have no occluded label (true/false, 1/0, "
+                            f"yes/no, occluded/holistic), e.g. {first}")
     if df["source_path"].duplicated().any():
         dup = df.loc[df["source_path"].duplicated(), "source_path"].iloc[0]
-        raise ProtocolError(f"labels: source_path '{dup}' appears more than once")
-    occ = df["occluded"]
-    if occ.dtype == object:
-        occ = occ.astype(str).str.lower().map({"true": True, "1": True, "false": False, "0": False})
-        if occ.isna().any():
-            raise ProtocolError("labels: column 'occluded' must hold true/false or 1/0")
+        raise ProtocolError(f"{where}: source_path '{dup}' appears more than once")
     df["occluded"] = occ.astype(bool)
     df["pid"] = df["pid"].astype(np.int64)
     df["camid"] = df["camid"].astype(np.int64)
@@ -148,10 +148,11 @@ def _check_columns(labels: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["pid", "source_path"], kind="mergesort").reset_index(drop=True)
 
 
-def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int) -> pd.DataFrame:
-    """Choose the query, gallery and train crops of ``protocol`` from ``labels`` (see the module docstring)."""
+def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int, where: str = "labels") -> pd.DataFrame:
+    """Choose the query, gallery and train crops of ``protocol`` from ``labels`` (see the module docstring);
+    ``where`` names the labels in errors."""
     p = protocol
-    df = _check_columns(labels)
+    df = _check_columns(labels, where)
     rng = np.random.default_rng(seed)
     idents = _identities(df)
     name = p.name

@@ -34,7 +34,7 @@ import pandas as pd
 from PIL import Image
 
 from opreid_bench.atomic import atomic_write_bytes, atomic_write_text
-from opreid_bench.errors import DataError
+from opreid_bench.data.decode import load_rgb
 from opreid_bench.splits.face_boxes import HAND_KIND, clip_to_crop
 from opreid_bench.splits.keypoints import Keypoints
 from opreid_bench.splits.mask import mask_box, mask_face_detailed, parse_mask_mode
@@ -83,11 +83,7 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
     """Read one crop, mask its faces (``mask`` None = leave as is) and the faces boxed by hand (``hand``, kind
     ``hand``: :mod:`opreid_bench.splits.face_boxes`), and return (JPEG bytes, face masked, method, the masks as
     :func:`format_masks` text)."""
-    try:
-        with Image.open(source) as im:
-            img = im.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{source}: cannot read image ({exc})") from None
+    img = load_rgb(source)  # upright and 8-bit, as the pose stage saw it; a DataError naming the file otherwise
     masked, method, kinds = False, "none", ""
     if mask is None:
         return _jpeg(img), masked, method, kinds

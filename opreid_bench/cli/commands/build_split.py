@@ -310,59 +310,29 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
       opreid-bench sample --labels labels.csv --pool pool/manifest.csv --protocol my_pairs.yaml --out split \\
           --seed 0 --keypoints ann/ --unstable exclude
     """
-    import pandas as pd
-
     from opreid_bench.errors import DataError
-    from opreid_bench.splits.pipeline import (
-        check_protocol_fits,
-        face_masking_warning,
-        labelled_pool,
-        write_sampled_split,
-    )
+    from opreid_bench.splits.pipeline import face_masking_warning, sample_from_labels
     from opreid_bench.splits.protocol import load_protocol
-    from opreid_bench.splits.sample import (
-        cross_camera_warning,
-        queries_without_cross_camera_match,
-        same_camera_queries,
-        sample_split,
-        split_summary,
-    )
+    from opreid_bench.splits.sample import cross_camera_warning
 
     if face_boxes is not None and mask == "none":
         raise DataError(f"{face_boxes}: --face-boxes masks faces, but --mask none copies the crops unmasked")
     protocol = load_protocol(protocol_path)
-    try:
-        labels = pd.read_csv(labels_path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{labels_path}: not a readable CSV ({exc})") from None
     pool = _load_pool(pool_path, pool_format, pattern)
-    labelled = labelled_pool(pool, labels, where=str(labels_path), unstable=unstable, labels_dir=labels_path.parent)
-    check_protocol_fits(labelled, protocol)
-    split = sample_split(labelled, protocol, seed)
-    written = write_sampled_split(split, out, protocol, seed, pool=pool, pool_path=pool_path, labels_path=labels_path,
-                                  keypoints=keypoints_dir, mask=None if mask == "none" else mask, workers=workers,
-                                  dry_run=dry_run, face_boxes=face_boxes, unstable=unstable,
-                                  set_aside_unstable=labelled.attrs.get("set_aside_unstable"))
-    info: dict[str, Any] = {"out": str(out), "split_csv": str(out / "split.csv"),
-                            "unlabelled": int(labelled.attrs.get("unlabelled", 0))}
-    if info["unlabelled"]:
-        click.echo(f"warning: {info['unlabelled']:,} crops of the pool have no label in {labels_path}; they are left "
+    result = sample_from_labels(labels_path, pool, protocol, out, seed, pool_path=pool_path, unstable=unstable,
+                                keypoints=keypoints_dir, mask=None if mask == "none" else mask, workers=workers,
+                                dry_run=dry_run, face_boxes=face_boxes)
+    info = result.to_json()
+    if result.unlabelled:
+        click.echo(f"warning: {result.unlabelled:,} crops of the pool have no label in {labels_path}; they are left "
                    "out of the split", err=True)
-    if unstable == "exclude":
-        info["set_aside_unstable"] = int(labelled.attrs.get("set_aside_unstable", 0))
-        click.echo(f"left out {info['set_aside_unstable']:,} crops with an unstable label (--unstable exclude)",
+    if result.set_aside_unstable is not None:
+        click.echo(f"left out {result.set_aside_unstable:,} crops with an unstable label (--unstable exclude)",
                    err=True)
-    drawn = split if written is None else written
-    summary = split_summary(drawn)
-    cross = queries_without_cross_camera_match(drawn)
-    info.update(splits=summary, same_camera_queries=same_camera_queries(drawn),
-                queries_without_cross_camera_match=cross)
-    if written is not None:
-        info["faces_masked"] = int(written["face_masked"].sum())
-    if (warning := cross_camera_warning(cross)) is not None:
+    if (warning := cross_camera_warning(result.cross_camera)) is not None:
         click.echo(f"warning: {warning}", err=True)
-    _summary_table(summary, f"{protocol.name} split in {out} (seed {seed})")
-    if written is not None and (warning := face_masking_warning(None if mask == "none" else mask)):
+    _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
+    if result.written is not None and (warning := face_masking_warning(None if mask == "none" else mask)):
         click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
         click.echo(json.dumps(info))

@@ -304,7 +304,10 @@ class MediaPipePose(PoseBackend):
 
     @property
     def cache_key(self) -> str:
-        key = f"mediapipe-{mediapipe_version()}:full:pad={self.pad:g}:conf={self.min_detection_confidence:g}"
+        # "upright": crops decoded with their EXIF orientation applied and 16-bit values scaled
+        # (opreid_bench.data.decode.upright_rgb); keypoints found on a crop decoded otherwise are not reused
+        key = (f"mediapipe-{mediapipe_version()}:upright:full:pad={self.pad:g}"
+               f":conf={self.min_detection_confidence:g}")
         if self.mode == "roi":
             key += f":roi={self.roi_scale:g}"
         key += f":size={self.size}:retry"

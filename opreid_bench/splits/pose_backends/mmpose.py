@@ -64,7 +64,7 @@ class MMPose(PoseBackend):
             lib = version("mmpose")
         except PackageNotFoundError:  # pragma: no cover - mmpose imported above
             lib = "unknown"
-        return f"mmpose-{lib}:config={content_digest(self.config)}:checkpoint={content_digest(self.checkpoint)}"
+        return f"mmpose-{lib}:upright:config={content_digest(self.config)}:checkpoint={content_digest(self.checkpoint)}"
 
     def predict(self, image: np.ndarray, source_path: str) -> Keypoints:  # pragma: no cover - needs mmpose
         h, w = image.shape[:2]

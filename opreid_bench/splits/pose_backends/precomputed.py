@@ -15,12 +15,14 @@ Accepted files (the format is recognised from the file itself):
   position), or 51 columns with other names, in COCO order ``x, y, score`` per keypoint.
 
 A crop is matched to an entry by its path as given, then by its path relative to a common root (suffix match), then
-by its file name (when that name is unique in the file). A crop with no entry is skipped and listed in the report.
+by its file name (when that name is unique in the file and the file names no folder for it: an entry for
+``cam_a/0001.png`` is never used for ``cam_b/0001.png``). A crop with no entry is skipped and listed in the report.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,9 @@ COCO18_TO_COCO17: list[int] = [0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9
 
 
 def _norm(path: str) -> str:
-    return Path(path).as_posix().lstrip("./")
+    """A path as keys compare: posix separators, without leading ``./``, ``../`` and ``/`` (a hidden name such as
+    ``.cam/a.png`` keeps its dot)."""
+    return re.sub(r"^(?:\.{1,2}/|/)+", "", Path(path).as_posix())
 
 
 def _numbers(value: Any, where: str, what: str) -> np.ndarray:
@@ -224,7 +228,9 @@ class PrecomputedPose(PoseBackend):
         return f"precomputed:sha256={self._digest}"
 
     def lookup(self, source_path: str) -> np.ndarray | None:
-        """The (17, 3) entry for ``source_path`` (exact path, then suffix match, then unique file name), or None."""
+        """The (17, 3) entry for ``source_path`` (exact path, then suffix match, then a unique file name that the
+        file gives without folders), or None. An entry whose folders contradict the crop's is never used: two camera
+        folders often hold the same file name for different people."""
         key = _norm(source_path)
         if key in self._table:
             return self._table[key]
@@ -234,7 +240,7 @@ class PrecomputedPose(PoseBackend):
             suffix = [k for k in candidates if full.endswith("/" + k) or k.endswith("/" + full)]
             if len(suffix) == 1:
                 return self._table[suffix[0]]
-            if len(candidates) == 1:
+            if len(candidates) == 1 and "/" not in candidates[0]:
                 return self._table[candidates[0]]
         return None
 
