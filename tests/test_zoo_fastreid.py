@@ -382,7 +382,11 @@ def test_checkpoints_that_do_not_fit_are_one_line(configs: dict[str, Path], tmp_
         load_zoo_model(f"fastreid:{configs['bagtricks_R50']}", path)
     torch.save({"iteration": 3, "model": "elsewhere"}, path)
     with pytest.raises(OpreidError, match=r"bot_R50.pth: no state dict found \(expected a dict of tensors or "
-                                          r"\{'model': \.\.\.\}\)"):
+                                          r"\{'model': \.\.\.\}; its top-level keys: iteration, model\)"):
+        load_zoo_model(f"fastreid:{configs['bagtricks_R50']}", path)
+    torch.save({"state_dict": plain_r50, "epoch": 120}, path)  # torchreid's wrapper given to --zoo fastreid:
+    with pytest.raises(OpreidError, match=r"its top-level keys: epoch, state_dict; it looks like a torchreid "
+                                          r"checkpoint: use --zoo torchreid:ARCH\)$"):
         load_zoo_model(f"fastreid:{configs['bagtricks_R50']}", path)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,7 +42,9 @@ def test_a_checkpoint_in_torchreids_format_gives_the_features_of_the_model_it_ca
     state = model.state_dict()
     classifier = {"classifier.weight": torch.randn(751, model.feature_dim), "classifier.bias": torch.zeros(751)}
     variants = {
-        "wrapped": {"state_dict": {**state, **classifier}, "epoch": 250, "rank1": 0.94},
+        # as torchreid's Engine.save_model writes it: rank1 is cmc[0], a numpy.float32
+        "wrapped": {"state_dict": {**state, **classifier}, "epoch": 250, "rank1": np.float32(0.94),
+                    "optimizer": {"state": {}, "param_groups": [{"lr": 0.0003, "params": [0, 1]}]}},
         "bare": dict(state),
         "module": {"state_dict": {f"module.{k}": v for k, v in {**state, **classifier}.items()}},
         "small_classifier": {**state, "classifier.weight": torch.randn(3, model.feature_dim),
@@ -76,8 +79,11 @@ def test_refusals_are_one_line_naming_the_file(tmp_path):
     with pytest.raises(OpreidError, match="junk.pth: not a readable PyTorch checkpoint"):
         read_state_dict(tmp_path / "junk.pth")
     torch.save({"epoch": 3}, tmp_path / "nostate.pth")
-    with pytest.raises(OpreidError, match="nostate.pth: no state dict found"):
+    with pytest.raises(OpreidError, match=r"nostate.pth: no state dict found .*; its top-level keys: epoch\)"):
         read_state_dict(tmp_path / "nostate.pth")
+    torch.save({"model": osnet.state_dict(), "iteration": 9}, tmp_path / "fast.pth")
+    with pytest.raises(OpreidError, match="it looks like a fast-reid checkpoint: use --zoo fastreid:CONFIG.yml"):
+        read_state_dict(tmp_path / "fast.pth")
     with pytest.raises(OpreidError, match="missing.pth: zoo checkpoint not found"):
         read_state_dict(tmp_path / "missing.pth")
 

@@ -94,8 +94,28 @@ def read_state_dict(path: str | Path, wrapper: str = "state_dict") -> dict[str, 
     if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
         obj = obj[wrapper]
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
-        raise OpreidError(f"{path}: no state dict found (expected a dict of tensors or {{'{wrapper}': ...}})")
+        raise OpreidError(f"{path}: no state dict found (expected a dict of tensors or {{'{wrapper}': ...}}"
+                          f"{_what_it_holds(obj, wrapper)})")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+# The key each toolkit wraps its state dict in, and the --zoo prefix that reads it.
+_WRAPPERS = {"state_dict": ("torchreid", "torchreid:ARCH"), "model": ("fast-reid", "fastreid:CONFIG.yml")}
+
+
+def _what_it_holds(obj: object, wrapper: str) -> str:
+    """What a checkpoint without the expected state dict holds instead: its top-level keys, and the toolkit it
+    looks like when another toolkit's wrapper key holds the weights."""
+    if not isinstance(obj, dict):
+        return f"; it holds a {type(obj).__name__}"
+    if not obj:
+        return "; it is an empty dict"
+    keys = sorted(map(str, obj))
+    text = f"; its top-level keys: {', '.join(keys[:6])}" + (", ..." if len(keys) > 6 else "")
+    for key, (tool, use) in _WRAPPERS.items():
+        if key != wrapper and isinstance(obj.get(key), dict):
+            return text + f"; it looks like a {tool} checkpoint: use --zoo {use}"
+    return text
 
 
 def load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], spec: str, weights: str | Path) -> None:
