@@ -54,6 +54,20 @@ def test_topk_search_equals_full_argsort(metric: str) -> None:
     assert topk_search(qf, gf, 500, metric=metric).indices.shape == (37, 211)  # k capped at the gallery size
 
 
+def test_features_sharing_a_large_common_part_rank_as_evaluate_ranks_them() -> None:
+    """Every feature moved by 1000: float32 |q|^2 + |g|^2 - 2 q.g loses the differences unless the common part is
+    taken out first, and search would rank otherwise than evaluate (and than the exact float64 distances)."""
+    rng = np.random.default_rng(4)
+    qf = (rng.random((40, 32)) * 0.3 + 1000.0).astype(np.float32)
+    gf = (rng.random((300, 32)) * 0.3 + 1000.0).astype(np.float32)
+    exact = np.sqrt(((qf.astype(np.float64)[:, None, :] - gf.astype(np.float64)[None]) ** 2).sum(-1))
+    want = np.argsort(exact, axis=1, kind="stable")[:, :5]
+    got = topk_search(qf, gf, 5, metric="euclidean")
+    np.testing.assert_array_equal(got.indices, want)
+    np.testing.assert_array_equal(got.indices, _argsort_topk(compute_distances(qf, gf), 5)[1])
+    np.testing.assert_allclose(got.distances, np.take_along_axis(exact, want, 1), rtol=1e-3)
+
+
 def test_topk_from_distmat_and_errors() -> None:
     rng = np.random.default_rng(2)
     d = rng.integers(0, 5, size=(9, 30)).astype(np.float32)

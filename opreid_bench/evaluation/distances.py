@@ -68,7 +68,7 @@ def _check_features(x: object, name: str) -> np.ndarray:
     return arr
 
 
-def _centred(x: np.ndarray, centre: np.ndarray | None, name: str, rows: int = 65536) -> np.ndarray:
+def centred(x: np.ndarray, centre: np.ndarray | None, name: str, rows: int = 65536) -> np.ndarray:
     """``x - centre`` as float32, subtracted in float64 a block of rows at a time (no float64 copy of a large gallery),
     checked by :func:`_in_range`; ``x`` itself when ``centre`` is None (cosine)."""
     if centre is None:
@@ -90,7 +90,7 @@ def _in_range(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
-def _centre_of(gf: np.ndarray, metric: str) -> np.ndarray | None:
+def gallery_centre(gf: np.ndarray, metric: str) -> np.ndarray | None:
     """The gallery's mean feature for euclidean distances (see the module docstring), None for cosine. Each
     dimension's mean is rounded to a multiple of the power of two just below its spread, so the subtraction is exact
     where the features are exact (small integers stay integers: real ties stay ties)."""
@@ -124,12 +124,12 @@ def _prepare_numpy(x: np.ndarray, metric: str) -> np.ndarray:
 def _numpy_chunks(qf: np.ndarray, gf: np.ndarray, metric: str, chunk_size: int
                   ) -> Iterator[tuple[int, int, np.ndarray]]:
     """:func:`iter_distance_chunks` on the CPU with numpy: the torch path's float32 operations, in its order."""
-    centre = _centre_of(gf, metric)
-    g = _prepare_numpy(_centred(gf, centre, "gallery"), metric)
+    centre = gallery_centre(gf, metric)
+    g = _prepare_numpy(centred(gf, centre, "gallery"), metric)
     g_sq = (g * g).sum(axis=1) if metric == "euclidean" else None
     for start in range(0, qf.shape[0], chunk_size):
         stop = min(start + chunk_size, qf.shape[0])
-        q = _prepare_numpy(_centred(qf[start:stop], centre, "query"), metric)
+        q = _prepare_numpy(centred(qf[start:stop], centre, "query"), metric)
         dot = q @ g.T
         if g_sq is not None:
             dist = (q * q).sum(axis=1, keepdims=True) + g_sq[None, :]
@@ -160,12 +160,12 @@ def iter_distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidea
     import torch
 
     with torch.no_grad():
-        centre = _centre_of(gf, metric)
-        g = _prepare(_centred(gf, centre, "gallery"), metric, dev)
+        centre = gallery_centre(gf, metric)
+        g = _prepare(centred(gf, centre, "gallery"), metric, dev)
         g_sq = (g * g).sum(dim=1) if metric == "euclidean" else None
         for start in range(0, qf.shape[0], chunk_size):
             stop = min(start + chunk_size, qf.shape[0])
-            q = _prepare(_centred(qf[start:stop], centre, "query"), metric, dev)
+            q = _prepare(centred(qf[start:stop], centre, "query"), metric, dev)
             dot = q @ g.T
             if g_sq is not None:
                 # euclidean distance: sqrt(clamp(|q|^2 + |g|^2 - 2 q.g, min=0))

@@ -159,7 +159,9 @@ def topk_search(
     """Exact k nearest gallery items of every query, ordered by (distance, gallery index).
 
     Equal to ``np.argsort(dist, axis=1, kind="stable")[:, :k]`` on the full distance matrix, but never holds more
-    than a ``query_chunk x gallery_chunk`` block of it (sized from ``memory_mb`` unless given).
+    than a ``query_chunk x gallery_chunk`` block of it (sized from ``memory_mb`` unless given). Euclidean distances
+    are taken on the features less the gallery's mean, as ``evaluate`` takes them: features that share a large common
+    part would otherwise lose their differences to float32 rounding and rank differently from ``evaluate``.
     """
     import torch
 
@@ -167,11 +169,19 @@ def topk_search(
         raise EvaluationError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if k < 1:
         raise EvaluationError(f"top-k: k must be at least 1, got {k}")
+    from opreid_bench.evaluation.distances import centred, gallery_centre
+
     dev = resolve_device(device)
     q = prepare_features(qf, "query features")
     g = prepare_features(gf, "gallery features")
     if q.shape[1] != g.shape[1]:
         raise EvaluationError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
+    if metric == "euclidean":  # on features less the gallery's mean, as evaluate ranks (evaluation/distances.py)
+        g_np = np.asarray(gf.cpu().numpy() if isinstance(gf, torch.Tensor) else gf)
+        q_np = np.asarray(qf.cpu().numpy() if isinstance(qf, torch.Tensor) else qf)
+        centre = gallery_centre(g_np, metric)
+        q = prepare_features(centred(q_np, centre, "query"), "query features")
+        g = prepare_features(centred(g_np, centre, "gallery"), "gallery features")
     nq, ng = q.shape[0], g.shape[0]
     k = min(k, ng)
     auto_q, auto_g = _chunk_sizes(nq, ng, memory_mb)
