@@ -18,6 +18,7 @@ onnx = pytest.importorskip("onnx")
 
 from onnx_helpers import cli_error, cli_ok, cuhk03_tree  # noqa: E402
 
+from opreid_bench.engine.onnx_runner import write_onnx_run  # noqa: E402
 from opreid_bench.evaluation.features import read_feature_file  # noqa: E402
 from opreid_bench.leaderboard.rows import load_runs  # noqa: E402
 
@@ -95,6 +96,15 @@ def test_onnx_run_becomes_a_measured_leaderboard_row(exported: dict, capsys: pyt
     assert row.mAP == pytest.approx(round(100 * report["mAP"], 2))
     board = cli_ok(["leaderboard", "--runs", tmp / "runs", "--dataset", "cuhk03_labeled", "--json"])
     assert "my-onnx" in json.dumps(board)
+    # the same dataset read with loader options is another protocol: kept beside the standard result, not over it
+    attrs = {"dataset": "cuhk03_labeled", "onnx": info["onnx"], "onnx_sha256": info["onnx_sha256"],
+             "dataset_options": "query_folder=partial"}
+    write_onnx_run(runs, name="my-onnx", attrs=attrs, metrics={"rank1": 0.5, "mAP": 0.25})
+    results = json.loads((runs / "run.json").read_text())["results"]
+    assert results["cuhk03_labeled"]["rank1"] == report["rank1"]
+    assert results["cuhk03_labeled (query_folder=partial)"] == {"rank1": 0.5, "mAP": 0.25,
+                                                                "dataset_options": "query_folder=partial"}
+    assert {r.dataset for r in load_runs([tmp / "runs"])} == {"cuhk03_labeled", "cuhk03_labeled (query_folder=partial)"}
     # a run.json that evaluate --onnx did not write is never replaced
     foreign = tmp / "runs" / "foreign"
     foreign.mkdir()

@@ -231,5 +231,12 @@ def model_feature_sets(
         "epoch": int(state["epoch"]),
         "height": cfg.data.height,
         "width": cfg.data.width,
+        **({"dataset_options": options_text(options)} if options else {}),
     }
     return query, gallery, attrs
+
+
+def options_text(options: dict[str, str]) -> str:
+    """Dataset loader options as one sorted ``key=value,key=value`` text: recorded with the features (an HDF5
+    attribute holds no dict), since the same dataset read with other options is another protocol."""
+    return ",".join(f"{k}={v}" for k, v in sorted(options.items()))

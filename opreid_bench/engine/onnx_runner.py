@@ -412,7 +412,7 @@ def onnx_feature_sets(
     where they came from (model file and hash, resolved preprocessing, providers, the dataset's junk rule, and the
     model's metric when its metadata names one)."""
     from opreid_bench.data.datasets import load_dataset
-    from opreid_bench.engine.extract import dataset_junk, default_junk, feature_set
+    from opreid_bench.engine.extract import dataset_junk, default_junk, feature_set, options_text
     from opreid_bench.errors import DataError
 
     extractor = OnnxFeatureExtractor(onnx_path, given, device=device, batch_size=batch_size)
@@ -435,14 +435,25 @@ def onnx_feature_sets(
     metric = meta.get(META_PREFIX + "metric")
     if metric in ("euclidean", "cosine"):
         attrs["metric"] = metric
+    if options:
+        attrs["dataset_options"] = options_text(options)
     return query, gallery, attrs
+
+
+def result_key(dataset: str, options: str = "") -> str:
+    """The key of one evaluation in ``run.json``'s ``results``: the dataset's name, with the loader options
+    (:func:`options_text`) when any were given (``partial_reid (query_folder=partial)``). Why: the same dataset read
+    with other options is another protocol (another query set), and its numbers must neither replace nor read as
+    the standard one's."""
+    return f"{dataset} ({options})" if options else dataset
 
 
 def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], metrics: dict[str, Any],
                    hardware: str = "") -> Path:
     """Record an ``--onnx`` evaluation as a leaderboard run: ``RUN_DIR/run.json`` (metrics as fractions).
 
-    A run.json this command wrote for the same model (same SHA-256) gains the new dataset's results; any other
+    A run.json this command wrote for the same model (same SHA-256) gains the new dataset's results, under
+    :func:`result_key` (a dataset read with loader options is kept apart from the standard protocol); any other
     run.json is refused (never overwritten). Written atomically.
     """
     from opreid_bench.atomic import atomic_write_text
@@ -461,7 +472,9 @@ def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], met
             raise OutputError(f"{path}: records another model ({info.get('method')!r}, {info.get('onnx')}); choose "
                               "another --run-dir")
     results = dict(info.get("results") or {})
-    results[str(attrs["dataset"])] = metrics
+    options = str(attrs.get("dataset_options") or "")
+    results[result_key(str(attrs["dataset"]), options)] = {**metrics, **({"dataset_options": options} if options
+                                                                         else {})}
     keep = ("onnx", "onnx_sha256", "height", "width", "channel_order", "mean", "std", "onnx_output", "providers")
     info = {
         "written_by": RUN_WRITER,
@@ -484,4 +497,4 @@ def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], met
 
 __all__ = ["OnnxFeatureExtractor", "Preprocessing", "PreprocessingOptions", "onnx_feature_sets",
            "open_session", "parse_input_size", "parse_triple", "preprocessing_metadata", "resolve_preprocessing",
-           "write_onnx_run"]
+           "result_key", "write_onnx_run"]

@@ -87,7 +87,7 @@ def zoo_feature_sets(
     from opreid_bench.data.torch_dataset import ImageDataset
     from opreid_bench.engine.config import DataConfig
     from opreid_bench.engine.distributed import DistInfo, resolve_device
-    from opreid_bench.engine.extract import collect_features, dataset_junk, default_junk, feature_set
+    from opreid_bench.engine.extract import collect_features, dataset_junk, default_junk, feature_set, options_text
     from opreid_bench.errors import DataError
     from opreid_bench.modeling.zoo import load_zoo_model
 
@@ -116,5 +116,6 @@ def zoo_feature_sets(
     attrs = {"dataset": dataset, "junk": dataset_junk(dataset) or default_junk(splits.query, splits.gallery),
              "metric": prep.metric, "method": spec, "weights": str(weights), "height": prep.height,
              "width": prep.width, "mean": list(prep.mean), "std": list(prep.std),
-             "interpolation": prep.interpolation}
+             "interpolation": prep.interpolation,
+             **({"dataset_options": options_text(options)} if options else {})}
     return query, gallery, attrs
