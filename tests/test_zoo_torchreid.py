@@ -109,7 +109,22 @@ def test_evaluate_and_extract_take_a_zoo_checkpoint(partial_reid_root: Path, tmp
     assert exc.value.code == 0
     query, gallery, attrs = read_feature_file(tmp_path / "f.h5")
     assert query.features.shape == (300, 512) and attrs["method"] == "torchreid:osnet_x0_25"
-    assert attrs["metric"] == "euclidean"
+    assert attrs["metric"] == "euclidean" and (attrs["height"], attrs["width"]) == (256, 128)
+    # a model trained at another size runs at that size
+    with pytest.raises(SystemExit) as exc:
+        main(["extract", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",
+              "--root", str(partial_reid_root), "--out", str(tmp_path / "small.h5"), "--input-size", "128x64"])
+    assert exc.value.code == 0
+    small_q, _, small_attrs = read_feature_file(tmp_path / "small.h5")
+    assert (small_attrs["height"], small_attrs["width"]) == (128, 64)
+    assert not np.allclose(small_q.features, query.features)
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",
+              "--root", str(partial_reid_root), "--input-size", "128x64", "--mean", "0.5,0.5,0.5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and err[-1] == (
+        "error: --mean: a --zoo model uses its toolkit's test preprocessing; only --input-size changes with --zoo "
+        "(for a model trained at another size)")
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--zoo", "torchreid:osnet_x1_0", "--weights", str(ckpt), "--dataset", "partial_reid",
               "--root", str(partial_reid_root)])
@@ -140,6 +155,23 @@ def test_export_zoo_writes_onnx_with_the_preprocessing_in_its_metadata(spec, tmp
         want = model(x).numpy()
     (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))
+
+
+def test_export_zoo_at_the_size_the_model_was_trained_at(tmp_path, capsys):
+    import onnxruntime as ort
+
+    from opreid_bench.cli import main
+    from opreid_bench.engine.onnx_runner import META_PREFIX
+
+    ckpt = tmp_path / "m.pth"
+    torch.save({"state_dict": randomised("torchreid:osnet_x0_25").state_dict()}, ckpt)
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--input-size", "384x128",
+              "--out", str(tmp_path / "m.onnx"), "--json"])
+    assert exc.value.code == 0 and json.loads(capsys.readouterr().out)["input_size"] == "384x128"
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert sess.get_modelmeta().custom_metadata_map[f"{META_PREFIX}input_size"] == "384x128"
+    assert sess.get_inputs()[0].shape[2:] == [384, 128]
 
 
 @pytest.mark.shared_data

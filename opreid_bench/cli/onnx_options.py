@@ -16,7 +16,9 @@ def onnx_preprocessing_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Add --input-size, --mean, --std, --channel-order, --output, --batch-size (each overrides the model's metadata)."""
     options = [
         click.option("--input-size", default=None, metavar="HxW",
-                     help="With --onnx: crop size, e.g. 256x128 (default: the model's metadata or its input shape)."),
+                     help="With --onnx: crop size, e.g. 256x128 (default: the model's metadata or its input shape). "
+                          "With --zoo: the size the model was trained at, e.g. 384x128 (default: its toolkit's "
+                          "test size)."),
         click.option("--mean", default=None, metavar="R,G,B",
                      help="With --onnx: per-channel mean on [0, 1] pixels, in the model's channel order (default: "
                           "the model's metadata)."),
@@ -42,3 +44,26 @@ def preprocessing_from_options(input_size: str | None, mean: str | None, std: st
     return PreprocessingOptions(height=h, width=w, mean=parse_triple(mean, "--mean") if mean else None,
                                 std=parse_triple(std, "--std") if std else None,
                                 channel_order=channel_order.upper() if channel_order else None, output=onnx_output)
+
+
+def zoo_input_size(zoo: str | None, onnx_model: Any, input_size: str | None, mean: str | None, std: str | None,
+                   channel_order: str | None, onnx_output: str | None) -> tuple[int, int] | None:
+    """The crop size a ``--zoo`` model runs at when ``--input-size`` changes its toolkit's default (a torchreid model
+    trained at 384x128); None otherwise. Preprocessing options that would be ignored are refused in one line: without
+    ``--onnx`` only ``--input-size``, and only with ``--zoo``, has a meaning."""
+    from opreid_bench.engine.onnx_runner import parse_input_size
+    from opreid_bench.errors import OpreidError
+
+    given = [flag for flag, value in (("--input-size", input_size), ("--mean", mean), ("--std", std),
+                                      ("--channel-order", channel_order), ("--output", onnx_output))
+             if value is not None]
+    if onnx_model is not None or not given:
+        return None
+    if zoo is None:
+        raise OpreidError(f"{', '.join(given)} set the preprocessing of an --onnx model (--input-size also that of a "
+                          "--zoo model); without them they would be ignored: leave them out")
+    other = [flag for flag in given if flag != "--input-size"]
+    if other:
+        raise OpreidError(f"{', '.join(other)}: a --zoo model uses its toolkit's test preprocessing; only "
+                          "--input-size changes with --zoo (for a model trained at another size)")
+    return parse_input_size(str(input_size))

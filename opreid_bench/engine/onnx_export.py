@@ -111,16 +111,16 @@ def export_checkpoint(weights: str | Path, out: str | Path, *, opset: int = OPSE
             "dim": int(model.feat_dim), "metric": cfg.eval.metric}
 
 
-def export_zoo(spec: str, weights: str | Path, out: str | Path, *, opset: int = OPSET, tolerance: float = 1e-4
-               ) -> dict[str, Any]:
+def export_zoo(spec: str, weights: str | Path, out: str | Path, *, opset: int = OPSET, tolerance: float = 1e-4,
+               input_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Export a model-zoo checkpoint (``--zoo torchreid:ARCH`` or ``fastreid:CONFIG.yml``) with its preprocessing
     (size, mean/std, resize filter) and distance in the metadata, so that ``evaluate --onnx`` needs no options;
-    refusals as :func:`export_checkpoint`."""
+    ``input_size`` (height, width) replaces the toolkit's test size; refusals as :func:`export_checkpoint`."""
     from opreid_bench.modeling.zoo import load_zoo_model
 
     out = Path(out)
     refuse_foreign_file(out)
-    model, prep = load_zoo_model(spec, weights)
+    model, prep = load_zoo_model(spec, weights, input_size=input_size)
     backbone = getattr(model, "description", None) or spec.split(":", 1)[1]
     doc = f"{spec} (model zoo) eval-mode forward, rebuilt by opreid-bench with the zoo's parameter names"
     info = write_onnx(model, weights, out, height=prep.height, width=prep.width, mean=prep.mean, std=prep.std, doc=doc,

@@ -72,13 +72,14 @@ def zoo_feature_sets(
     device: str = "cpu",
     options: dict[str, str] | None = None,
     progress: bool = True,
+    input_size: tuple[int, int] | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """(query, gallery, attrs) of ``dataset`` from the zoo model ``spec`` loaded from ``weights``.
 
     The features are the zoo's eval-mode forward on its default test input (torchreid: 256x128, bilinear, ImageNet
     mean/std, RGB; fast-reid: the config's SIZE_TEST, bicubic, PIXEL_MEAN / PIXEL_STD, RGB); the metric is the zoo's
     default evaluation distance (torchreid: euclidean, unnormalised; fast-reid: the config's TEST.METRIC, cosine by
-    default).
+    default). ``input_size`` (height, width) replaces the default size, for a model trained at another one.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -92,7 +93,7 @@ def zoo_feature_sets(
     from opreid_bench.modeling.zoo import load_zoo_model
 
     dev = torch.device(resolve_device(device, DistInfo()))
-    model, prep = load_zoo_model(spec, weights)
+    model, prep = load_zoo_model(spec, weights, input_size=input_size)
     model = model.to(dev).eval()
     splits = load_dataset(dataset, root, **(options or {}))
     if not splits.query or not splits.gallery:

@@ -190,7 +190,7 @@ def keypoints_for_pool(paths: Sequence[str], keypoints: str | os.PathLike[str]) 
 
     Each crop's bytes must still be those the keypoints were found on (the sha1 ``annotate`` recorded): a crop
     changed since (re-cropped, flipped, replaced) is refused with one line naming it, since its face mask would go
-    where the head used to be and its occlusion label would describe another image."""
+    where the head was in the old image, and its occlusion label would describe that image."""
     from opreid_bench.paths import match_paths
     from opreid_bench.splits.annotate import file_sha1
     from opreid_bench.splits.cache import read_h5, resolve_keypoints_path

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opreid_bench.cli.onnx_options import ONNX_HELP, onnx_preprocessing_options, preprocessing_from_options
+from opreid_bench.cli.onnx_options import (
+    ONNX_HELP,
+    onnx_preprocessing_options,
+    preprocessing_from_options,
+    zoo_input_size,
+)
 from opreid_bench.cli.options import ZOO_HELP, parse_key_values, refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
@@ -26,7 +31,8 @@ if TYPE_CHECKING:
 def _load_input(features: Path | None, weights: Path | None = None, method: str | None = None,
                 dataset: str | None = None, root: Path | None = None, device: str | None = None,
                 onnx_model: Path | None = None, onnx_kwargs: dict | None = None, zoo: str | None = None,
-                options: dict[str, str] | None = None) -> tuple[FeatureSet, FeatureSet, dict, str]:
+                options: dict[str, str] | None = None, zoo_size: tuple[int, int] | None = None,
+                ) -> tuple[FeatureSet, FeatureSet, dict, str]:
     """Exactly one input mode -> (query, gallery, attrs, source description)."""
     if zoo is not None:  # a model-zoo checkpoint, rebuilt here with the zoo's names (opreid_bench.modeling.zoo)
         if weights is None or features is not None or onnx_model is not None:
@@ -35,7 +41,8 @@ def _load_input(features: Path | None, weights: Path | None = None, method: str 
             raise OpreidError("evaluate --zoo needs --dataset NAME and --root PATH")
         from opreid_bench.engine.zoo_extract import zoo_feature_sets
 
-        query, gallery, attrs = zoo_feature_sets(zoo, weights, dataset, root, device=device or "cpu", options=options)
+        query, gallery, attrs = zoo_feature_sets(zoo, weights, dataset, root, device=device or "cpu", options=options,
+                                                 input_size=zoo_size)
         return query, gallery, attrs, f"{zoo} on {dataset}"
     modes = {"--features": features, "--weights": weights, "--onnx": onnx_model}
     given = [name for name, value in modes.items() if value is not None]
@@ -140,8 +147,10 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @click.option("--name", default=None, help="With --run-dir: the model's name on the leaderboard (default: the "
                                             "model's metadata method, else the file name).")
 @click.option("--method", default=None, help="With --weights: refuse a checkpoint of another method.")
-@click.option("--dataset", default=None, help="With --weights: dataset loader name; its protocol gives the junk rule.")
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="With --weights: the dataset folder.")
+@click.option("--dataset", default=None,
+              help="With --weights, --onnx or --zoo: dataset loader name; its protocol gives the junk rule.")
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="With --weights, --onnx or --zoo: the dataset folder.")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="With --weights, --onnx or --zoo: a dataset loader option (e.g. pattern=REGEX for a folder).")
 @click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default=None,
@@ -190,7 +199,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
           --std 0.229,0.224,0.225 --dataset partial_reid --root data
       opreid-bench evaluate --zoo torchreid:osnet_x1_0 --weights osnet_x1_0_market.pth --dataset partial_reid \\
           --root data --json
-      opreid-bench evaluate --zoo fastreid:configs/OccludedDuke/sbs_R50-ibn.yml --weights model_final.pth \\
+      opreid-bench evaluate --zoo fastreid:configs/DukeMTMC/sbs_R50-ibn.yml --weights model_final.pth \\
           --dataset occluded_duke --root data
     """
     from opreid_bench.evaluation.evaluator import REPORT_WRITER
@@ -200,17 +209,14 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
     if out is not None:
         refuse_foreign_file(out, "evaluate", lambda p: json_written_by(p, REPORT_WRITER))
     if run_dir is not None and (onnx_model is None or rerank):
-        raise OpreidError("--run-dir records an --onnx evaluation without --rerank (`train` writes its own run.json)")
+        raise OpreidError("--run-dir records an --onnx evaluation without --rerank (`train` writes its own run.json; "
+                          "a --zoo checkpoint gets one through `export --zoo ... --out model.onnx`, then "
+                          "`evaluate --onnx model.onnx --run-dir ...`)")
     if run_dir is not None:  # refused before any feature is computed, not after
         from opreid_bench.engine.onnx_runner import RUN_WRITER
 
         refuse_foreign_file(run_dir / "run.json", "evaluate", lambda p: json_written_by(p, RUN_WRITER), "--run-dir")
-    given_prep = [flag for flag, value in (("--input-size", input_size), ("--mean", mean), ("--std", std),
-                                           ("--channel-order", channel_order), ("--output", onnx_output))
-                  if value is not None]
-    if given_prep and onnx_model is None:
-        raise OpreidError(f"{', '.join(given_prep)} set the preprocessing of an --onnx model; without --onnx they "
-                          "would be ignored: leave them out")
+    zoo_size = zoo_input_size(zoo, onnx_model, input_size, mean, std, channel_order, onnx_output)
     onnx_kwargs = None
     if onnx_model is not None:
         onnx_kwargs = {"given": preprocessing_from_options(input_size, mean, std, channel_order, onnx_output),
@@ -220,7 +226,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
 
         resolve_device(device)  # an unknown device, or CUDA without one: one line before any work
     query, gallery, attrs, source = _load_input(features, weights, method, dataset, root, device, onnx_model,
-                                                onnx_kwargs, zoo, parse_key_values(dataset_option))
+                                                onnx_kwargs, zoo, parse_key_values(dataset_option), zoo_size)
     if metric is None:
         metric = str(attrs.get("metric", "euclidean"))
         if metric not in ("euclidean", "cosine"):

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from opreid_bench.cli.onnx_options import ONNX_HELP, onnx_preprocessing_options, preprocessing_from_options
+from opreid_bench.cli.onnx_options import (
+    ONNX_HELP,
+    onnx_preprocessing_options,
+    preprocessing_from_options,
+    zoo_input_size,
+)
 from opreid_bench.cli.options import ZOO_HELP, parse_key_values, refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
@@ -54,11 +59,12 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, 
     refuse_foreign_file(out, "extract", is_extract_output)
     if zoo is not None and onnx_model is not None:
         raise OpreidError("--zoo takes its checkpoint with --weights, not --onnx")
+    zoo_size = zoo_input_size(zoo, onnx_model, input_size, mean, std, channel_order, onnx_output)
     if zoo is not None:  # a model-zoo checkpoint, rebuilt here with the zoo's names (opreid_bench.modeling.zoo)
         from opreid_bench.engine.zoo_extract import zoo_feature_sets
 
         query, gallery, attrs = zoo_feature_sets(zoo, weights, dataset, root, device=device,
-                                                 options=parse_key_values(dataset_option))
+                                                 options=parse_key_values(dataset_option), input_size=zoo_size)
     elif onnx_model is not None:  # any ONNX model through onnxruntime; preprocessing recorded in the file's attrs
         from opreid_bench.engine.onnx_runner import onnx_feature_sets
 

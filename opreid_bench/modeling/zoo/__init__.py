@@ -29,6 +29,7 @@ state dict.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,9 +161,19 @@ def _load_fastreid(spec: str, config: str, weights: str | Path) -> tuple[torch.n
     return model.eval(), cfg.preprocessing()
 
 
-def load_zoo_model(spec: str, weights: str | Path) -> tuple[torch.nn.Module, ZooPreprocessing]:
+def load_zoo_model(spec: str, weights: str | Path, input_size: tuple[int, int] | None = None,
+                   ) -> tuple[torch.nn.Module, ZooPreprocessing]:
     """Build ``spec`` (``torchreid:ARCH`` or ``fastreid:CONFIG.yml``) and load ``weights`` strictly (module
-    docstring); eval mode."""
+    docstring); eval mode. ``input_size`` (height, width) replaces the toolkit's test size in the returned
+    preprocessing: a model trained at 384x128 is evaluated at 384x128 (the networks pool globally, so any size runs).
+    """
+    model, prep = _load_zoo_model(spec, weights)
+    if input_size is not None:
+        prep = dataclasses.replace(prep, height=int(input_size[0]), width=int(input_size[1]))
+    return model, prep
+
+
+def _load_zoo_model(spec: str, weights: str | Path) -> tuple[torch.nn.Module, ZooPreprocessing]:
     prefix, sep, rest = spec.strip().partition(":")
     if sep and prefix.strip().lower() == "fastreid":
         return _load_fastreid(spec, rest.strip(), weights)
