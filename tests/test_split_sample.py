@@ -114,6 +114,18 @@ def test_missing_column_and_bad_labels() -> None:
         sample_split(pd.concat([labels, labels.head(1)]), tiny_protocol(), 0)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_distractors_allowed_no_crop_of_one_kind_still_give_one_crop_each(seed: int) -> None:
+    """Lower bounds of 0 occluded and 0 holistic: each distractor identity still gives a crop, so the gallery has
+    the protocol's identity count (a distractor with no crop would be no gallery identity at all)."""
+    labels = label_pool(120, seed=1)
+    p = tiny_protocol(distractor_occluded=(0, 1), distractor_holistic=(0, 1), gallery_images=12 + 8)
+    assert p.gallery_range()[0] == 12 + 8  # 6 query ids x 2, and at least one crop per distractor
+    check_invariants(sample_split(labels, p, seed), labels, p)
+    with pytest.raises(ProtocolError, match="gallery.images 19 unreachable"):
+        tiny_protocol(distractor_occluded=(0, 1), distractor_holistic=(0, 1), gallery_images=12 + 7)
+
+
 @PROPS
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=30), st.integers(0, 10**6))
 def test_allocate_hits_total_within_bounds(pairs: list[tuple[int, int]], seed: int) -> None:

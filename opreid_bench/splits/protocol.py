@@ -65,9 +65,11 @@ class SplitProtocol:
         return int(round(self.train_occluded_fraction * self.train_images))
 
     def gallery_range(self) -> tuple[int, int]:
-        """Smallest and largest gallery size the per-identity rules allow."""
+        """Smallest and largest gallery size the per-identity rules allow (a distractor identity gives at least one
+        crop, or it would not be in the gallery's identity count)."""
         per_q = self.per_query_occluded + self.per_query_holistic
-        lo = self.query_ids * per_q + self.distractor_ids * (self.distractor_occluded[0] + self.distractor_holistic[0])
+        d_lo = max(1, self.distractor_occluded[0] + self.distractor_holistic[0])
+        lo = self.query_ids * per_q + self.distractor_ids * d_lo
         hi = self.query_ids * per_q + self.distractor_ids * (self.distractor_occluded[1] + self.distractor_holistic[1])
         return lo, hi
 

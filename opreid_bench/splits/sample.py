@@ -248,7 +248,7 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int, where
     n_match = p.query_ids * (p.per_query_occluded + p.per_query_holistic)
     totals = allocate(
         p.gallery_images - n_match,
-        np.full(len(distractors), d_lo_o + d_lo_h),
+        np.full(len(distractors), max(1, d_lo_o + d_lo_h)),  # a distractor identity gives at least one crop
         cap_o + cap_h,
         rng,
         f"protocol '{name}' gallery distractor images",
