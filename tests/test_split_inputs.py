@@ -149,3 +149,27 @@ def test_an_image_too_large_to_decode_is_one_line_or_skipped(tmp_path: Path, cap
     (tmp_path / "pool.csv").write_text(f"path,pid,camid\n{crop},1,0\n", encoding="utf-8")
     code, _, err = invoke(["mask", "--pool", str(tmp_path / "pool.csv"), "--out", str(tmp_path / "m")], capsys)
     assert code == 2 and "Traceback" not in err and "big.png: cannot decode image" in err
+
+
+def test_keypoints_of_another_pool_are_refused_and_missing_ones_are_said(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest, ann, labels, protocol = _labelled(tmp_path, capsys)
+    other_manifest, other_kp = image_pool(tmp_path / "other", n_ids=3, per_id=2, seed=5)
+    other_ann = tmp_path / "other_ann"
+    assert invoke(["annotate", "--pool", str(other_manifest), "--out", str(other_ann), "--pose",
+                   f"precomputed:{other_kp}"], capsys)[0] == 0
+    base = ["--labels", str(labels), "--pool", str(manifest), "--protocol", str(protocol)]
+    code, _, err = _sample([*base, "--out", str(tmp_path / "s"), "--keypoints", str(other_ann)], capsys)
+    assert code == 2 and "holds the keypoints of none of the" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "s").exists()
+    code, _, err = _sample([*base, "--out", str(tmp_path / "s")], capsys)
+    assert code == 0 and "warning: no --keypoints: the main faces are located without pose" in err
+    # keypoints of some crops only: how many have none is said
+    pool = pd.read_csv(manifest)
+    pool.head(5).to_csv(tmp_path / "few.csv", index=False)
+    few_ann = tmp_path / "few_ann"
+    assert invoke(["annotate", "--pool", str(tmp_path / "few.csv"), "--out", str(few_ann), "--pose",
+                   f"precomputed:{tmp_path / 'pool' / 'keypoints.csv'}"], capsys)[0] == 0
+    code, _, err = invoke(["mask", "--pool", str(manifest), "--keypoints", str(few_ann), "--out",
+                           str(tmp_path / "m")], capsys)
+    assert code == 0 and f"{len(pool) - 5:,} of {len(pool):,} crops have no keypoints in {few_ann}" in err

@@ -197,8 +197,13 @@ def keypoints_for_pool(paths: Sequence[str], keypoints: str | os.PathLike[str]) 
 
     kp_file = resolve_keypoints_path(keypoints)
     entries, _ = read_h5(kp_file)
+    found = match_paths(paths, list(entries))
+    if paths and not found:
+        example = (f" (e.g. it has {next(iter(entries))!r}, the pool {paths[0]!r})" if entries else " (it is empty)")
+        raise DataError(f"{kp_file}: holds the keypoints of none of the {len(set(paths)):,} crops{example}: the "
+                        "keypoints of another pool? Without them faces would be masked from a rough guess")
     out = {}
-    for p, k in match_paths(paths, list(entries)).items():
+    for p, k in found.items():
         try:
             now = file_sha1(p)
         except OSError:  # unreadable crops are named by the stage that reads them
@@ -209,6 +214,19 @@ def keypoints_for_pool(paths: Sequence[str], keypoints: str | os.PathLike[str]) 
                             "only) and `classify`")
         out[p] = entries[k].keypoints
     return out
+
+
+def keypoints_warning(crops: int, with_keypoints: int | None, source: str | os.PathLike[str] | None) -> str | None:
+    """One line for the user when faces of some crops will be located without keypoints (``with_keypoints`` None:
+    no keypoint file was given): the Haar face detector or the head prior then places the main face's mask, which
+    misses more faces and falls on more clothing than a head located by keypoints. None when every crop has them."""
+    if with_keypoints is None:
+        return ("no --keypoints: the main faces are located without pose (the Haar face detector, else the head "
+                "prior), less surely; give the `annotate` folder of this pool")
+    if with_keypoints >= crops:
+        return None
+    return (f"{crops - with_keypoints:,} of {crops:,} crops have no keypoints in {source}: their main faces are "
+            "located by the Haar face detector or the head prior (check those crops; the data card counts them)")
 
 
 def pool_inputs(pool: Sequence[ImageRecord | str], pool_name: str | None = None) -> list[tuple[str, Path]]:
@@ -436,6 +454,9 @@ def write_sampled_split(
         atomic_write_text(new / "split.csv", split.to_csv(index=False, lineterminator="\n"), durable=False)
         if not dry_run:
             kps = keypoints_for_pool(list(split["source_path"]), kp_file) if kp_file is not None else None
+            if mask is not None and (warning := keypoints_warning(len(split), None if kps is None else len(kps),
+                                                                  kp_file)):
+                print(f"warning: {warning}", file=sys.stderr)
             with stage_progress() as prog:
                 task = prog.add_task(f"writing {len(split):,} crops (mask: {mask or 'none'})", total=len(split))
                 written = write_split(split, new, keypoints=kps, mask=mask, workers=workers,

@@ -200,7 +200,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --face-boxes face_boxes.csv
     """
     from opreid_bench.errors import OpreidError
-    from opreid_bench.splits.pipeline import face_masking_warning, write_masked_pool
+    from opreid_bench.splits.pipeline import face_masking_warning, keypoints_warning, write_masked_pool
 
     if review_limit is not None and review_faces is None:
         raise OpreidError("mask: --review-limit sets the length of the --review-faces sheet; give --review-faces too")
@@ -231,6 +231,9 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
                       methods={k: int(v) for k, v in table["method"].value_counts().sort_index().items()})
         click.echo(f"masked {result['faces_masked']:,} of {len(table):,} crops {result['methods']}; wrote "
                    f"{out / 'masks.csv'}", err=True)
+        if (warning := keypoints_warning(len(table), len(kps) if keypoints_dir is not None else None,
+                                         keypoints_dir)):
+            click.echo(f"warning: {warning}", err=True)
         if not main_face_only and (warning := face_masking_warning(mask)):
             click.echo(f"warning: {warning}", err=True)
         if review_faces is not None:
