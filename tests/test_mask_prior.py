@@ -114,3 +114,22 @@ def test_the_split_writer_masks_the_head_prior_where_no_head_was_located(tmp_pat
     inside = np.abs(after[box[1]:box[3], box[0]:box[2]] - before[box[1]:box[3], box[0]:box[2]]).mean()
     below = np.abs(after[100:, :] - before[100:, :]).mean()
     assert inside > 2 * below, (inside, below)
+
+
+def test_a_pose_with_the_head_low_or_below_the_shoulders_places_no_face_mask() -> None:
+    from split_helpers import STANDING
+
+    from opreid_bench.splits.mask import upright_pose
+
+    img = noise()
+    upright = Keypoints(STANDING.copy(), np.full(17, 0.95, np.float32), image_size=(64, 128))
+    assert upright_pose(upright, (64, 128))
+    flipped = Keypoints(np.column_stack([STANDING[:, 0], 127 - STANDING[:, 1]]), np.full(17, 0.95, np.float32),
+                        image_size=(64, 128))  # upside down: the head by the feet
+    assert not upright_pose(flipped, (64, 128))
+    slid = STANDING.copy()
+    slid[:5, 1] += 25  # head points under the shoulders (y 32), still in the upper half
+    assert not upright_pose(Keypoints(slid, np.full(17, 0.95, np.float32), image_size=(64, 128)), (64, 128))
+    res = mask_face_detailed(img, flipped, "blur", all_faces=False)
+    assert res.method == "prior" and res.boxes[0][1] == 0 and res.boxes[0][3] <= 0.3 * 128
+    assert mask_face_detailed(img, upright, "blur", all_faces=False).method == "keypoints"

@@ -152,3 +152,16 @@ def test_a_clear_face_in_front_of_the_main_persons_body_is_masked(backend, cuhk0
     bench = _bench_faces()
     assert bench.coverage((9, 123, 55, 177), res.boxes) >= 0.5, (res.boxes, res.kinds)
     assert "blazeface" in res.kinds
+
+
+def test_an_upside_down_pose_does_not_place_the_face_mask_on_the_feet(backend, shared_data: Path):
+    # grid/0007_1_25201_123_10_59_174: a person seen from behind, head at the top of the crop; BlazePose returns a
+    # confident pose upside down (nose at y ~158 of 175, by the feet). The mask must go to the top, where the head is.
+    with Image.open(shared_data / "grid" / "0007_1_25201_123_10_59_174.jpeg") as im:
+        rgb = im.convert("RGB")
+    kp = backend.predict(np.asarray(rgb), "0007_1")
+    assert kp.xy[0, 1] > 0.8 * rgb.height  # the pose the model gives: the nose by the feet
+    res = mask_face_detailed(rgb, kp, "blur")
+    main = [b for b, k in zip(res.boxes, res.kinds, strict=True) if k in ("keypoints", "haar", "prior")]
+    assert main and all(b[3] <= 0.3 * rgb.height for b in main), (res.boxes, res.kinds)
+    assert res.method.startswith(("prior", "haar"))

@@ -2,7 +2,9 @@
 
 Where the face is found, in this order (the first that gives a box wins; ``MaskResult.method`` says which):
 
-1. ``keypoints``: the face box from the head keypoints (documented geometry, :func:`face_box_from_keypoints`);
+1. ``keypoints``: the face box from the head keypoints (documented geometry, :func:`face_box_from_keypoints`),
+   unless the pose puts the head low in the crop or below the shoulders (:func:`upright_pose`): such a pose is not
+   used for the main face at all;
 2. ``haar``: where fewer than ``min_head_points`` head keypoints are visible, OpenCV's Haar face cascade
    (:mod:`opreid_bench.splits.face_detect`);
 3. ``prior``: where neither locates the head, a **head prior** is masked (:func:`head_prior_box`): the top of the
@@ -99,6 +101,32 @@ def face_box_from_keypoints(
     return (left, top, right, bottom)
 
 
+HEAD_LOWEST = 0.5  # of the crop's height: a main person's head found below this is not trusted (upright_pose)
+
+
+def upright_pose(kp: Keypoints, image_size: tuple[int, int], score_threshold: float = 0.5) -> bool:
+    """Whether the head the keypoints place can be the main person's: its visible head points lie in the upper
+    :data:`HEAD_LOWEST` of the crop and above the shoulders when both are visible.
+
+    Why: a pedestrian crop is cut around an upright person, head up. BlazePose sometimes returns a confident pose
+    that is upside down (nose on the feet) or slid down the body (head on the chest); a face mask placed from it
+    covers feet or clothing and leaves the real face visible. Such a pose is not used to place the main face's mask:
+    the Haar detector or the head prior of the crop's top does (``method`` says which). The 0.5 line was set from
+    the geometry of pedestrian crops (a standing person's head is in the top fifth), not fitted to any data."""
+    w, h = image_size
+    head = [COCO17_INDEX[n] for n in HEAD_KEYPOINTS]
+    vis = [i for i in head if kp.score[i] >= score_threshold]
+    if not vis:
+        return True  # no head placed: nothing to distrust (face_box_from_keypoints finds no box)
+    head_y = float(kp.xy[vis, 1].mean())
+    if head_y > HEAD_LOWEST * h:
+        return False
+    ls, rs = COCO17_INDEX["left_shoulder"], COCO17_INDEX["right_shoulder"]
+    if kp.score[ls] >= score_threshold and kp.score[rs] >= score_threshold:
+        return head_y < float(kp.xy[[ls, rs], 1].mean())
+    return True
+
+
 # Head prior geometry: a head is about 1/7.5 of a standing person's height; the box is taken generously.
 PRIOR_HEAD_FRACTION = 0.22  # of the person's (or crop's) height, from its top
 PRIOR_WIDTH_FRACTION = 0.8  # of the person's (or crop's) width, centred
@@ -192,6 +220,8 @@ def mask_face_detailed(
     boxes: list[Box] = []
     kinds: list[str] = []
     method = "none"
+    if kp is not None and kp.detected and not upright_pose(kp, rgb.size, score_threshold):
+        kp = None  # a pose with the head low or upside down places no mask (upright_pose); the crop's top does
     if kp is not None and kp.detected:
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:

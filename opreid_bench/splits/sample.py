@@ -237,6 +237,8 @@ def sample_split(labels: pd.DataFrame, protocol: SplitProtocol, seed: int, where
     taken = {i.pid for i in train} | {i.pid for i in distractors}
     train = _fit_train_occlusion(train, [i for i in rest if i.pid not in taken], p)
     taken = {i.pid for i in train} | {i.pid for i in distractors}
+    train = _fit_train_mix(train, [i for i in rest if i.pid not in taken], p)
+    taken = {i.pid for i in train} | {i.pid for i in distractors}
     distractors = _fill_distractor_capacity(distractors, [i for i in rest if i.pid not in taken], p)
     train.sort(key=lambda i: i.pid)
     distractors.sort(key=lambda i: i.pid)
@@ -390,8 +392,101 @@ def _train_counts(train: list[_Identity], p: SplitProtocol, rng: np.random.Gener
             return n, o
         except ProtocolError as exc:
             error = exc
+    exact = _exact_train_counts(a, b, lo, hi, total, k, rng)
+    if exact is not None:
+        return exact
     assert error is not None
-    raise error
+    raise ProtocolError(f"{error} (the train identities this seed drew cannot give that mix of occluded and holistic "
+                        "crops; another --seed may)") from None
+
+
+# Cells (identities x train images x occluded train images) up to which the exact search below runs.
+EXACT_TRAIN_CELLS = 50_000_000
+
+
+def _mix_options(a: int, b: int, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The (occluded, holistic) crop counts a train identity with ``a`` occluded and ``b`` holistic crops can give."""
+    return [(o, h) for o in range(min(a, hi) + 1) for h in range(max(0, lo - o), min(b, hi - o) + 1)]
+
+
+def _reach_table(a: np.ndarray, b: np.ndarray, lo: int, hi: int, total: int, kmax: int) -> np.ndarray | None:
+    """``reach[i, t, q]``: the identities from ``i`` on can give exactly ``t`` crops of which ``q`` occluded; None
+    when the table would exceed :data:`EXACT_TRAIN_CELLS`."""
+    n = len(a)
+    if n == 0 or (n + 1) * (total + 1) * (kmax + 1) > EXACT_TRAIN_CELLS:
+        return None
+    reach = np.zeros((n + 1, total + 1, kmax + 1), dtype=bool)
+    reach[n, 0, 0] = True
+    for i in range(n - 1, -1, -1):
+        for o, h in _mix_options(int(a[i]), int(b[i]), lo, hi):
+            c = o + h
+            if c <= total and o <= kmax:
+                reach[i, c:, o:] |= reach[i + 1, : total + 1 - c, : kmax + 1 - o]
+    return reach
+
+
+def _exact_train_counts(a: np.ndarray, b: np.ndarray, lo: int, hi: int, total: int, k: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per identity (crops, occluded crops) meeting ``total`` and ``k`` exactly when any choice does, else None: a
+    table of which (crops, occluded) remainders the identities after each one can still give, then one seeded choice
+    per identity among those that keep the rest reachable.
+
+    Why: the randomised orders of :func:`_train_counts` fix one count before the other, and on pools of one or two
+    crops per identity (PRID, VIPeR, GRID pairs) they miss mixes that exist. Runs only when they failed and the table
+    is small (:data:`EXACT_TRAIN_CELLS`), so splits that drew before keep their bytes."""
+    reach = _reach_table(a, b, lo, hi, total, k)
+    if reach is None or not reach[0, total, k]:
+        return None
+    n = len(a)
+    crops, occluded = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    t, q = total, k
+    for i in range(n):
+        fits = [(o, h) for o, h in _mix_options(int(a[i]), int(b[i]), lo, hi)
+                if o + h <= t and o <= q and reach[i + 1, t - o - h, q - o]]
+        o, h = fits[int(rng.integers(len(fits)))]
+        crops[i], occluded[i] = o + h, o
+        t, q = t - o - h, q - o
+    return crops, occluded
+
+
+def _occluded_range(train: list[_Identity], p: SplitProtocol) -> tuple[int, int] | None:
+    """The fewest and most occluded crops ``train`` can give within exactly ``train.images`` crops; None when that
+    total cannot be met or the table is too large to tell."""
+    lo, hi = p.train_images_per_id
+    a = np.array([len(i.occ) for i in train], dtype=np.int64)
+    b = np.array([len(i.hol) for i in train], dtype=np.int64)
+    kmax = min(p.train_images, int(np.minimum(a, hi).sum()))
+    reach = _reach_table(a, b, lo, hi, p.train_images, kmax)
+    if reach is None or not reach[0, p.train_images].any():
+        return None
+    found = np.flatnonzero(reach[0, p.train_images])
+    return int(found[0]), int(found[-1])
+
+
+def _fit_train_mix(train: list[_Identity], unused: list[_Identity], p: SplitProtocol) -> list[_Identity]:
+    """Swap train identities for unused ones while no choice of their crops gives exactly the protocol's train
+    images with exactly its occluded count (:func:`_occluded_range`): out go the identities with the fewest crops of
+    the kind that is short, in come unused ones with more of it and at least as many crops. Only a draw that could
+    not be sampled changes (pools of one or two crops per identity need it); small tables only."""
+    lo, hi = p.train_images_per_id
+    k = p.train_occluded_images
+    eligible = [d for d in unused if d.n >= lo]
+
+    def size(i: _Identity) -> int:
+        return min(hi, i.n)
+
+    for kind in ("occ", "hol", "occ", "hol"):  # a swap for one kind can make the other short: twice each
+        def cap(i: _Identity, kind: str = kind) -> int:
+            return min(hi, len(getattr(i, kind)))
+
+        def short(t: list[_Identity], kind: str = kind) -> bool:
+            got = _occluded_range(t, p)
+            return got is not None and (k > got[1] if kind == "occ" else k < got[0])
+
+        in_train = {i.pid for i in train}
+        train = _swap_in(train, [d for d in eligible if d.pid not in in_train], short, cap,
+                         lambda d, r, cap=cap: cap(d) > cap(r) and size(d) >= size(r))
+    return train
 
 
 def split_summary(split: pd.DataFrame) -> dict[str, dict[str, float]]:
