@@ -106,7 +106,8 @@ def test_pool_from_manifest_split_optional_missing_listed(tmp_path: Path) -> Non
     pool = load_pool(_manifest(tmp_path, rows))
     assert [r.pid for r in pool] == [5, 6, 8, 8]  # original pids, manifest order
     assert pool[0].scene == "shop1"
-    assert pool.skipped == ["imgs/gone.jpg: file not found"]
+    assert pool.skipped == [f"imgs/gone.jpg: file not found at {tmp_path / 'imgs' / 'gone.jpg'} (relative paths are "
+                            "read against the manifest's folder)"]
 
 
 def test_pool_from_folder_lists_what_it_skips(tmp_path: Path) -> None:

@@ -72,5 +72,7 @@ def test_a_pool_whose_files_are_all_missing_says_so(tmp_path: Path, capsys: pyte
     (pool / "manifest.csv").write_text("path,pid,camid\nimages/none.jpg,1,1\n")
     code, _, err = _cli(["datasets", "verify", "pool", "--root", str(pool)], capsys)
     line = err.strip().splitlines()[-1]
-    assert code == 2 and "no image was read: 1 file(s) left out (e.g. images/none.jpg: file not found)" in line
+    assert code == 2 and ("no image was read: 1 file(s) left out (e.g. images/none.jpg: file not found at "
+                          f"{pool / 'images' / 'none.jpg'} (relative paths are read against the manifest's folder))"
+                          in line)
     assert "pattern" not in line

@@ -126,7 +126,7 @@ def verify_cmd(name: str, root: Path, options: tuple[str, ...], decode: bool, as
         click.echo(f"warning: {report.dataset} at {report.root}: counts differ from the known ones: {line}", err=True)
     if report.unparsed:
         examples = ", ".join(report.unparsed[:5])
-        click.echo(f"warning: {len(report.unparsed):,} file name(s) do not parse and were left out: {examples}"
+        click.echo(f"warning: {len(report.unparsed):,} file(s) were left out: {examples}"
                    + (" ..." if len(report.unparsed) > 5 else ""), err=True)
     for note in report.notes:
         click.echo(f"note: {note}", err=True)

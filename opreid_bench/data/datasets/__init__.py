@@ -68,6 +68,15 @@ def load_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> Dat
     return get_dataset(name, root, **options).load()
 
 
+def _not_found(listed: str, manifest: Path) -> str:
+    """Why a crop a manifest lists was left out, with where it was looked for: a relative path is read against the
+    manifest's folder, not the working folder, and the user needs to see which folder that was."""
+    full = Path(listed).expanduser()
+    if full.is_absolute():
+        return f"{listed}: file not found"
+    return f"{listed}: file not found at {manifest.parent / full} (relative paths are read against the manifest's folder)"
+
+
 def load_pool(path: str | os.PathLike[str], fmt: str = "manifest", *, pattern: str | None = None) -> Pool:
     """A raw pool for ``build-split``: every crop with its dataset pid and camid (not relabelled).
 
@@ -78,7 +87,7 @@ def load_pool(path: str | os.PathLike[str], fmt: str = "manifest", *, pattern: s
     """
     if fmt == "manifest":
         rows = read_manifest(path, require_split=False)
-        return Pool(rows.records, [f"{p}: file not found" for p in rows.missing])
+        return Pool(rows.records, [_not_found(p, rows.path) for p in rows.missing])
     if fmt == "folder":
         root = Path(path).expanduser()
         if not root.is_dir():
