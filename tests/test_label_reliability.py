@@ -164,7 +164,7 @@ def test_sample_with_a_plain_labels_file_says_it_cannot_tell(tmp_path: Path, cap
     card = (out / "DATA_CARD.md").read_text(encoding="utf-8")
     assert "cannot say how many labels were checked by hand" in card
     # the rule's measured accuracy is on the card of `sample` too, not only on build-split's
-    assert f"Read from `{labels.name}`; if the rule gave them (`classify`): Measured accuracy" in card
+    assert f"Read from `{labels}`. Where `classify`'s rule gave them: Measured accuracy" in card
     written = pd.read_csv(out / "manifest.csv", keep_default_na=False)
     assert (written["label_stability"] == "").all() and (written["label_source"] == "").all()
 

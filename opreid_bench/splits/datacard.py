@@ -222,7 +222,7 @@ def render_data_card(
         f"crops each, {_share(p.train_occluded_fraction)} occluded.",
         *(_labelling_lines(labelling) if labelling else
           ["", "## Occlusion labels of the pool", "",
-           f"Read from `{labels_file}`; if the rule gave them (`classify`): {MEASURED_ACCURACY}"] if labels_file else []),
+           f"Read from `{labels_file}`. Where `classify`'s rule gave them: {MEASURED_ACCURACY}"] if labels_file else []),
         *_reliability_lines(df, set_aside_unstable),
         "",
         "## Privacy",
@@ -277,7 +277,7 @@ def labelling_summary(labels: pd.DataFrame, rule: Any, undetermined: str) -> dic
 # settings chosen on the others); docs/concepts/occlusion-rule.md has the table.
 MEASURED_ACCURACY = (
     "Measured accuracy of the default rule with BlazePose, one labelled set left out at a time "
-    "(`benchmarks/bench_occlusion.py`, 2026-12-06, opreid-bench 0.1.0): balanced accuracy Partial-REID 0.85, "
+    "(`benchmarks/bench_occlusion.py`, 2026-12-07, opreid-bench 0.2.0): balanced accuracy Partial-REID 0.85, "
     "CUHK03 0.84, GRID 0.56, PRID 2011 0.59, VIPeR 0.45. It holds on "
     "sharp crops and is near chance on low-resolution crowded ones (GRID, PRID 2011, VIPeR): on such a pool check "
     "the labels on the review sheet (`classify --review`, least stable labels first) and correct them "

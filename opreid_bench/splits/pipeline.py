@@ -464,7 +464,7 @@ def write_sampled_split(
             if kp_file is not None:
                 filtered_keypoints_copy(kp_file, new / "keypoints.h5", set(written["source_path"]), durable=False)
             write_data_card(new, written, protocol, seed=seed, pose="", mask=mask, pool=str(pool_path),
-                            pool_size=len(pool), faces=_face_sources(mask), labels_file=Path(labels_path).name,
+                            pool_size=len(pool), faces=_face_sources(mask), labels_file=str(labels_path),
                             set_aside_unstable=set_aside_unstable)
     return written
 
