@@ -103,6 +103,11 @@ def test_the_template_passed_back_untouched_checks_nothing(tmp_path: Path,
     assert code == 0, stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["checked_by_hand"] == 0 and summary["corrected"] == 0
+    code, stdout, stderr = _invoke(["classify", "--keypoints", str(ann), "--support-threshold", "none", "--out",
+                                    str(tmp_path / "plain.csv"), "--json"], capsys)
+    plain = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0 and plain["undetermined"] == 2  # the occluded share counts the crops with a label only
+    assert plain["occluded_share"] == round(plain["occluded"] / (plain["occluded"] + plain["holistic"]), 4)
     table.loc[2, "checked"] = "y"
     table.loc[3, "occluded"] = "holistic" if table.loc[3, "occluded"] == "occluded" else "occluded"
     table.to_csv(template, index=False)

@@ -258,7 +258,9 @@ def load_protocol(path: str | os.PathLike[str]) -> SplitProtocol:
 
     p = protocol_path(path)
     if not p.is_file():
-        raise ProtocolError(f"{p}: split protocol file not found")
+        shipped = ", ".join(sorted(q.stem for q in PROTOCOLS_DIR.glob("*.yaml")))
+        raise ProtocolError(f"{p}: split protocol file not found (shipped protocols, named without a path: "
+                            f"{shipped})")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

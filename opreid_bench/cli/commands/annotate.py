@@ -187,7 +187,7 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         "occluded": occ,
         "holistic": n - occ - und,
         "undetermined": und,
-        "occluded_share": round(occ / n, 4) if n else 0.0,
+        "occluded_share": round(occ / (n - und), 4) if n > und else 0.0,  # of the crops with a label
         "corrected": int(labels.attrs.get("corrected", 0)),
         "checked_by_hand": trust["checked_by_hand"],
         "unstable": trust["unstable"],
@@ -201,7 +201,7 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
     table.add_column("labels")
     table.add_column("", justify="right")
     for name, value in (("crops", n), ("occluded", occ), ("holistic", n - occ - und), ("undetermined", und),
-                        ("occluded share", f"{summary['occluded_share']:.1%}"),
+                        ("occluded share (of labelled)", f"{summary['occluded_share']:.1%}"),
                         ("corrected by hand", summary["corrected"]), ("checked by hand", trust["checked_by_hand"]),
                         (f"unstable (stability < {UNSTABLE_BELOW:g}), not checked", trust["unstable"]),
                         ("score threshold", f"{rule.score_threshold:g}"), ("min missing run", rule.min_missing_run)):

@@ -135,8 +135,10 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
                          unstable=unstable)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     info = result.to_json()
-    click.echo(f"faces masked: {info['faces_masked']:,} {info['mask_methods']}; query identities without a "
-               f"cross-camera match: {info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
+    methods = ", ".join(f"{k} {v:,}" for k, v in info["mask_methods"].items())
+    click.echo(f"faces masked on {info['faces_masked']:,} of {len(result.manifest):,} crops ({methods}); query "
+               f"identities without a cross-camera match: {info['same_camera_queries']}; skipped crops: "
+               f"{info['skipped']}", err=True)
     if result.set_aside_unstable is not None:
         click.echo(f"left out {result.set_aside_unstable:,} crops with an unstable label (--unstable exclude)",
                    err=True)
@@ -335,6 +337,10 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     if (warning := cross_camera_warning(result.cross_camera)) is not None:
         click.echo(f"warning: {warning}", err=True)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
+    if result.written is not None:
+        counts = result.written["mask_method"].value_counts().sort_index()
+        click.echo(f"faces masked on {int(result.written['face_masked'].sum()):,} of {len(result.written):,} crops ("
+                   + ", ".join(f"{k} {int(v):,}" for k, v in counts.items()) + ")", err=True)
     if result.written is not None and (warning := face_masking_warning(None if mask == "none" else mask)):
         click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
