@@ -40,8 +40,9 @@ def run_main(args, capsys):
 
 def test_json_output_is_one_object_equal_to_the_api(feature_file, capsys):
     path, q, g = feature_file
-    code, out, _ = run_main(["evaluate", "--features", str(path), "--metric", "cosine", "--json"], capsys)
+    code, out, err = run_main(["evaluate", "--features", str(path), "--metric", "cosine", "--json"], capsys)
     assert code == 0
+    assert err == ""  # a progress bar on a stream that is not a terminal leaves nothing (no empty lines)
     data = json.loads(out)  # exactly one JSON object on stdout
     settings = {"metric": "cosine", "junk": "market", "rerank": None}  # how the ranking was made
     assert set(data) >= KEYS | set(settings) and set(data) <= KEYS | set(settings) | {"breakdown"}

@@ -75,10 +75,9 @@ def collect_features(loader: Any, features_of: Any, total: int, *, progress: boo
     chunks: list[np.ndarray] = []
     bar = None
     if progress:
-        from rich.console import Console
-        from rich.progress import Progress
+        from opreid_bench.progress_bars import transient_progress
 
-        bar = Progress(console=Console(stderr=True), transient=True)
+        bar = transient_progress()
         bar.start()
         task = bar.add_task(description, total=total)
     try:

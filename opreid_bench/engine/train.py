@@ -136,11 +136,12 @@ def train_one_epoch(
 def _make_progress(enabled: bool) -> Any:
     if not enabled:
         return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)
+    from opreid_bench.progress_bars import transient_progress
+
+    return transient_progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn())
 
 
 def has_unused_parameters(model: torch.nn.Module, criterion: ReIDCriterion, cfg: MethodConfig,

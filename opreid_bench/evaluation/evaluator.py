@@ -73,10 +73,9 @@ def evaluate_features(query: FeatureSet, gallery: FeatureSet, *, metric: str = "
     nq, ng = len(query), len(gallery)
     rows = max(1, min(query_chunk, MAX_CHUNK_ELEMENTS // ng))
 
-    from rich.console import Console
-    from rich.progress import Progress
+    from opreid_bench.progress_bars import transient_progress
 
-    with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
+    with transient_progress(enabled=progress) as bar:
         task = bar.add_task(f"evaluating {nq} x {ng} ({metric})", total=nq)
 
         def chunks():
