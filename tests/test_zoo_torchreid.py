@@ -110,6 +110,9 @@ def test_evaluate_and_extract_take_a_zoo_checkpoint(partial_reid_root: Path, tmp
     query, gallery, attrs = read_feature_file(tmp_path / "f.h5")
     assert query.features.shape == (300, 512) and attrs["method"] == "torchreid:osnet_x0_25"
     assert attrs["metric"] == "euclidean" and (attrs["height"], attrs["width"]) == (256, 128)
+    import hashlib
+
+    assert attrs["weights_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
     # a model trained at another size runs at that size
     with pytest.raises(SystemExit) as exc:
         main(["extract", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",

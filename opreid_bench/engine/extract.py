@@ -210,6 +210,7 @@ def model_feature_sets(
     from opreid_bench.engine.checkpoint import load_model_from_checkpoint
     from opreid_bench.engine.distributed import DistInfo, resolve_device
     from opreid_bench.errors import DataError
+    from opreid_bench.outputs import content_digest
 
     dev = resolve_device(device, DistInfo())
     model, cfg, state = load_model_from_checkpoint(weights, expect_method=method, device=dev)
@@ -226,6 +227,7 @@ def model_feature_sets(
         "metric": cfg.eval.metric,
         "method": str(state["method"]),
         "weights": str(weights),
+        "weights_sha256": content_digest(weights),
         "trained_on": str(state.get("dataset", "")),
         "epoch": int(state["epoch"]),
         "height": cfg.data.height,

@@ -91,6 +91,7 @@ def zoo_feature_sets(
     from opreid_bench.engine.extract import collect_features, dataset_junk, default_junk, feature_set, options_text
     from opreid_bench.errors import DataError
     from opreid_bench.modeling.zoo import load_zoo_model
+    from opreid_bench.outputs import content_digest
 
     dev = torch.device(resolve_device(device, DistInfo()))
     model, prep = load_zoo_model(spec, weights, input_size=input_size)
@@ -115,7 +116,8 @@ def zoo_feature_sets(
     query, gallery = (feature_set(records, extract(records, name), source=weights)
                       for name, records in (("query", splits.query), ("gallery", splits.gallery)))
     attrs = {"dataset": dataset, "junk": dataset_junk(dataset) or default_junk(splits.query, splits.gallery),
-             "metric": prep.metric, "method": spec, "weights": str(weights), "height": prep.height,
+             "metric": prep.metric, "method": spec, "weights": str(weights),
+             "weights_sha256": content_digest(weights), "height": prep.height,
              "width": prep.width, "mean": list(prep.mean), "std": list(prep.std),
              "interpolation": prep.interpolation,
              **({"dataset_options": options_text(options)} if options else {})}
