@@ -173,3 +173,19 @@ def test_keypoints_of_another_pool_are_refused_and_missing_ones_are_said(
     code, _, err = invoke(["mask", "--pool", str(manifest), "--keypoints", str(few_ann), "--out",
                            str(tmp_path / "m")], capsys)
     assert code == 0 and f"{len(pool) - 5:,} of {len(pool):,} crops have no keypoints in {few_ann}" in err
+
+
+def test_the_split_fingerprint_follows_the_crops_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest, _, labels, protocol = _labelled(tmp_path, capsys)
+    base = ["--labels", str(labels), "--pool", str(manifest), "--protocol", str(protocol), "--dry-run"]
+
+    def marker_fingerprint(out: Path) -> str:
+        assert _sample([*base, "--out", str(out)], capsys)[0] == 0
+        return json.loads((out / ".opreid-output.json").read_text(encoding="utf-8"))["fingerprint"]
+
+    first = marker_fingerprint(tmp_path / "a")
+    assert marker_fingerprint(tmp_path / "b") == first
+    crop = tmp_path / "pool" / "images" / "105_3.png"
+    with Image.open(crop) as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(crop)
+    assert marker_fingerprint(tmp_path / "c") != first

@@ -241,10 +241,18 @@ def pool_inputs(pool: Sequence[ImageRecord | str], pool_name: str | None = None)
 
 
 def pool_fingerprint(pool: Sequence[ImageRecord]) -> str:
-    """sha256 of the pool's crops (absolute path, pid, camid): what the split is drawn from."""
+    """sha256 of the pool's crops (absolute path, pid, camid and the sha1 of the crop's bytes): what the split is
+    drawn from, so that a crop changed in place gives another fingerprint (the marker's, see ``outputs``)."""
     from opreid_bench.outputs import fingerprint
+    from opreid_bench.splits.annotate import file_sha1
 
-    return fingerprint(sorted((os.path.abspath(r.path), int(r.pid), int(r.camid)) for r in pool))
+    def content(path: str) -> str:
+        try:
+            return file_sha1(path)
+        except OSError:  # unreadable: the stage that reads it names it
+            return "unreadable"
+
+    return fingerprint(sorted((os.path.abspath(r.path), int(r.pid), int(r.camid), content(r.path)) for r in pool))
 
 
 def _marker_options(options: dict[str, Any], protocol: SplitProtocol) -> dict[str, Any]:
