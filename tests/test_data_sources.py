@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -127,3 +128,16 @@ def test_pool_format_errors(tmp_path: Path) -> None:
         load_pool(tmp_path, "market1501", pattern="x")
     with pytest.raises(DataError, match="no such folder"):
         load_pool(tmp_path / "nope", "folder")
+
+
+def test_a_pool_crop_listed_twice_under_two_spellings_is_one_crop(tmp_path: Path) -> None:
+    """Two rows naming one file (crops/a.jpg and sub/../crops/a.jpg) are one crop: as two, the sampler could put the
+    image in the query and its copy in the gallery, a match of an image with itself."""
+    rows = [{k: v for k, v in r.items() if k != "split"} for r in _rows(tmp_path)]
+    again = dict(rows[0], path="imgs/../" + rows[0]["path"])
+    (tmp_path / "imgs").mkdir(exist_ok=True)
+    pool = load_pool(_manifest(tmp_path, [*rows, again]))
+    assert len(pool) == len(rows) and len({os.path.realpath(r.path) for r in pool}) == len(rows)
+    clash = dict(again, pid=99)
+    with pytest.raises(DataError, match="is also row 1 with another identity"):
+        load_pool(_manifest(tmp_path, [*rows, clash]))

@@ -7,6 +7,7 @@ manifest's order. A row whose file does not exist is an error for a dataset and 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ def read_manifest(path: str | Path, *, require_split: bool) -> ManifestRows:
     splits: list[str | None] = []
     missing: list[str] = []
     seen: dict[str, tuple[int, int, int]] = {}  # file -> (pid, camid, row) of its first row
+    listed: dict[int, int] = {}  # row -> index of its record
     for i, row in enumerate(rows):
         where = f"{manifest}: row {i + 1}"
         rel = str(row["path"] or "").strip()
@@ -116,10 +118,14 @@ def read_manifest(path: str | Path, *, require_split: bool) -> ManifestRows:
             missing.append(rel)
             continue
         pid, camid = _as_int(row["pid"], where, "pid"), _as_int(row["camid"], where, "camid")
-        first = seen.setdefault(str(full), (pid, camid, i + 1))
+        # one file however its path is spelled (crops/a.jpg, pool/../crops/a.jpg, a link to it)
+        first = seen.setdefault(os.path.realpath(full), (pid, camid, i + 1))
         if first[:2] != (pid, camid):
             raise DataError(f"{where}: {rel} is also row {first[2]} with another identity or camera "
                             f"(pid {first[0]}, camid {first[1]} there; pid {pid}, camid {camid} here); keep one")
+        if first[2] != i + 1 and splits[listed[first[2]]] == split:
+            continue  # the same file again in the same split: one crop, or it could be its own match
+        listed[i + 1] = len(records)
         records.append(ImageRecord(str(full), pid, camid, occluded, scene))
         splits.append(split)
     return ManifestRows(manifest, records, splits, missing)
