@@ -246,3 +246,8 @@ def test_train_identities_of_one_or_two_crops_are_drawn_so_the_occluded_count_fi
                 assert "another --seed may" in str(exc)
                 failed.append((pool_seed, seed))
     assert len(failed) <= 1, failed
+
+
+def test_the_occluded_train_count_rounds_half_up() -> None:
+    assert tiny_protocol(train_images=50, train_occluded_fraction=0.05).train_occluded_images == 3  # 2.5
+    assert tiny_protocol(train_images=64, train_occluded_fraction=0.15).train_occluded_images == 10  # 9.6

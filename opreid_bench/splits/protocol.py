@@ -21,6 +21,7 @@ that every total can be reached under its per-identity ranges and raises :class:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,8 +62,9 @@ class SplitProtocol:
 
     @property
     def train_occluded_images(self) -> int:
-        """Exact number of occluded train crops the sampler draws."""
-        return int(round(self.train_occluded_fraction * self.train_images))
+        """Exact number of occluded train crops the sampler draws: the share of the train images, rounded half up
+        (2.5 -> 3; Python's round() would give 2)."""
+        return int(math.floor(self.train_occluded_fraction * self.train_images + 0.5))
 
     def gallery_range(self) -> tuple[int, int]:
         """Smallest and largest gallery size the per-identity rules allow (a distractor identity gives at least one
