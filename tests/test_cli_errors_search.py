@@ -60,15 +60,29 @@ def test_search_refuses_distances_that_overflow(tmp_path: Path, capsys: pytest.C
         return
     assert code == 2
     line = err.strip().splitlines()[-1]
-    assert line.startswith(f"error: {f}: distance between query 0 and gallery ") and "NaN/inf" in line
+    if extra:  # re-ranking: the distance matrix is checked
+        assert line.startswith(f"error: {f}: distance between query 0 and gallery ") and "NaN/inf" in line
+    else:  # the features are checked before any distance is taken, as evaluate checks them
+        assert line.startswith(f"error: {f}: query features are too large for float32 distances")
     assert not out.exists()
 
 
-def test_topk_functions_check_every_block() -> None:
+def test_topk_functions_check_every_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from opreid_bench.evaluation import retrieval
+
     with pytest.raises(EvaluationError, match="query 1 and gallery 2 is nan"):
         d = np.zeros((3, 4), np.float32)
         d[1, 2] = np.nan
         topk_from_distmat(d, 2)
     big = np.full((2, 3), 1e30, np.float32)
-    with pytest.raises(EvaluationError, match="NaN/inf"):
+    with pytest.raises(EvaluationError, match="too large for float32 distances"):  # refused before any block
         topk_search(big, -big, 1, query_chunk=1, gallery_chunk=1)
+
+    def overflowing(a: torch.Tensor, b: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
+        return torch.full((a.shape[0], b.shape[0]), float("inf"))
+
+    monkeypatch.setattr(retrieval, "pairwise_distances", overflowing)  # a block that overflows anyway
+    with pytest.raises(EvaluationError, match="NaN/inf"):
+        topk_search(np.ones((2, 3), np.float32), np.ones((3, 3), np.float32), 1, query_chunk=1, gallery_chunk=1)
