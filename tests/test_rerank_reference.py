@@ -166,3 +166,21 @@ def test_bad_inputs_raise_clear_errors() -> None:
         rerank_features(rng.random((4, 3)), rng.random((30, 3)), metric="manhattan")
     with pytest.raises(EvaluationError, match="NaN"):
         rerank_features(np.full((4, 3), np.nan), rng.random((30, 3)))
+
+
+def test_features_sharing_a_large_common_part_rerank_as_their_exact_distances() -> None:
+    """Every feature moved by 100: float32 |a|^2 + |b|^2 - 2 a.b loses the differences unless the gallery's mean is
+    taken out first, as the evaluator does; re-ranking then disagreed with the reference on exact distances."""
+    rng = np.random.default_rng(7)
+    qf = (rng.normal(0, 0.1, (20, 64)) + 100.0).astype(np.float32)
+    gf = (rng.normal(0, 0.1, (60, 64)) + 100.0).astype(np.float32)
+
+    def exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        return np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
+
+    want = reference_re_ranking(exact(qf, gf), exact(qf, qf), exact(gf, gf), k1=6, k2=3, lambda_value=0.3)
+    got = rerank_features(qf, gf, k1=6, k2=3, lambda_value=0.3)
+    assert np.abs(got - want).max() < 1e-3
+    np.testing.assert_array_equal(np.argsort(got, axis=1, kind="stable")[:, :5],
+                                  np.argsort(want, axis=1, kind="stable")[:, :5])

@@ -142,6 +142,9 @@ def ann_topk(
     """
     if k < 1:
         raise EvaluationError(f"top-k: k must be at least 1, got {k}")
+    from opreid_bench.evaluation.distances import centred_features
+
+    qf, gf = centred_features(qf, gf, metric)  # as the evaluator takes euclidean distances
     index = AnnIndex(gf, metric, ann)
     dist, idx = index.search(qf, k)
     missing = np.flatnonzero((idx < 0).any(axis=1))

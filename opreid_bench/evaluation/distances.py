@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -103,6 +103,20 @@ def gallery_centre(gf: np.ndarray, metric: str) -> np.ndarray | None:
     spread = np.sqrt(squares / gf.shape[0])
     step = np.exp2(np.floor(np.log2(np.where(spread > 0, spread, 1.0))))
     return np.where(spread > 0, np.round(mean / step) * step, mean)
+
+
+def centred_features(qf: Any, gf: Any, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Query and gallery features (numpy or torch) as the evaluator takes its distances from them: less the gallery's
+    mean (:func:`gallery_centre`) for euclidean, unchanged for cosine. Every ranking of the package (``evaluate``,
+    ``search``, re-ranking, faiss) starts from these, so that they rank alike when features share a large part."""
+    def as_numpy(x: Any) -> np.ndarray:
+        return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+
+    q, g = as_numpy(qf), as_numpy(gf)
+    if metric != "euclidean":
+        return q, g
+    centre = gallery_centre(g, metric)
+    return centred(q, centre, "query"), centred(g, centre, "gallery")
 
 
 def _prepare(x: np.ndarray, metric: str, device: str) -> torch.Tensor:

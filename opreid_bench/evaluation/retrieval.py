@@ -169,7 +169,7 @@ def topk_search(
         raise EvaluationError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if k < 1:
         raise EvaluationError(f"top-k: k must be at least 1, got {k}")
-    from opreid_bench.evaluation.distances import centred, gallery_centre
+    from opreid_bench.evaluation.distances import centred_features
 
     dev = resolve_device(device)
     q = prepare_features(qf, "query features")
@@ -177,11 +177,8 @@ def topk_search(
     if q.shape[1] != g.shape[1]:
         raise EvaluationError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
     if metric == "euclidean":  # on features less the gallery's mean, as evaluate ranks (evaluation/distances.py)
-        g_np = np.asarray(gf.cpu().numpy() if isinstance(gf, torch.Tensor) else gf)
-        q_np = np.asarray(qf.cpu().numpy() if isinstance(qf, torch.Tensor) else qf)
-        centre = gallery_centre(g_np, metric)
-        q = prepare_features(centred(q_np, centre, "query"), "query features")
-        g = prepare_features(centred(g_np, centre, "gallery"), "gallery features")
+        q_np, g_np = centred_features(q, g, metric)
+        q, g = prepare_features(q_np, "query features"), prepare_features(g_np, "gallery features")
     nq, ng = q.shape[0], g.shape[0]
     k = min(k, ng)
     auto_q, auto_g = _chunk_sizes(nq, ng, memory_mb)
