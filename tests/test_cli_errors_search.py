@@ -84,3 +84,27 @@ def test_topk_functions_check_every_block(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(retrieval, "pairwise_distances", overflowing)  # a block that overflows anyway
     with pytest.raises(EvaluationError, match="NaN/inf"):
         topk_search(np.ones((2, 3), np.float32), np.ones((3, 3), np.float32), 1, query_chunk=1, gallery_chunk=1)
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "xpu"])
+def test_devices_other_than_cpu_and_cuda_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      device: str) -> None:
+    f = _features(tmp_path / "f.h5")
+    for command in (["search", "--features", str(f), "--out", str(tmp_path / "r.csv")],
+                    ["evaluate", "--features", str(f)]):
+        code, _, err = _cli([*command, "--device", device], capsys)
+        assert code == 2 and err.strip().splitlines() == [
+            f"error: device '{device}' is not supported for distances; use --device cpu or cuda"]
+
+
+def test_a_negative_bootstrap_seed_is_refused_before_any_work(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from opreid_bench.evaluation.bootstrap import paired_difference_ci, seed_mean_ci
+
+    f = _features(tmp_path / "f.h5")
+    code, _, err = _cli(["evaluate", "--features", str(f), "--bootstrap", "10", "--seed", "-1"], capsys)
+    assert code == 2 and "Traceback" not in err and "--seed" in err.strip().splitlines()[-1]
+    with pytest.raises(EvaluationError, match="at least one resample"):
+        seed_mean_ci(np.ones((2, 5)), 0)
+    with pytest.raises(EvaluationError, match="seed must be 0 or more"):
+        paired_difference_ci(np.ones((2, 5)), np.zeros((2, 5)), 10, seed=-3)

@@ -184,3 +184,9 @@ def test_features_sharing_a_large_common_part_rerank_as_their_exact_distances() 
     assert np.abs(got - want).max() < 1e-3
     np.testing.assert_array_equal(np.argsort(got, axis=1, kind="stable")[:, :5],
                                   np.argsort(want, axis=1, kind="stable")[:, :5])
+
+
+def test_identical_features_are_refused_in_words_not_as_nan() -> None:
+    same = np.ones((4, 8), np.float32)
+    with pytest.raises(EvaluationError, match="re-ranking needs features that differ"):
+        rerank_features(same, same, k1=2, k2=1)

@@ -16,10 +16,7 @@ def bootstrap_ci(result: RankingResult, num_resamples: int, seed: int = 0, level
     Returns ``{"level", "resamples", "seed", "rank1": [lo, hi], "mAP": [lo, hi], "mINP": [lo, hi]}`` with
     metrics as fractions; the same ``seed`` gives identical numbers.
     """
-    if num_resamples < 1:
-        raise EvaluationError(f"bootstrap needs at least one resample, got {num_resamples}")
-    if not 0.0 < level < 1.0:
-        raise EvaluationError(f"confidence level must be in (0, 1), got {level}")
+    _check_settings(num_resamples, seed, level)
     n = result.num_valid_queries
     if n == 0:
         raise EvaluationError("bootstrap needs at least one valid query")
@@ -39,6 +36,16 @@ def bootstrap_ci(result: RankingResult, num_resamples: int, seed: int = 0, level
     return out
 
 
+def _check_settings(num_resamples: int, seed: int, level: float) -> None:
+    """One line for settings no bootstrap can run with (numpy's generator takes no negative seed)."""
+    if num_resamples < 1:
+        raise EvaluationError(f"bootstrap needs at least one resample, got {num_resamples}")
+    if seed < 0:
+        raise EvaluationError(f"bootstrap seed must be 0 or more, got {seed}")
+    if not 0.0 < level < 1.0:
+        raise EvaluationError(f"confidence level must be in (0, 1), got {level}")
+
+
 def _resample_means(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Mean over seeds and resampled queries: values (S, Q), idx (R, Q) -> (R,)."""
     return values[:, idx].mean(axis=(0, 2))
@@ -51,6 +58,7 @@ def seed_mean_ci(values: np.ndarray, num_resamples: int = 2000, seed: int = 0, l
     are kept and the queries resampled, so the interval says how much the seed-averaged figure would move with
     another query set of the same size; seed-to-seed spread is reported separately (std over seeds).
     """
+    _check_settings(num_resamples, seed, level)
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     if values.shape[1] == 0:
         raise EvaluationError("bootstrap needs at least one valid query")
@@ -72,6 +80,7 @@ def paired_difference_ci(a: np.ndarray, b: np.ndarray, num_resamples: int = 2000
     Returns ``{"diff", "ci95": [lo, hi], "p_not_positive"}``: the observed difference of the seed-averaged means,
     its percentile interval, and the share of resamples in which the difference was <= 0.
     """
+    _check_settings(num_resamples, seed, level)
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
     if a.shape[1] != b.shape[1]:

@@ -51,6 +51,8 @@ def resolve_device(device: str | None = None) -> str:
         raise EvaluationError(f"unknown torch device {device!r} ({exc})") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise EvaluationError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta, ...: torch fails on them later, with a traceback
+        raise EvaluationError(f"device {device!r} is not supported for distances; use --device cpu or cuda")
     return str(dev)
 
 

@@ -19,12 +19,11 @@ import numpy as np
 
 from opreid_bench.errors import EvaluationError
 from opreid_bench.evaluation.distances import iter_distance_chunks
-from opreid_bench.evaluation.evaluator import check_inputs
+from opreid_bench.evaluation.evaluator import MAX_CHUNK_ELEMENTS, check_inputs  # the evaluator's chunks and rounding
 from opreid_bench.evaluation.features import FeatureSet
 from opreid_bench.evaluation.metrics import evaluate_distmat, merge_results
 
 SORTS = ("ap", "rank1", "random")
-MAX_CHUNK_ELEMENTS = 1 << 24  # 16M distances (64 MB float32) per chunk
 
 
 @dataclass

@@ -246,6 +246,9 @@ def _neighbours(source: Any, num: int) -> tuple[torch.Tensor, torch.Tensor]:
     scale = torch.empty(source.n, dtype=torch.float32, device=source.device)
     for r0, r1, sq in source.row_blocks():
         mx = sq.max(dim=1).values
+        if bool((mx == 0).any()):  # the published algorithm divides by it: NaN everywhere
+            raise EvaluationError("re-ranking needs features that differ: every query and gallery feature is the "
+                                  "same, so every distance is 0 (evaluate without --rerank ranks such ties)")
         # original_dist = S^T / max(S, axis=0): row i divided by the maximum of column i of S
         m = sq.div_(mx[:, None])
         ranks[r0:r1] = stable_topk(m, num)[1]

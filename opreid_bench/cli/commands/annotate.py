@@ -111,7 +111,7 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
 @click.option("--review-limit", type=click.IntRange(1), default=None,
               help="At most N crops on the sheet: the first N of the review order (--review-order stability), or a "
                    "seeded random sample of N per label (--review-order label).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the review sample (--review-order label).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")
 def classify(keypoints_path: Path, out: Path, support: str | None, threshold: float | None,

@@ -61,7 +61,8 @@ UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one che
 @click.option("--protocol", "protocol_path", required=True,
               help="Split protocol: a shipped name (opreid, opreid-mini, opreid-tiny) or a YAML file.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (Market-style).")
-@click.option("--seed", type=int, required=True, help="Sampling seed: same seed, byte-identical split.")
+@click.option("--seed", type=click.IntRange(min=0), required=True,
+              help="Sampling seed: same seed, byte-identical split.")
 @click.option("--pose", default="mediapipe", show_default=True,
               help="Pose backend: mediapipe, precomputed:FILE or mmpose:CONFIG,CHECKPOINT.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Processes for pose and writing.")
@@ -284,7 +285,7 @@ def _verify_table(found: dict[str, Any]) -> None:
 @_pool_options()
 @click.option("--protocol", "protocol_path", required=True, help="Split protocol YAML or a bare protocol name.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (Market-style).")
-@click.option("--seed", type=int, required=True)
+@click.option("--seed", type=click.IntRange(min=0), required=True)
 @click.option("--keypoints", "keypoints_dir", type=click.Path(exists=True, path_type=Path), default=None,
               help="keypoints.h5 or its folder: face boxes for masking, copied to OUT/keypoints.h5.")
 @click.option("--mask", type=click.Choice([*MASK_CHOICES, "none"]), default="blur", show_default=True,

@@ -37,7 +37,7 @@ _EPOCHS_HELP = (f"Training epochs [default: the demo recipe's: {_SCRATCH['epochs
               help="Processes that train each method together (DDP); the result depends on it, not on the cores "
                    "[default: the demo recipe's, 2 from random weights, 1 with --pretrained: the methods then train "
                    "side by side].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def demo(out: Path, ids: int, epochs: int | None, backbone: str | None, pretrained: str | None,
          size: tuple[int, int], protocol: str | None, clever_hans_ids: int, ranks: int | None, seed: int) -> None:
     """Synthesise a pool, build an OPReID-style split, train baseline and ours, evaluate, print the leaderboard.

@@ -161,7 +161,8 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @click.option("--max-rank", type=click.IntRange(min=1), default=50, show_default=True, help="Length of the CMC curve.")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bootstrap resamples of the queries for 95% CIs of rank-1, mAP and mINP (0: off).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the bootstrap resampling.")
 @click.option("--device", default=None, help="Torch device for distances (default: cuda when available, else cpu).")
 @click.option("--rerank", is_flag=True, help="k-reciprocal re-ranking (Zhong et al. 2017) before ranking.")
 @click.option("--k1", type=click.IntRange(min=1), default=20, show_default=True, help="With --rerank: k1.")

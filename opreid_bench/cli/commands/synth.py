@@ -25,7 +25,7 @@ def _progress(total: int, label: str):
 @click.option("--occlusion-rate", type=click.FloatRange(0, 1), default=0.35, show_default=True)
 @click.option("--size", type=(click.IntRange(16), click.IntRange(16)), default=(128, 256), show_default=True,
               metavar="WIDTH HEIGHT", help="Crop width and height in pixels (image order).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 def synth(out: Path, num_ids: int, num_cameras: int, images_per_id: tuple[int, int], occlusion_rate: float,
           size: tuple[int, int], seed: int, workers: int) -> None:
@@ -61,7 +61,7 @@ def synth(out: Path, num_ids: int, num_cameras: int, images_per_id: tuple[int, i
 @click.option("--splits", default="query", show_default=True, help="Comma-separated splits to occlude.")
 @click.option("--rate", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Share of images occluded.")
 @click.option("--kinds", default=None, help="Comma-separated occluder kinds (default: all).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def synth_occlude(dataset: str, root: Path, out: Path, splits: str, rate: float, kinds: str | None, seed: int) -> None:
     """Paste SynthOcc occluders onto a holistic dataset (same layout, so the same loader reads the copy).
 
@@ -90,7 +90,7 @@ def synth_occlude(dataset: str, root: Path, out: Path, splits: str, rate: float,
 @click.option("--distractors", type=click.IntRange(0), default=100, show_default=True)
 @click.option("--size", type=(click.IntRange(16), click.IntRange(16)), default=(128, 256), show_default=True,
               metavar="WIDTH HEIGHT", help="Crop width and height in pixels (image order).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def synth_clever_hans(out: Path, num_ids: int, distractors: int, size: tuple[int, int], seed: int) -> None:
     """Build the Clever Hans test: OUT/same and OUT/different, Market-style folders.
 

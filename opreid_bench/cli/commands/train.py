@@ -43,7 +43,8 @@ def build_overrides(*, backbone: str | None, pretrained: Path | None, epochs: in
 @click.option("--batch-p", type=click.IntRange(min=2), default=None, help="Identities per batch (P).")
 @click.option("--batch-k", type=click.IntRange(min=1), default=None, help="Images per identity (K).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (under torchrun: one GPU per process).")
-@click.option("--seed", type=int, default=None, help="Seed of everything random (default from config: 0).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of everything random (default from config: 0).")
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR/checkpoints/last.pt exactly where it stopped (without "
               "--method/--config: with the config stored in it).")
 @click.option("--time-limit", type=float, default=None, metavar="MINUTES",

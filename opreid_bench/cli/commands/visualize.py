@@ -27,7 +27,8 @@ from opreid_bench.errors import OpreidError
 @click.option("--topk", type=click.IntRange(min=1, max=100), default=10, show_default=True)
 @click.option("--sort", type=click.Choice(["ap", "rank1", "random"]), default="ap", show_default=True,
               help="ap: worst AP first; rank1: latest first true match first; random: seeded by --seed.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sort random.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of --sort random.")
 @click.option("--only", type=click.Choice(["failures"]), default=None, help="failures: rank-1 wrong only.")
 @click.option("--query", "query_path", default=None, help="Show only the query with this path.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
