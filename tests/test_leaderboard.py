@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from opreid_bench.leaderboard import load_published, load_runs
+from opreid_bench.leaderboard.rows import PARTIAL_PROBES
 from opreid_bench.leaderboard import render as R
 from opreid_bench.leaderboard.rows import PUBLISHED_DIR
 
@@ -127,7 +128,7 @@ def test_later_work_rows_carry_their_sources() -> None:
         assert 2021 <= int(r.details["year"]) <= 2025 and r.table == LATER_WORK_TABLE
     pfd = [r for r in rows if r.method.startswith("PFD*") and r.dataset == "occluded_duke"]
     assert [(r.rank1, r.mAP) for r in pfd] == [(69.5, 61.8)]  # the authors' README, AAAI 2022
-    assert {r.dataset for r in rows} >= {"occluded_duke", "occluded_reid", "partial_reid", "market1501", "dukemtmc"}
+    assert {r.dataset for r in rows} >= {"occluded_duke", "occluded_reid", PARTIAL_PROBES, "market1501", "dukemtmc"}
 
 
 def test_later_work_without_a_source_is_refused(tmp_path: Path) -> None:
@@ -174,3 +175,23 @@ def test_a_run_on_another_split_of_a_published_dataset_says_so(tmp_path: Path) -
     assert other_split_note("occluded_duke", {"rank1": 0.5}) is None  # counts not recorded
     out = _cli("--runs", str(tmp_path / "tiny"), "--dataset", "occluded_duke")
     assert out.returncode == 0 and "another split: 4 queries" in out.stdout
+
+
+def test_published_partial_reid_numbers_sit_with_the_partial_probes_not_the_occluded_ones(tmp_path: Path) -> None:
+    """The published Partial-REID numbers read the partial-body probes; the loader's default reads the occluded ones.
+    A run on the default must not be ranked against them, and a run with query_folder=partial (or reproduce_cpu.py's
+    partial_reid_partial) must be."""
+    from opreid_bench.engine.onnx_runner import result_key
+    from opreid_bench.leaderboard.rows import load_later_work, select_rows
+
+    assert PARTIAL_PROBES == result_key("partial_reid", "query_folder=partial")
+    published = [r for r in load_later_work() if r.dataset.startswith("partial_reid")]
+    assert published and {r.dataset for r in published} == {PARTIAL_PROBES}
+    run = tmp_path / "runs" / "mine"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"method": "mine", "metrics_unit": "fraction", "results": {
+        "partial_reid": {"rank1": 0.5, "mAP": 0.4}, PARTIAL_PROBES: {"rank1": 0.6, "mAP": 0.5}}}))
+    rows = select_rows(load_runs([tmp_path / "runs"]) + published, datasets=["partial_reid"])
+    by_set = {r.dataset: sorted(x.source == "published" for x in rows if x.dataset == r.dataset) for r in rows}
+    assert by_set["partial_reid"] == [False]  # the occluded probes: the run alone
+    assert by_set[PARTIAL_PROBES] == [False] + [True] * len(published)

@@ -16,11 +16,19 @@ from opreid_bench.resources import resource_dir
 
 PUBLISHED_DIR = resource_dir("baselines") / "published"
 
+# Partial-REID read with its partial-body probes: the protocol of the published Partial-REID numbers (fast-reid's and
+# PVPM's loaders read partial_body_images), the key `evaluate --option query_folder=partial --run-dir` files results
+# under (engine.onnx_runner.result_key), and reproduce_cpu.py's `partial_reid_partial`. The loader's default reads the
+# occluded probes, which is another protocol: its rows are kept apart.
+PARTIAL_PROBES = "partial_reid (query_folder=partial)"
+DATASET_ALIASES = {"partial_reid_partial": PARTIAL_PROBES}
+
 DATASET_TITLES = {
     "opreid": "OPReID",
     "occluded_duke": "Occluded-Duke",
     "occluded_reid": "Occluded-REID",
-    "partial_reid": "Partial-REID",
+    "partial_reid": "Partial-REID, occluded probes",
+    PARTIAL_PROBES: "Partial-REID, partial probes (the published protocol)",
     "partial_ilids": "Partial-iLIDS",
     "market1501": "Market-1501",
     "dukemtmc": "DukeMTMC-reID",
@@ -244,7 +252,7 @@ def _rows_from_results_json(path: Path) -> list[LeaderboardRow]:
                         raise DataError(f'{path}: no "meta": {{"units": "fraction" | "percent"}} for its metrics; '
                                         "add it (the unit is not guessed from the values)")
                     unit = _unit(meta["units"], path, "meta.units")
-                rows.append(LeaderboardRow(method=method, dataset=dataset,
+                rows.append(LeaderboardRow(method=method, dataset=DATASET_ALIASES.get(dataset, dataset),
                                            rank1=_as_percent(metrics, "rank1", unit, path, f"{method}.{dataset}"),
                                            mAP=_as_percent(metrics, "mAP", unit, path, f"{method}.{dataset}"),
                                            source=str(entry.get("run_dir", path.parent)), details=details))
@@ -257,7 +265,11 @@ def select_rows(rows: list[LeaderboardRow], datasets: Sequence[str] = (), tables
     that report ``metric``. A dataset or table that no row has is an error naming the ones there are: a typo must not
     look like an empty leaderboard."""
     known = sorted({r.dataset for r in rows})
-    unknown = [d for d in datasets if d not in known]
+
+    def chosen(dataset: str) -> bool:  # a name chooses its variants read with loader options too
+        return any(dataset == d or dataset.startswith(f"{d} (") for d in datasets)
+
+    unknown = [d for d in datasets if not any(k == d or k.startswith(f"{d} (") for k in known)]
     if unknown:
         raise OpreidError(f"--dataset {unknown[0]}: no row has this dataset; known: {', '.join(known)}")
     known_tables = sorted({r.table for r in rows if r.source == "published" and r.table})
@@ -266,7 +278,7 @@ def select_rows(rows: list[LeaderboardRow], datasets: Sequence[str] = (), tables
         raise OpreidError(f"--table {unknown[0]!r}: no published row has this table; known: "
                           f"{', '.join(repr(t) for t in known_tables)}")
     if datasets:
-        rows = [r for r in rows if r.dataset in datasets]
+        rows = [r for r in rows if chosen(r.dataset)]
     if tables:
         rows = [r for r in rows if r.source != "published" or r.table in tables]
     if metric:
