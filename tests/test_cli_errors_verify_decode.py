@@ -84,3 +84,10 @@ def test_decode_problem_kinds(tmp_path: Path) -> None:
     jpeg_as_png.write_bytes(_jpeg())
     assert decode_problem(jpeg_as_png) == ("wrong_format", "JPEG data in a .png file")
     assert decode_problem(tmp_path / "missing.jpg")[0] == "undecodable"
+    # a JPEG carrying a second picture (phones, Ultra HDR) is read by Pillow as MPO: still a JPEG, .jpg is right
+    mpo = tmp_path / "two.jpg"
+    Image.new("RGB", (16, 32), (1, 2, 3)).save(mpo, format="MPO", save_all=True,
+                                                append_images=[Image.new("RGB", (16, 32), (9, 9, 9))])
+    with Image.open(mpo) as im:
+        assert im.format == "MPO"
+    assert decode_problem(mpo) is None

@@ -155,6 +155,11 @@ def test_duke_names_parse(tmp_path: Path) -> None:
     data = load_dataset("dukemtmc", tmp_path)
     rec = [r for r in data.query if r.path.endswith("0005_c2_f0046985.jpg")][0]
     assert (rec.pid, rec.camid) == (5, 1)
+    # images one folder too deep (a nested copy) are not read, and never silently
+    touch_all(tmp_path / "DukeMTMC-reID" / "bounding_box_test", ["copy/0007_c3_f0000001.jpg"])
+    report = get_dataset("dukemtmc", tmp_path).verify()
+    assert report.unparsed == ["bounding_box_test/copy/0007_c3_f0000001.jpg: in a subfolder, not read (the images "
+                               "of bounding_box_test/ lie directly in it)"]
 
 
 @pytest.mark.parametrize("per_person_folders", [True, False])
@@ -172,6 +177,11 @@ def test_occluded_reid_cross_set(tmp_path: Path, per_person_folders: bool) -> No
     # The image index (01..05) is never read as a camera: every query keeps all 5 true matches.
     gallery_per_pid = Counter(r.pid for r in data.gallery)
     assert all(gallery_per_pid[r.pid] == 5 for r in data.query)
+    if per_person_folders:  # a Mac's resource forks are no images; a file of another person's name is listed
+        touch_all(tmp_path / "Occluded_REID" / "occluded_body_images", ["001/._001_01.tif", "001/002_09.tif"])
+        report = get_dataset("occluded_reid", tmp_path).verify()
+        assert report.matches_known_counts, report.mismatches()
+        assert report.unparsed == ["occluded_body_images/001/002_09.tif"] and report.ignored >= 1
 
 
 def test_partial_reid_folder_choice_and_alias(tmp_path: Path) -> None:
@@ -259,6 +269,10 @@ def test_opreid_manifest_sets_occluded(tmp_path: Path) -> None:
     assert len(load_dataset("opreid", tmp_path, manifest="other.csv").query) == 10
     with pytest.raises(DataError, match="manifest not found"):
         load_dataset("opreid", tmp_path, manifest="missing.csv")
+    # a copy whose folder names changed case: the folders are found, and so are their rows of the manifest
+    (ds / "other.csv").rename(ds / "manifest.csv")
+    (ds / "query").rename(ds / "Query")
+    assert [r.occluded for r in load_dataset("opreid", tmp_path).query][:2] == [True, False]
 
 
 def test_opreid_manifest_bad_flag(tmp_path: Path) -> None:

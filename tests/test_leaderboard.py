@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from opreid_bench.leaderboard import load_published, load_runs
-from opreid_bench.leaderboard.rows import PARTIAL_PROBES
 from opreid_bench.leaderboard import render as R
-from opreid_bench.leaderboard.rows import PUBLISHED_DIR
+from opreid_bench.leaderboard.rows import PARTIAL_PROBES, PUBLISHED_DIR
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -184,7 +183,7 @@ def test_published_partial_reid_numbers_sit_with_the_partial_probes_not_the_occl
     from opreid_bench.engine.onnx_runner import result_key
     from opreid_bench.leaderboard.rows import load_later_work, select_rows
 
-    assert PARTIAL_PROBES == result_key("partial_reid", "query_folder=partial")
+    assert result_key("partial_reid", "query_folder=partial") == PARTIAL_PROBES
     published = [r for r in load_later_work() if r.dataset.startswith("partial_reid")]
     assert published and {r.dataset for r in published} == {PARTIAL_PROBES}
     run = tmp_path / "runs" / "mine"

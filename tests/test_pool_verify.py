@@ -76,3 +76,15 @@ def test_a_pool_whose_files_are_all_missing_says_so(tmp_path: Path, capsys: pyte
                           f"{pool / 'images' / 'none.jpg'} (relative paths are read against the manifest's folder))"
                           in line)
     assert "pattern" not in line
+
+
+def test_a_pool_counts_junk_and_non_image_files_as_every_loader_does(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    _crops(tmp_path / "crops", ["0001_c1_a.jpg", "0002_c2_a.jpg", "-1_c1_junk.jpg"])
+    (tmp_path / "crops" / "notes.txt").write_text("not a crop\n", encoding="utf-8")
+    code, out, err = _cli(["datasets", "verify", "pool", "--root", str(tmp_path / "crops"), "--option",
+                           r"pattern=(?P<pid>-?\d+)_c(?P<camid>\d+)", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["junk"], report["ignored"], report["unparsed"]) == (1, 1, 0)
+    assert report["splits"]["train"]["images"] == 2

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 #: Pillow's format name for each extension whose format is checked.
-EXPECTED_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
-                   ".tif": "TIFF", ".tiff": "TIFF"}
+EXPECTED_FORMAT = {".jpg": ("JPEG", "MPO"), ".jpeg": ("JPEG", "MPO"), ".png": ("PNG",), ".bmp": ("BMP",),
+                   ".webp": ("WEBP",), ".tif": ("TIFF",), ".tiff": ("TIFF",)}  # MPO: a JPEG with more pictures
 
 
 @dataclass
@@ -59,7 +59,7 @@ def decode_problem(path: str | Path) -> tuple[str, str] | None:
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = padded
     expected = EXPECTED_FORMAT.get(path.suffix.lower())
-    if expected is not None and found != expected:
+    if expected is not None and found not in expected:
         return "wrong_format", f"{found} data in a {path.suffix} file"
     return None
 

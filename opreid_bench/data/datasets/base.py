@@ -33,8 +33,10 @@ NameParser = Callable[[str], "tuple[int, int] | None"]
 
 
 def is_image_name(name: str) -> bool:
-    """True when ``name`` has an image extension (case-insensitive)."""
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    """True when ``name`` has an image extension (case-insensitive) and is not a macOS resource fork (``._NAME``,
+    left beside every file by archives made on a Mac: an image extension, but no image)."""
+    base = os.path.basename(name)
+    return not base.startswith("._") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
 
 
 def find_child(parent: Path, name: str) -> Path | None:
@@ -56,6 +58,7 @@ class FolderScan:
     folder: Path
     images: list[str]
     ignored: list[str]
+    nested: list[str] = field(default_factory=list)  # images in subfolders of a folder not read recursively
 
     def full_path(self, rel: str) -> str:
         """The path of ``rel`` (a string; pathlib is too slow for 100k files)."""
@@ -75,10 +78,17 @@ def scan_images(folder: Path, *, recursive: bool = False) -> FolderScan:
             for fname in filenames:
                 (images if is_image_name(fname) else ignored).append(prefix + fname)
     else:
+        nested: list[str] = []
         with os.scandir(folder) as it:
             for entry in it:
                 if entry.is_file():
                     (images if is_image_name(entry.name) else ignored).append(entry.name)
+                elif entry.is_dir():  # not read, but never silently: a nested copy would look like missing images
+                    inner = scan_images(Path(entry.path), recursive=True)
+                    nested += [f"{entry.name}/{rel}" for rel in inner.images]
+        images.sort()
+        ignored.sort()
+        return FolderScan(folder, images, ignored, sorted(nested))
     images.sort()
     ignored.sort()
     return FolderScan(folder, images, ignored)
@@ -136,6 +146,8 @@ def parse_folder(folder: Path, dataset_dir: Path, parse: NameParser, *, recursiv
             junk += 1
             continue
         records.append(ImageRecord(scan.full_path(rel), pid, camid, occluded))
+    unparsed += [f"{prefix}{rel}: in a subfolder, not read (the images of {prefix or './'} lie directly in it)"
+                 for rel in scan.nested]
     return ParsedFolder(records, unparsed, junk, len(scan.ignored))
 
 

@@ -20,12 +20,14 @@ GALLERY_CAMID = 1
 
 
 def cross_set_parser(camid: int, pattern: re.Pattern[str] = _PREFIX):
-    """A parser for ``<pid>/<name>`` (pid = folder name) or ``<pid>_<idx>.ext`` (pid = prefix), fixed ``camid``."""
+    """A parser for ``<pid>/<pid>_<idx>.ext`` (a person's folder; a file whose prefix is another pid is not read) or
+    ``<pid>_<idx>.ext`` (pid = prefix), fixed ``camid``."""
 
     def parse(relpath: str) -> tuple[int, int] | None:
         parts = relpath.split("/")
-        if len(parts) == 2 and parts[0].isdigit():
-            return int(parts[0]), camid
+        if len(parts) == 2 and parts[0].isdigit():  # a person's folder: its files are named <pid>_<idx>
+            m = pattern.match(parts[1])
+            return (int(parts[0]), camid) if m and int(m.group(1)) == int(parts[0]) else None
         if len(parts) == 1:
             m = pattern.match(parts[0])
             return (int(m.group(1)), camid) if m else None

@@ -72,14 +72,15 @@ class OPReID(MarketStyleDataset):
             except ValueError:
                 raise DataError(f"{manifest}:{line}: occluded={row['occluded']!r} is not true/false") from None
             pid = row.get("pid", "").strip()
-            by_rel[rel] = (flag, (row.get("scene") or "").strip() or None, int(pid) if pid.lstrip("-").isdigit()
+            # keyed ignoring case, as the split folders are found (query/ or Query/)
+            by_rel[rel.lower()] = (flag, (row.get("scene") or "").strip() or None, int(pid) if pid.lstrip("-").isdigit()
                            else None)
         matched: set[str] = set()
         pid_mismatch = unlisted = 0
         for split in SPLITS:
             updated: list[ImageRecord] = []
             for rec in getattr(raw, split):
-                rel = os.path.relpath(rec.path, dataset_dir).replace(os.sep, "/")
+                rel = os.path.relpath(rec.path, dataset_dir).replace(os.sep, "/").lower()
                 info = by_rel.get(rel)
                 if info is None:
                     unlisted += 1

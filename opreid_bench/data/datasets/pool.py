@@ -53,6 +53,14 @@ class PoolDataset(ReIDDataset):
 
         fmt = self._format()
         pool = load_pool(self.root, fmt, pattern=self.options["pattern"] if fmt == "folder" else None)
-        raw = RawSplits(train=list(pool), unparsed=list(pool.skipped))
+        raw = RawSplits(train=list(pool))
+        for skipped in pool.skipped:  # counted as every loader counts them: junk, non-image files, the rest named
+            reason = skipped.rsplit(": ", 1)[-1]
+            if reason == "not an image file":
+                raw.ignored += 1
+            elif reason == "junk (negative pid)":
+                raw.junk += 1
+            else:
+                raw.unparsed.append(skipped)
         raw.notes.append("a pool: every crop is counted under train (query and gallery are drawn by build-split)")
         return raw
