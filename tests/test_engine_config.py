@@ -133,3 +133,18 @@ def test_criterion_composition_per_method() -> None:
     no_rp = {k: v for k, v in outputs.items() if not k.startswith("rp")}
     _, parts = ReIDCriterion(load_method_config("ours_ablation_3_dnl").loss)(no_rp, targets)
     assert set(parts) == {"ce_global", "bed_global", "loss"}
+
+
+def test_a_head_count_that_does_not_divide_the_feature_is_refused_at_load() -> None:
+    """The multi-head classifier splits the backbone's feature equally: a count that does not divide it must fail when
+    the config is read (also in `reproduce --dry-run`), not as a traceback when the model is built."""
+    from opreid_bench.errors import ConfigError
+    from opreid_bench.modeling.backbones import BACKBONES
+    from opreid_bench.modeling.config import BACKBONE_FEATURE_DIMS
+
+    assert {n: BACKBONES.get(n)().out_channels for n in BACKBONES.names()} == BACKBONE_FEATURE_DIMS
+    with pytest.raises(ConfigError, match=r"model.num_heads=3 must divide the resnet50 feature dimension 2048"):
+        load_method_config("ours", ["model.num_heads=3"])
+    assert load_method_config("ours", ["model.backbone=mobilenetv2", "model.num_heads=5"]).model.num_heads == 5
+    with pytest.raises(ConfigError, match="'seed' must be >= 0, got -1"):
+        load_method_config("ours", ["seed=-1"])

@@ -337,6 +337,8 @@ def validate_config(cfg: MethodConfig, source: str = "config") -> None:
             raise ConfigError(f"{source}: '{key}' must be >= 1, got {value}")
     if d.batch_p < 2:
         raise ConfigError(f"{source}: 'data.batch_p' must be >= 2 (metric losses need negatives), got {d.batch_p}")
+    if cfg.seed < 0:
+        raise ConfigError(f"{source}: 'seed' must be >= 0, got {cfg.seed}")
     if d.workers < 0 or d.padding < 0 or d.decoded_cache_mb < 0 or o.warmup_epochs < 0 or e.period < 0:
         raise ConfigError(f"{source}: data.workers, data.padding, data.decoded_cache_mb, optim.warmup_epochs, "
                           "eval.period must be >= 0")

@@ -11,6 +11,9 @@ from dataclasses import dataclass, fields
 from opreid_bench.errors import ConfigError
 
 BACKBONE_NAMES = ("resnet50", "mobilenetv2", "resnet_mini")
+# The feature dimension each backbone gives (its out_channels; tested against the built backbones): the multi-head
+# classifier splits it into model.num_heads equal parts, which a config must allow before any training starts.
+BACKBONE_FEATURE_DIMS = {"resnet50": 2048, "mobilenetv2": 1280, "resnet_mini": 512}
 POOLINGS = ("avg", "gem")
 CLASSIFIERS = ("linear", "multihead_cosine")
 ME_MODES = ("subtract", "tde")
@@ -76,6 +79,11 @@ class ModelConfig:
             raise ConfigError(f"model.last_stride={self.last_stride!r} must be 1 or 2")
         if not isinstance(self.num_heads, int) or self.num_heads < 1:
             raise ConfigError(f"model.num_heads={self.num_heads!r} must be a positive integer")
+        dim = BACKBONE_FEATURE_DIMS[self.backbone.lower()]
+        if self.classifier.lower() == "multihead_cosine" and dim % self.num_heads:
+            fits = [n for n in range(1, 17) if dim % n == 0]
+            raise ConfigError(f"model.num_heads={self.num_heads} must divide the {self.backbone} feature dimension "
+                              f"{dim} (the heads split it equally; e.g. {', '.join(map(str, fits))})")
         for name in ("dnl_temperature", "cos_tau", "cos_gamma", "me_alpha"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
