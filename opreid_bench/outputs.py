@@ -146,6 +146,16 @@ def refuse_foreign_file(out: PathLike, command: str, is_ours: Callable[[Path], b
                           "(nothing is overwritten that this command did not write)")
 
 
+def foreign_entries(folder: PathLike, is_ours: Callable[[Path], bool]) -> list[str]:
+    """Names of the entries of ``folder`` that ``is_ours`` does not recognise (sorted; none when the folder is
+    missing). Why: a command that adds its outputs to a folder (runs of a recipe, a run.json) must not mix them into
+    a folder of the user's own files; the caller refuses such a folder in one line."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name not in (".DS_Store", "Thumbs.db") and not is_ours(p))
+
+
 def file_starts_with(path: Path, first_line: str) -> bool:
     """True when ``path``'s first line is ``first_line`` (a CSV header or a text table's head); False when unreadable."""
     try:

@@ -111,3 +111,10 @@ def test_onnx_run_becomes_a_measured_leaderboard_row(exported: dict, capsys: pyt
     (foreign / "run.json").write_text('{"method": "x"}\n')
     line = cli_error(["evaluate", "--onnx", exported["onnx"], *DATA, "--root", root, "--run-dir", foreign], capsys)
     assert "was not written by" in line and (foreign / "run.json").read_text() == '{"method": "x"}\n'
+    # nor is a run.json added to a folder of the user's own files
+    drafts = tmp / "drafts"
+    drafts.mkdir()
+    (drafts / "paper_draft.tex").write_text("mine\n")
+    line = cli_error(["evaluate", "--onnx", exported["onnx"], *DATA, "--root", root, "--run-dir", drafts], capsys)
+    assert "holds files `evaluate` did not write (e.g. paper_draft.tex)" in line
+    assert sorted(p.name for p in drafts.iterdir()) == ["paper_draft.tex"]

@@ -213,6 +213,10 @@ def test_plan_roots_vars_and_status(tiny_recipe: Path, tiny_root: Path, tmp_path
     (tmp_path / "ours__cuhk03_labeled" / "checkpoints" / "last.pt").write_bytes(b"")
     plan = plan_recipe(recipe, tmp_path, variables=[f"ROOT={tiny_root}"], sets=["optim.epochs=2"])
     assert plan.runs[0].status == "partial" and plan.runs[0].config.optim.epochs == 2
+    # the runs go into a folder of their own: a folder of the user's files is refused, before anything is written
+    (tmp_path / "paper_draft.tex").write_text("mine\n")
+    with pytest.raises(OpreidError, match=r"holds 1 entry that no `opreid-bench` run wrote \(e.g. paper_draft.tex\)"):
+        plan_recipe(recipe, tmp_path, variables=[f"ROOT={tiny_root}"])
     assert "--resume" in plan.to_dict()["runs"][0]["commands"][0]
 
 

@@ -204,7 +204,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
           --dataset occluded_duke --root data
     """
     from opreid_bench.evaluation.evaluator import REPORT_WRITER
-    from opreid_bench.outputs import json_written_by, refuse_foreign_file
+    from opreid_bench.outputs import foreign_entries, json_written_by, refuse_foreign_file
 
     refuse_output_over_input(out, "--out", {"--features": features, "--weights": weights, "--onnx": onnx_model})
     if out is not None:
@@ -217,6 +217,9 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
         from opreid_bench.engine.onnx_runner import RUN_WRITER
 
         refuse_foreign_file(run_dir / "run.json", "evaluate", lambda p: json_written_by(p, RUN_WRITER), "--run-dir")
+        if foreign := foreign_entries(run_dir, lambda p: p.name == "run.json"):
+            raise OpreidError(f"--run-dir {run_dir} holds files `evaluate` did not write (e.g. {foreign[0]}); a run "
+                              "folder holds only its run.json: choose another --run-dir")
     zoo_size = zoo_input_size(zoo, onnx_model, input_size, mean, std, channel_order, onnx_output)
     onnx_kwargs = None
     if onnx_model is not None:

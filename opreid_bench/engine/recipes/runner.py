@@ -26,7 +26,7 @@ from opreid_bench.engine.config import (
     with_defaults,
 )
 from opreid_bench.engine.recipes.schema import Recipe, expand, method_path, variable_lookup
-from opreid_bench.errors import ConfigError, OpreidError
+from opreid_bench.errors import ConfigError, OpreidError, OutputError
 
 # config keys a finished run may differ in from the recipe's config and still count as the same run
 _SAME_RUN_IGNORES = (*SAME_RUN_KEYS, "model.pretrained")
@@ -170,6 +170,7 @@ def plan_recipe(
     ``variables``: ``NAME=VALUE`` for ``${NAME}``; ``sets``: ``--set`` overrides applied after the recipe's.
     """
     from opreid_bench.data.protocols import load_protocol
+    from opreid_bench.outputs import foreign_entries, read_marker
 
     out = Path(out).expanduser()
     cli_vars, bare_var = _parse_pairs(variables, "--var")
@@ -270,6 +271,13 @@ def plan_recipe(
     for path in sorted(weights_needed):
         if not Path(path).is_file():
             problems.append(f"{path}: pretrained backbone file not found; pass --pretrained BACKBONE=PATH")
+    planned = {run.run_dir.name for run in runs}
+    inputs = {os.path.realpath(recipe.source)} if recipe.source else set()
+    foreign = foreign_entries(out, lambda p: p.name in planned or (p.is_dir() and read_marker(p) is not None)
+                              or os.path.realpath(p) in inputs)
+    if foreign:  # the runs of a recipe go into a folder of their own: never among the user's files
+        raise OutputError(f"--out {out} holds {len(foreign):,} entr{'y' if len(foreign) == 1 else 'ies'} that no "
+                          f"`opreid-bench` run wrote (e.g. {foreign[0]}); choose another --out")
     return Plan(recipe=recipe, out=out, device=device or recipe.device, roots=root_of, runs=runs,
                 problems=list(dict.fromkeys(problems)))
 
