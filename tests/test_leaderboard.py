@@ -194,3 +194,20 @@ def test_published_partial_reid_numbers_sit_with_the_partial_probes_not_the_occl
     by_set = {r.dataset: sorted(x.source == "published" for x in rows if x.dataset == r.dataset) for r in rows}
     assert by_set["partial_reid"] == [False]  # the occluded probes: the run alone
     assert by_set[PARTIAL_PROBES] == [False] + [True] * len(published)
+
+
+def test_an_ablation_a_run_from_scratch_and_capped_epochs_do_not_read_as_the_method(tmp_path: Path) -> None:
+    from opreid_bench.engine.config import load_method_config
+
+    runs = tmp_path / "runs"
+    for name, sets in (("full", []), ("no_dnl", ["model.dnl=false", "model.non_local=true"]),
+                       ("capped", ["optim.max_iters_per_epoch=3"])):
+        (runs / name).mkdir(parents=True)
+        config = load_method_config("ours", sets).to_dict()
+        (runs / name / "run.json").write_text(json.dumps({"method": "ours", "config": config, "metrics_unit": "fraction",
+                                                          "results": {"cuhk03_labeled": {"rank1": 0.5, "mAP": 0.4}}}))
+    rows = {Path(r.source).name: r for r in load_runs([runs])}
+    assert rows["full"].method == "ours" and "changed" not in rows["full"].details
+    assert rows["full"].details["init"] == "random"
+    assert rows["no_dnl"].method == "ours*" and "model.dnl: False" in rows["no_dnl"].details["changed"]
+    assert rows["capped"].method == "ours" and rows["capped"].details["iterations"] == "at most 3 per epoch"

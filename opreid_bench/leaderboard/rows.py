@@ -192,16 +192,53 @@ def _rows_from_run_json(path: Path) -> list[LeaderboardRow]:
         raise DataError(f"{path}: 'results' must map dataset -> metrics, got {type(results).__name__}")
     rows = []
     unit = run_json_unit(info, path) if results else "fraction"
+    training = training_notes(info)
+    details.update(training)
+    method = str(info.get("method", path.parent.name)) + ("*" if "changed" in training else "")
     for dataset, metrics in sorted(results.items()):
         if not isinstance(metrics, dict):
             raise DataError(f"{path}: results.{dataset} must map metric -> value, got {metrics!r}")
         note = other_split_note(dataset, metrics)
-        rows.append(LeaderboardRow(method=str(info.get("method", path.parent.name)), dataset=dataset,
+        rows.append(LeaderboardRow(method=method, dataset=dataset,
                                    rank1=_as_percent(metrics, "rank1", unit, path, f"results.{dataset}"),
                                    mAP=_as_percent(metrics, "mAP", unit, path, f"results.{dataset}"),
                                    source=str(path.parent),
                                    details={**details, **({"other_split": note} if note else {})}))
     return rows
+
+
+# Keys a run's row shows apart (backbone, input size, epochs) or that do not change what is trained.
+_SHOWN_KEYS = ("method", "seed", "model.backbone", "model.pretrained", "data.height", "data.width",
+               "optim.max_iters_per_epoch")
+
+
+def training_notes(info: dict) -> dict[str, str]:
+    """What a run's row must say about how it was trained, read from ``run.json``'s ``config``: ``init`` (ImageNet
+    weights or random), ``iterations`` when epochs were capped (``optim.max_iters_per_epoch``), and ``changed``: the
+    settings that differ from its method's shipped config (an ablation such as ``model.dnl``), which also mark the
+    method ``NAME*``. Why: without them an ablation, a run from scratch and a shortened run all read as the method.
+    Empty for a run.json without a config (another toolkit's, an ONNX evaluation)."""
+    from opreid_bench.engine.config import SAME_RUN_KEYS, config_differences, load_method_config, with_defaults
+    from opreid_bench.errors import ConfigError
+
+    config = info.get("config")
+    if not isinstance(config, dict):
+        return {}
+    notes: dict[str, str] = {}
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    optim = config.get("optim") if isinstance(config.get("optim"), dict) else {}
+    notes["init"] = "ImageNet weights" if model.get("pretrained") else "random"
+    if optim.get("max_iters_per_epoch"):
+        notes["iterations"] = f"at most {optim['max_iters_per_epoch']} per epoch"
+    try:
+        shipped = load_method_config(str(config.get("method") or info.get("method")))
+    except (ConfigError, OSError):
+        return notes  # a method of the user's own: nothing to compare with
+    diffs = config_differences(with_defaults(config), shipped.to_dict(), ignore=(*SAME_RUN_KEYS, *_SHOWN_KEYS),
+                               labels=("here", "in the method's file"))
+    if diffs:
+        notes["changed"] = "; ".join(d.split(" here,")[0] for d in diffs[:4]) + (" ..." if len(diffs) > 4 else "")
+    return notes
 
 
 def other_split_note(dataset: str, metrics: dict) -> str | None:
