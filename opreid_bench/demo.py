@@ -586,6 +586,8 @@ def print_summary(res: DemoResult) -> None:
                       "demo_metrics.json)")
     for name, path in res.files.items():
         console.print(f"  {name}: {path}")
-    console.print("Next: `opreid-bench leaderboard --runs <run dir>` puts a run next to the paper's tables; "
+    console.print("Next: the demo's runs are compared in its own leaderboard file above (they are evaluated on the "
+                  "demo split, into demo_metrics.json); `opreid-bench leaderboard --runs <run dir>` puts a run "
+                  "trained and evaluated with `opreid-bench train` next to the paper's tables; "
                   "`opreid-bench visualize --features <run dir>/features.h5 --out vis/` shows the rank lists "
                   "(`--compare` another run's features.h5 for the queries one model wins).")

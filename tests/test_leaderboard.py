@@ -211,3 +211,15 @@ def test_an_ablation_a_run_from_scratch_and_capped_epochs_do_not_read_as_the_met
     assert rows["full"].details["init"] == "random"
     assert rows["no_dnl"].method == "ours*" and "model.dnl: False" in rows["no_dnl"].details["changed"]
     assert rows["capped"].method == "ours" and rows["capped"].details["iterations"] == "at most 3 per epoch"
+
+
+def test_runs_without_results_are_named_not_silently_left_out(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from opreid_bench.cli import main
+
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "run.json").write_text(json.dumps({"method": "bot", "results": {}}))
+    with pytest.raises(SystemExit) as exc:
+        main(["leaderboard", "--runs", str(tmp_path / "runs"), "--no-published", "--json"])
+    assert exc.value.code == 0
+    err = capsys.readouterr().err
+    assert "note: 1 run(s) hold no evaluation results and give no row" in err and "runs/a/run.json" in err

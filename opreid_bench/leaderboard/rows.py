@@ -178,6 +178,22 @@ def load_runs(run_dirs: list[str | Path]) -> list[LeaderboardRow]:
     return rows
 
 
+def runs_without_results(run_dirs: list[str | Path]) -> list[Path]:
+    """The ``run.json`` files under ``run_dirs`` (as :func:`load_runs` finds them) that hold no results: runs trained
+    with ``eval.at_end=false``, or evaluated only into their own files. Why: such runs give no row, and a leaderboard
+    that is silently empty reads as a bug."""
+    empty = []
+    for d in run_dirs:
+        for path in sorted(Path(d).glob("run.json")) + sorted(Path(d).glob("*/run.json")):
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue  # load_runs names it
+            if isinstance(info, dict) and not info.get("results"):
+                empty.append(path)
+    return empty
+
+
 def _rows_from_run_json(path: Path) -> list[LeaderboardRow]:
     try:
         info = json.loads(path.read_text())

@@ -37,12 +37,17 @@ def leaderboard(run_dirs: tuple[Path, ...], datasets: tuple[str, ...], metric: s
     from opreid_bench.atomic import atomic_write_text
     from opreid_bench.leaderboard import load_published, load_runs, select_rows
     from opreid_bench.leaderboard import render as R
+    from opreid_bench.leaderboard.rows import runs_without_results
     from opreid_bench.outputs import output_folder, refuse_foreign_file
 
     if out is not None:
         refuse_foreign_file(out, "leaderboard", R.is_leaderboard_output)
     rows = [] if no_published else load_published()
     rows += load_runs(list(run_dirs))
+    if empty := runs_without_results(list(run_dirs)):
+        click.echo(f"note: {len(empty):,} run(s) hold no evaluation results and give no row (e.g. {empty[0]}; trained "
+                   "with eval.at_end=false?): evaluate them with `opreid-bench evaluate --weights RUN/model.pt`",
+                   err=True)
     rows = R.sort_rows(select_rows(rows, datasets, tables, metric))
     if as_json:
         fmt = "json"
