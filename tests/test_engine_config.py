@@ -148,3 +148,13 @@ def test_a_head_count_that_does_not_divide_the_feature_is_refused_at_load() -> N
     assert load_method_config("ours", ["model.backbone=mobilenetv2", "model.num_heads=5"]).model.num_heads == 5
     with pytest.raises(ConfigError, match="'seed' must be >= 0, got -1"):
         load_method_config("ours", ["seed=-1"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.flip_p=2.0", "'data.flip_p' is a probability and must lie in [0, 1], got 2.0"),
+    ("data.re_prob=-1", "'data.re_prob' is a probability"),
+    ("loss.ce_weight=-1", "'loss.ce_weight' must be >= 0, got -1"),
+])
+def test_probabilities_and_weights_out_of_range_are_refused(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_method_config("ours", [override])

@@ -339,6 +339,15 @@ def validate_config(cfg: MethodConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: 'data.batch_p' must be >= 2 (metric losses need negatives), got {d.batch_p}")
     if cfg.seed < 0:
         raise ConfigError(f"{source}: 'seed' must be >= 0, got {cfg.seed}")
+    for key, value in (("data.flip_p", d.flip_p), ("data.re_prob", d.re_prob), ("loss.label_smoothing",
+                                                                                lo.label_smoothing)):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{source}: '{key}' is a probability and must lie in [0, 1], got {value}")
+    for key, value in (("loss.ce_weight", lo.ce_weight), ("loss.triplet_weight", lo.triplet_weight),
+                       ("loss.bed_weight", lo.bed_weight), ("loss.triplet_margin", lo.triplet_margin),
+                       ("loss.bed_alpha", lo.bed_alpha), ("optim.momentum", o.momentum)):
+        if value < 0:
+            raise ConfigError(f"{source}: '{key}' must be >= 0, got {value}")
     if d.workers < 0 or d.padding < 0 or d.decoded_cache_mb < 0 or o.warmup_epochs < 0 or e.period < 0:
         raise ConfigError(f"{source}: data.workers, data.padding, data.decoded_cache_mb, optim.warmup_epochs, "
                           "eval.period must be >= 0")
