@@ -224,15 +224,17 @@ def _rows_from_run_json(path: Path) -> list[LeaderboardRow]:
 
 
 # Keys a run's row shows apart (backbone, input size, epochs) or that do not change what is trained.
-_SHOWN_KEYS = ("method", "seed", "model.backbone", "model.pretrained", "data.height", "data.width",
+_SHOWN_KEYS = ("method", "seed", "model.backbone", "model.pretrained", "model.last_stride", "data.height", "data.width",
                "optim.max_iters_per_epoch")
+_COMPONENT_DATA_KEYS = ("cbe", "cbe_stripes", "random_erasing")
 
 
 def training_notes(info: dict) -> dict[str, str]:
     """What a run's row must say about how it was trained, read from ``run.json``'s ``config``: ``init`` (ImageNet
     weights or random), ``iterations`` when epochs were capped (``optim.max_iters_per_epoch``), and ``changed``: the
-    settings that differ from its method's shipped config (an ablation such as ``model.dnl``), which also mark the
-    method ``NAME*``. Why: without them an ablation, a run from scratch and a shortened run all read as the method.
+    components (``model``, ``loss``, the CBE batch) that differ from its method's shipped config (an ablation such as
+    ``model.dnl``), which also mark the method ``NAME*``; a recipe's schedule and batch size are its budget, not a
+    change of method. Why: without them an ablation, a run from scratch and a shortened run all read as the method.
     Empty for a run.json without a config (another toolkit's, an ONNX evaluation)."""
     from opreid_bench.engine.config import SAME_RUN_KEYS, config_differences, load_method_config, with_defaults
     from opreid_bench.errors import ConfigError
@@ -250,7 +252,11 @@ def training_notes(info: dict) -> dict[str, str]:
         shipped = load_method_config(str(config.get("method") or info.get("method")))
     except (ConfigError, OSError):
         return notes  # a method of the user's own: nothing to compare with
-    diffs = config_differences(with_defaults(config), shipped.to_dict(), ignore=(*SAME_RUN_KEYS, *_SHOWN_KEYS),
+    run, own = with_defaults(config), shipped.to_dict()
+    # the method's components (model, losses, the CBE batch), not the budget a recipe sets (schedule, batch size)
+    pick = lambda c: {"model": c.get("model", {}), "loss": c.get("loss", {}),  # noqa: E731
+                      "data": {k: (c.get("data") or {}).get(k) for k in _COMPONENT_DATA_KEYS}}
+    diffs = config_differences(pick(run), pick(own), ignore=(*SAME_RUN_KEYS, *_SHOWN_KEYS),
                                labels=("here", "in the method's file"))
     if diffs:
         notes["changed"] = "; ".join(d.split(" here,")[0] for d in diffs[:4]) + (" ..." if len(diffs) > 4 else "")
