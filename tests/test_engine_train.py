@@ -136,6 +136,9 @@ def test_resume_equals_uninterrupted_run(tiny_splits: DatasetSplits, tmp_path: P
     with pytest.raises(CheckpointError, match="different config"):
         train(tiny_cfg("ours", "optim.epochs=3", "model.dnl=false", *extra), tiny_splits, tmp_path / "b",
               resume=True, progress=False)
+    # ... and with another method, which is named as the cause
+    with pytest.raises(CheckpointError, match="--resume of a 'ours' run with method 'bot'"):
+        train(tiny_cfg("bot", "optim.epochs=3", *extra), tiny_splits, tmp_path / "b", resume=True, progress=False)
     # `train --resume` without --method takes the run's own config from its checkpoint, --set values on top
     from opreid_bench.engine.train import resume_config
 

@@ -320,6 +320,9 @@ def _restore(path: Path, cfg: MethodConfig, num_classes: int, model: torch.nn.Mo
     """Load a training checkpoint into fresh objects; returns the number of epochs it completed."""
     state = load_checkpoint(path)
     stored = checkpoint_config(state, path)
+    if stored.method != cfg.method:  # say the cause, not the first setting the two methods differ in
+        raise CheckpointError(f"{path}: --resume of a '{stored.method}' run with method '{cfg.method}'; leave "
+                              "--method out (the run's own config is used) or train into another --out")
     diffs = config_differences(stored.to_dict(), cfg.to_dict(), ignore=SAME_RUN_KEYS,
                                labels=("in the checkpoint", "now"))
     if diffs:
