@@ -511,11 +511,16 @@ def output_folder(
         out.mkdir(parents=True, exist_ok=True)
         marker_args: dict[str, Any] = dict(command=command, kind=kind, fingerprint=fingerprint, options=options)
         if not swap:
-            with lock_inside(out, command):
-                write_marker(out, complete=False, **marker_args)
-                clean_stale_tmp(out, recursive=True)
-                yield out
-                write_marker(out, complete=True, **marker_args)
+            try:
+                with lock_inside(out, command):
+                    write_marker(out, complete=False, **marker_args)
+                    clean_stale_tmp(out, recursive=True)
+                    yield out
+                    write_marker(out, complete=True, **marker_args)
+            except BaseException:
+                if created:
+                    _remove_if_only_marker(out)  # a first run that failed before writing anything leaves no folder
+                raise
             return
         if created or read_marker(out) is None:
             write_marker(out, complete=False, **marker_args)  # so a killed first run's folder is still ours

@@ -73,3 +73,17 @@ def test_train_errors_are_one_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["train", "--method", "bot", "--dataset", "cuhk03_labeled", "--root", str(root),
                                    "--out", str(tmp_path / "r"), "--set", "model.dnll=true"])
     assert "unknown key 'model.dnll'" in str(res.exception)
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_the_time_limit_says_how_to_continue(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "data")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--method", "bot", "--dataset", "cuhk03_labeled", "--root", str(root),
+                                      "--out", str(run), "--backbone", "resnet_mini", "--epochs", "3", "--height", "32",
+                                      "--width", "16", "--batch-p", "3", "--batch-k", "4", "--set",
+                                      "optim.max_iters_per_epoch=1", "--set", "eval.at_end=false",
+                                      "--time-limit", "0.00001", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["stopped_early"] is True
+    assert f"stopped by --time-limit after 1 epoch(s): `opreid-bench train --resume --out {run}" in result.stderr

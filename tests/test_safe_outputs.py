@@ -178,3 +178,19 @@ def test_output_folder_refuses_a_file_and_marks_in_place_folders(tmp_path) -> No
     assert json.loads((tmp_path / "pool" / MARKER).read_text())["fingerprint"] == "abc"
     with pytest.raises(OutputError, match="synth"), output_folder(tmp_path / "pool", "train", kind="run"):
         pass
+
+
+def test_a_first_in_place_run_that_fails_before_writing_leaves_no_folder(tmp_path) -> None:
+    with pytest.raises(RuntimeError), output_folder(tmp_path / "run", "train", kind="run"):
+        raise RuntimeError("a wrong --pretrained, say")
+    assert not (tmp_path / "run").exists()
+    # one that wrote something keeps it (a resume continues from it), marked incomplete
+    with pytest.raises(RuntimeError), output_folder(tmp_path / "run", "train", kind="run") as folder:
+        (folder / "metrics.jsonl").write_text("{}\n")
+        raise RuntimeError("killed")
+    assert read_marker(tmp_path / "run")["complete"] is False and (tmp_path / "run" / "metrics.jsonl").exists()
+    # and a folder that existed before is never removed
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(RuntimeError), output_folder(tmp_path / "mine", "train", kind="run"):
+        raise RuntimeError("x")
+    assert (tmp_path / "mine").is_dir()

@@ -89,8 +89,16 @@ def train_cmd(method: str | None, config_file: Path | None, dataset: str, root: 
 
         raise CheckpointError(f"{cfg.model.pretrained}: pretrained backbone file not found (model.pretrained)")
     splits = load_dataset(dataset, root, **parse_key_values(dataset_option))
-    result = train(cfg, splits, out, device=device, resume=resume, junk=dataset_junk(dataset),
-                   time_limit_minutes=time_limit)
+    try:
+        result = train(cfg, splits, out, device=device, resume=resume, junk=dataset_junk(dataset),
+                       time_limit_minutes=time_limit)
+    except KeyboardInterrupt:
+        click.echo(f"stopped: `opreid-bench train --resume --out {out} --dataset {dataset} --root {root}` continues "
+                   "from the last finished epoch", err=True)
+        raise
+    if result.stopped_early:
+        click.echo(f"stopped by --time-limit after {result.epochs_done} epoch(s): `opreid-bench train --resume --out "
+                   f"{out} ...` continues", err=True)
     summary = {"run_dir": str(result.run_dir), "method": cfg.method, "dataset": dataset,
                "epochs": result.epochs_done, "minutes": round(result.minutes, 3),
                "stopped_early": result.stopped_early, "metrics": result.final_metrics}
