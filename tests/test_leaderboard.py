@@ -180,7 +180,7 @@ def test_published_partial_reid_numbers_sit_with_the_partial_probes_not_the_occl
     """The published Partial-REID numbers read the partial-body probes; the loader's default reads the occluded ones.
     A run on the default must not be ranked against them, and a run with query_folder=partial (or reproduce_cpu.py's
     partial_reid_partial) must be."""
-    from opreid_bench.engine.onnx_runner import result_key
+    from opreid_bench.engine.extract import result_key
     from opreid_bench.leaderboard.rows import load_later_work, select_rows
 
     assert result_key("partial_reid", "query_folder=partial") == PARTIAL_PROBES

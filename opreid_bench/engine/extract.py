@@ -241,3 +241,11 @@ def options_text(options: dict[str, str]) -> str:
     """Dataset loader options as one sorted ``key=value,key=value`` text: recorded with the features (an HDF5
     attribute holds no dict), since the same dataset read with other options is another protocol."""
     return ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+def result_key(dataset: str, options: str = "") -> str:
+    """The key of one evaluation in ``run.json``'s ``results``: the dataset's name, with the loader options
+    (:func:`options_text`) when any were given (``partial_reid (query_folder=partial)``). Why: the same dataset read
+    with other options is another protocol (another query set), and its numbers must neither replace nor read as
+    the standard one's."""
+    return f"{dataset} ({options})" if options else dataset

@@ -440,21 +440,13 @@ def onnx_feature_sets(
     return query, gallery, attrs
 
 
-def result_key(dataset: str, options: str = "") -> str:
-    """The key of one evaluation in ``run.json``'s ``results``: the dataset's name, with the loader options
-    (:func:`options_text`) when any were given (``partial_reid (query_folder=partial)``). Why: the same dataset read
-    with other options is another protocol (another query set), and its numbers must neither replace nor read as
-    the standard one's."""
-    return f"{dataset} ({options})" if options else dataset
-
-
 def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], metrics: dict[str, Any],
                    hardware: str = "") -> Path:
     """Record an ``--onnx`` evaluation as a leaderboard run: ``RUN_DIR/run.json`` (metrics as fractions).
 
     A run.json this command wrote for the same model (same SHA-256) gains the new dataset's results, under
-    :func:`result_key` (a dataset read with loader options is kept apart from the standard protocol); any other
-    run.json is refused (never overwritten). Written atomically.
+    :func:`opreid_bench.engine.extract.result_key` (a dataset read with loader options is kept apart from the
+    standard protocol); any other run.json is refused (never overwritten). Written atomically.
     """
     from opreid_bench.atomic import atomic_write_text
 
@@ -471,6 +463,8 @@ def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], met
         if info.get("onnx_sha256") != attrs["onnx_sha256"] or info.get("method") != name:
             raise OutputError(f"{path}: records another model ({info.get('method')!r}, {info.get('onnx')}); choose "
                               "another --run-dir")
+    from opreid_bench.engine.extract import result_key
+
     results = dict(info.get("results") or {})
     options = str(attrs.get("dataset_options") or "")
     results[result_key(str(attrs["dataset"]), options)] = {**metrics, **({"dataset_options": options} if options
@@ -497,4 +491,4 @@ def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], met
 
 __all__ = ["OnnxFeatureExtractor", "Preprocessing", "PreprocessingOptions", "onnx_feature_sets",
            "open_session", "parse_input_size", "parse_triple", "preprocessing_metadata", "resolve_preprocessing",
-           "result_key", "write_onnx_run"]
+           "write_onnx_run"]

@@ -32,7 +32,7 @@ import numpy as np
 from opreid_bench.errors import EvaluationError
 from opreid_bench.evaluation.retrieval import (
     METRICS,
-    prepare_features,
+    prepare_pair,
     resolve_device,
     stable_topk,
 )
@@ -468,15 +468,7 @@ def rerank_features(
     """
     if metric not in METRICS:
         raise EvaluationError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    from opreid_bench.evaluation.distances import centred_features
-
-    q = prepare_features(qf, "query features")
-    g = prepare_features(gf, "gallery features")
-    if q.shape[1] != g.shape[1]:
-        raise EvaluationError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
-    if metric == "euclidean":  # less the gallery's mean, as the evaluator takes its distances
-        q_np, g_np = centred_features(q, g, metric)
-        q, g = prepare_features(q_np, "query features"), prepare_features(g_np, "gallery features")
+    q, g = prepare_pair(qf, gf, metric)  # euclidean: less the gallery's mean, as the evaluator
     dev = resolve_device(device)
     source = _FeatureSource(q, g, metric, dev)
     if ann is not None:

@@ -129,6 +129,23 @@ def prepare_features(features: np.ndarray | torch.Tensor, name: str) -> torch.Te
     return t
 
 
+def prepare_pair(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tensor, metric: str
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query and gallery features checked (:func:`prepare_features`, the same dimension) and, for euclidean, less the
+    gallery's mean (:func:`opreid_bench.evaluation.distances.centred_features`): what every ranking from features
+    starts from, so that search and re-ranking rank as ``evaluate`` does."""
+    from opreid_bench.evaluation.distances import centred_features
+
+    q = prepare_features(qf, "query features")
+    g = prepare_features(gf, "gallery features")
+    if q.shape[1] != g.shape[1]:
+        raise EvaluationError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
+    if metric == "euclidean":
+        q_np, g_np = centred_features(q, g, metric)
+        q, g = prepare_features(q_np, "query features"), prepare_features(g_np, "gallery features")
+    return q, g
+
+
 @dataclass
 class TopK:
     """Top-k search result: ``indices[i, r]`` is the gallery index at rank ``r`` of query ``i`` (0-based)."""
@@ -169,16 +186,8 @@ def topk_search(
         raise EvaluationError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if k < 1:
         raise EvaluationError(f"top-k: k must be at least 1, got {k}")
-    from opreid_bench.evaluation.distances import centred_features
-
     dev = resolve_device(device)
-    q = prepare_features(qf, "query features")
-    g = prepare_features(gf, "gallery features")
-    if q.shape[1] != g.shape[1]:
-        raise EvaluationError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
-    if metric == "euclidean":  # on features less the gallery's mean, as evaluate ranks (evaluation/distances.py)
-        q_np, g_np = centred_features(q, g, metric)
-        q, g = prepare_features(q_np, "query features"), prepare_features(g_np, "gallery features")
+    q, g = prepare_pair(qf, gf, metric)
     nq, ng = q.shape[0], g.shape[0]
     k = min(k, ng)
     auto_q, auto_g = _chunk_sizes(nq, ng, memory_mb)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from opreid_bench.engine.extract import result_key
 from opreid_bench.errors import DataError, OpreidError
 from opreid_bench.resources import resource_dir
 
@@ -18,9 +19,9 @@ PUBLISHED_DIR = resource_dir("baselines") / "published"
 
 # Partial-REID read with its partial-body probes: the protocol of the published Partial-REID numbers (fast-reid's and
 # PVPM's loaders read partial_body_images), the key `evaluate --option query_folder=partial --run-dir` files results
-# under (engine.onnx_runner.result_key), and reproduce_cpu.py's `partial_reid_partial`. The loader's default reads the
+# under, and reproduce_cpu.py's `partial_reid_partial`. The loader's default reads the
 # occluded probes, which is another protocol: its rows are kept apart.
-PARTIAL_PROBES = "partial_reid (query_folder=partial)"
+PARTIAL_PROBES = result_key("partial_reid", "query_folder=partial")
 DATASET_ALIASES = {"partial_reid_partial": PARTIAL_PROBES}
 
 DATASET_TITLES = {

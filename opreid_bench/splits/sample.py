@@ -475,17 +475,20 @@ def _fit_train_mix(train: list[_Identity], unused: list[_Identity], p: SplitProt
     def size(i: _Identity) -> int:
         return min(hi, i.n)
 
-    for kind in ("occ", "hol", "occ", "hol"):  # a swap for one kind can make the other short: twice each
-        def cap(i: _Identity, kind: str = kind) -> int:
+    def swap_for(train: list[_Identity], kind: str) -> list[_Identity]:  # kind: "occ" or "hol", the short one
+        def cap(i: _Identity) -> int:
             return min(hi, len(getattr(i, kind)))
 
-        def short(t: list[_Identity], kind: str = kind) -> bool:
+        def short(t: list[_Identity]) -> bool:
             got = _occluded_range(t, p)
             return got is not None and (k > got[1] if kind == "occ" else k < got[0])
 
         in_train = {i.pid for i in train}
-        train = _swap_in(train, [d for d in eligible if d.pid not in in_train], short, cap,
-                         lambda d, r, cap=cap: cap(d) > cap(r) and size(d) >= size(r))
+        return _swap_in(train, [d for d in eligible if d.pid not in in_train], short, cap,
+                        lambda d, r: cap(d) > cap(r) and size(d) >= size(r))
+
+    for kind in ("occ", "hol", "occ", "hol"):  # a swap for one kind can make the other short: twice each
+        train = swap_for(train, kind)
     return train
 
 

@@ -136,10 +136,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
                          unstable=unstable)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     info = result.to_json()
-    methods = ", ".join(f"{k} {v:,}" for k, v in info["mask_methods"].items())
-    click.echo(f"faces masked on {info['faces_masked']:,} of {len(result.manifest):,} crops ({methods}); query "
-               f"identities without a cross-camera match: {info['same_camera_queries']}; skipped crops: "
-               f"{info['skipped']}", err=True)
+    click.echo(f"{_faces_line(result.manifest)}; query identities without a cross-camera match: "
+               f"{info['same_camera_queries']}; skipped crops: {info['skipped']}", err=True)
     if result.set_aside_unstable is not None:
         click.echo(f"left out {result.set_aside_unstable:,} crops with an unstable label (--unstable exclude)",
                    err=True)
@@ -339,14 +337,19 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
         click.echo(f"warning: {warning}", err=True)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     if result.written is not None:
-        counts = result.written["mask_method"].value_counts().sort_index()
-        click.echo(f"faces masked on {int(result.written['face_masked'].sum()):,} of {len(result.written):,} crops ("
-                   + ", ".join(f"{k} {int(v):,}" for k, v in counts.items()) + ")", err=True)
+        click.echo(_faces_line(result.written), err=True)
     if result.written is not None and (warning := face_masking_warning(None if mask == "none" else mask)):
         click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
         click.echo(json.dumps(info))
     sys.stderr.flush()
+
+
+def _faces_line(written: Any) -> str:
+    """``faces masked on N of M crops (method count, ...)`` from a written split's manifest rows."""
+    counts = written["mask_method"].value_counts().sort_index()
+    methods = ", ".join(f"{k} {int(v):,}" for k, v in counts.items())
+    return f"faces masked on {int(written['face_masked'].sum()):,} of {len(written):,} crops ({methods})"
 
 
 COMMANDS = [build_split_cmd, mask_cmd, sample_cmd]

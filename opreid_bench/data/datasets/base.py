@@ -69,6 +69,7 @@ def scan_images(folder: Path, *, recursive: bool = False) -> FolderScan:
     """List the image files of ``folder`` (sorted by relative path); with ``recursive`` also in its subfolders."""
     images: list[str] = []
     ignored: list[str] = []
+    nested: list[str] = []  # images below a folder not read recursively: listed, never dropped silently
     if recursive:
         top = str(folder)
         for dirpath, dirnames, filenames in os.walk(top):
@@ -78,20 +79,13 @@ def scan_images(folder: Path, *, recursive: bool = False) -> FolderScan:
             for fname in filenames:
                 (images if is_image_name(fname) else ignored).append(prefix + fname)
     else:
-        nested: list[str] = []
         with os.scandir(folder) as it:
             for entry in it:
                 if entry.is_file():
                     (images if is_image_name(entry.name) else ignored).append(entry.name)
-                elif entry.is_dir():  # not read, but never silently: a nested copy would look like missing images
-                    inner = scan_images(Path(entry.path), recursive=True)
-                    nested += [f"{entry.name}/{rel}" for rel in inner.images]
-        images.sort()
-        ignored.sort()
-        return FolderScan(folder, images, ignored, sorted(nested))
-    images.sort()
-    ignored.sort()
-    return FolderScan(folder, images, ignored)
+                elif entry.is_dir():
+                    nested += [f"{entry.name}/{rel}" for rel in scan_images(Path(entry.path), recursive=True).images]
+    return FolderScan(folder, sorted(images), sorted(ignored), sorted(nested))
 
 
 @dataclass
