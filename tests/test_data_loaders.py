@@ -219,6 +219,15 @@ def test_partial_ilids_lowercase_alias_folders(tmp_path: Path) -> None:
     assert len(data.query) == 2 and len(data.gallery) == 3 and "/query/" in data.query[0].path
 
 
+def test_partial_ilids_pvpm_layout(tmp_path: Path) -> None:
+    """PVPM's release names the folders partial_body_images (probes) and whole_body_images (gallery)."""
+    touch_all(tmp_path / "Partial_iLIDS" / "partial_body_images", ["001.jpg", "002.jpg"])
+    touch_all(tmp_path / "Partial_iLIDS" / "whole_body_images", ["001.jpg", "002.jpg", "003.jpg"])
+    data = load_dataset("partial_ilids", tmp_path)
+    assert [r.pid for r in data.query] == [1, 2] and len(data.gallery) == 3
+    assert "/partial_body_images/" in data.query[0].path and "/whole_body_images/" in data.gallery[0].path
+
+
 def test_cuhk03_cameras_from_index(tmp_path: Path) -> None:
     base = tmp_path / "cuhk03_labeled"
     touch_all(base / "train", [f"{p:04d}_{k:02d}.jpg" for p in range(3) for k in range(10)])

@@ -91,7 +91,7 @@ def test_model_me_buffer_updates_in_train_only_and_is_saved() -> None:
     assert "me.mu" in model.state_dict()
     x = torch.randn(4, 3, H, W)
     out = model.train()(x)
-    # ME, Eq. (6): mu comes from the features after the global pooling (Sec. 3.4), not from the BNNeck output
+    # ME, Eq. (6): mu comes from the features after the global pooling (Sec. 3.2, ME paragraph), not from the BNNeck output
     torch.testing.assert_close(model.me.mu, 0.1 * F.normalize(out["global_feat"].detach(), dim=1).mean(0))
     before = model.me.mu.clone()
     model.eval()(x)

@@ -121,6 +121,22 @@ def test_evaluate_and_extract_take_a_zoo_checkpoint(partial_reid_root: Path, tmp
     small_q, _, small_attrs = read_feature_file(tmp_path / "small.h5")
     assert (small_attrs["height"], small_attrs["width"]) == (128, 64)
     assert not np.allclose(small_q.features, query.features)
+    # visualize runs the zoo model at that size too: its pages are those of the features extracted at that size
+    pages = {}
+    for name, source in (("zoo", ["--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset",
+                                  "partial_reid", "--root", str(partial_reid_root), "--input-size", "128x64"]),
+                         ("features", ["--features", str(tmp_path / "small.h5")])):
+        with pytest.raises(SystemExit) as exc:
+            main(["visualize", *source, "--out", str(tmp_path / f"vis_{name}"), "--limit", "3", "--json"])
+        assert exc.value.code == 0
+        pages[name] = (tmp_path / f"vis_{name}" / "index.html").read_text()
+    assert pages["zoo"] == pages["features"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["visualize", "--features", str(tmp_path / "small.h5"), "--input-size", "128x64",
+              "--out", str(tmp_path / "vis_bad")])
+    assert exc.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "error: --input-size goes with --zoo")
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--zoo", "torchreid:osnet_x0_25", "--weights", str(ckpt), "--dataset", "partial_reid",
               "--root", str(partial_reid_root), "--input-size", "128x64", "--mean", "0.5,0.5,0.5"])

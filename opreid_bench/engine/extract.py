@@ -1,7 +1,8 @@
 """Feature extraction with a trained model, and evaluation of a model on a query/gallery pair.
 
-Inference features are what ``ReIDModel`` returns in eval mode: the BNNeck output of the global pooling (with ME,
-L2-normalised, minus the momentum mean mu, re-normalised). The reconstructive-pooling branch and the classifiers
+Inference features are what ``ReIDModel`` returns in eval mode: the BNNeck output of the global pooling, or (the
+config's ``retrieval_feature: pooled``) the pooled feature itself; with ME, that pooled feature L2-normalised, minus
+the momentum mean mu, re-normalised. The reconstructive-pooling branch and the classifiers
 do no work at inference.
 
 Importing this module does not import torch: the helpers the onnxruntime extractor shares (:func:`collect_features`,

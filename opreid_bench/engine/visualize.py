@@ -22,6 +22,7 @@ class VisualizeJob:
     features: Path | None = None
     weights: Path | None = None
     zoo: str | None = None  # with weights: a model-zoo checkpoint (opreid_bench.modeling.zoo)
+    zoo_input_size: tuple[int, int] | None = None  # with zoo: the size the model was trained at (else its default)
     dataset: str | None = None
     root: Path | None = None
     options: dict[str, str] = field(default_factory=dict)
@@ -71,7 +72,7 @@ def run_visualize(job: VisualizeJob) -> dict[str, Any]:
         from opreid_bench.engine.zoo_extract import zoo_feature_sets
 
         query, gallery, attrs = zoo_feature_sets(job.zoo, job.weights, job.dataset, job.root, device=job.device,
-                                                 options=job.options)
+                                                 options=job.options, input_size=job.zoo_input_size)
         source = str(job.weights)
     else:
         from opreid_bench.engine.extract import model_feature_sets

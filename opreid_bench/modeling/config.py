@@ -91,7 +91,7 @@ class ModelConfig:
         if not isinstance(self.me_beta, (int, float)) or not 0.0 <= self.me_beta < 1.0:
             raise ConfigError(f"model.me_beta={self.me_beta!r} must be in [0, 1)")
         if self.momentum_elimination and self.retrieval_feature != "pooled":
-            # Sec. 3.4: "The mean feature vector is obtained from the features after the global pooling", and
+            # Sec. 3.2, ME paragraph: "The mean feature vector is obtained from the features after the global pooling", and
             # inference uses "the single-scale global pooling features (subtracting the mean features)".
             raise ConfigError("model.momentum_elimination=true needs model.retrieval_feature=pooled: ME (Eq. 6) "
                               "keeps the mean of the pooled feature and subtracts it from that feature")

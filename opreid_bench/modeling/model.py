@@ -87,7 +87,7 @@ class ReIDModel(nn.Module):
         return out
 
     def retrieval_feature(self, global_feat: torch.Tensor, global_bn: torch.Tensor) -> torch.Tensor:
-        """The inference feature: BNNeck output, or the pooled feature with mu subtracted when ME is on (Sec. 3.4)."""
+        """The inference feature: BNNeck output, or the pooled feature with mu subtracted when ME is on (Sec. 3.2)."""
         if self.cfg.retrieval_feature == "bnneck":
             return global_bn
         if self.me is not None and self.me_at_inference:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from opreid_bench.cli.onnx_options import zoo_input_size
 from opreid_bench.cli.options import ZOO_HELP, parse_key_values
 from opreid_bench.errors import OpreidError
 
@@ -17,6 +18,8 @@ from opreid_bench.errors import OpreidError
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Checkpoint (RUN/model.pt): extract the features of --dataset first.")
 @click.option("--zoo", default=None, metavar="ZOO:SPEC", help=ZOO_HELP)
+@click.option("--input-size", default=None, metavar="HxW",
+              help="With --zoo: the size the model was trained at, e.g. 384x128 (default: its toolkit's test size).")
 @click.option("--dataset", default=None, help="Dataset loader name (with --weights).")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset folder (with --weights).")
 @click.option("--option", "dataset_option", multiple=True, metavar="KEY=VALUE", help="Dataset loader option.")
@@ -47,7 +50,8 @@ from opreid_bench.errors import OpreidError
                    "softmax(W^m F) (paper Eq. 2; ours and the RP ablation rows).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object on stdout.")
-def visualize(features: Path | None, weights: Path | None, zoo: str | None, dataset: str | None, root: Path | None,
+def visualize(features: Path | None, weights: Path | None, zoo: str | None, input_size: str | None,
+              dataset: str | None, root: Path | None,
               dataset_option: tuple[str, ...], out: Path, compare: Path | None, topk: int, sort: str, seed: int,
               only: str | None, query_path: str | None, limit: int, per_page: int, metric: str | None,
               junk: str | None, image_root: Path | None, link_images: bool, attention: bool, attention_map: str,
@@ -79,7 +83,11 @@ def visualize(features: Path | None, weights: Path | None, zoo: str | None, data
         raise OpreidError("--zoo ARCH takes its checkpoint with --weights FILE (and draws no --attention)")
     if attention and link_images:
         raise OpreidError("--attention draws on the crops, so they are embedded: drop --link-images")
-    job = VisualizeJob(features=features, weights=weights, zoo=zoo, dataset=dataset, root=root,
+    if input_size is not None and zoo is None:
+        raise OpreidError("--input-size goes with --zoo (the size a model-zoo checkpoint was trained at); a model "
+                          "trained here knows its own size")
+    zoo_size = zoo_input_size(zoo, None, input_size, None, None, None, None)
+    job = VisualizeJob(features=features, weights=weights, zoo=zoo, zoo_input_size=zoo_size, dataset=dataset, root=root,
                        options=parse_key_values(dataset_option), out=out, compare=compare, topk=topk, sort=sort,
                        seed=seed, only_failures=only == "failures", query=query_path, limit=limit,
                        per_page=per_page, metric=metric, junk=junk, image_root=image_root, link_images=link_images,

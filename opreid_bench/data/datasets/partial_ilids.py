@@ -1,8 +1,9 @@
 """Partial-iLIDS (Zheng et al., 2011; partial version by He et al., CVPR 2018): 119 people, one probe and one
 gallery image each.
 
-Layout ``Partial_iLIDS/{Probe,Gallery}/N.jpg`` (some copies: ``partial_ilids/{query,gallery}``) with pid ``N`` (``Probe.txt``/``Gallery.txt`` may be present and are
-passed over). The probes are occluded/partial crops, the gallery images whole-body. No camera labels: probe camid 0,
+Layout ``Partial_iLIDS/{Probe,Gallery}/N.jpg`` with pid ``N``; copies in the wild also name the folders
+``{query,gallery}`` or, as PVPM's release does, ``{partial_body_images,whole_body_images}`` (``Probe.txt``/``Gallery.txt``
+may be present and are passed over). The probes are occluded/partial crops, the gallery images whole-body. No camera labels: probe camid 0,
 gallery camid 1. No training split: the literature trains on Market-1501.
 """
 
@@ -21,12 +22,12 @@ class PartialILIDS(ReIDDataset):
     """Partial-iLIDS: query = 119 probe images, gallery = 119 whole-body images, 119 ids each."""
 
     name = "partial_ilids"
-    layout = "Partial_iLIDS/{Probe,Gallery}/N.jpg"
+    layout = "Partial_iLIDS/{Probe,Gallery}/N.jpg (or {query,gallery}, {partial_body_images,whole_body_images})"
     folder_names = ("Partial_iLIDS", "Partial-iLIDS", "PartialiLIDS", "partial_ilids")
     known_counts = {"query": (119, 119), "gallery": (119, 119)}
     splits = ("query", "gallery")
     protocol = "partial_ilids"
-    folder_aliases = {"Probe": ("query",), "Gallery": ("gallery",)}
+    folder_aliases = {"Probe": ("query", "partial_body_images"), "Gallery": ("gallery", "whole_body_images")}
 
     def split_folders(self) -> dict[str, str]:
         return {"query": "Probe", "gallery": "Gallery"}

@@ -4,6 +4,9 @@ The C channels are split into H groups (heads). Per head h: the feature is L2-no
 class weights are normalised as w_h / (||w_h|| + gamma) (gamma = 1/32 keeps small-norm weights from being blown up);
 the logit is (tau / H) <x_h/||x_h||, w_h/(||w_h|| + gamma)>, and logits are summed over heads. Tang et al.:
 H = 2, tau = 16, gamma = 1/32.
+
+One cross-entropy is taken of the summed logits (Tang et al.'s form); Eq. (5) written literally, sum_i E(Y_i, Y), would
+take one per head and add them, which gives another loss (``baselines/README.md`` says why this one).
 """
 
 from __future__ import annotations
