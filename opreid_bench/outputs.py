@@ -468,6 +468,57 @@ def swap_in(new: Path, folder: Path) -> None:
 # ---- the whole protocol ----
 
 
+# Output kinds whose folder is published as it is (a split, masked crops): a file the command did not write there
+# would be published with it, unmasked and unverified.
+PUBLISHED_KINDS = ("split", "masked")
+# What such a stray file may show a face in: images (any case), review pages that embed crops, renamed leftovers.
+STRAY_MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".mpo", ".html", ".htm",
+                        ".kept")
+
+
+def unwritten_files(folder: PathLike) -> list[str] | None:
+    """Relative paths of the files in ``folder`` that its command did not write (its marker's ``written`` list),
+    hidden files and folders and the kept caches left aside; None when the folder has no marker with that list."""
+    folder = Path(folder)
+    marker = read_marker(folder) if folder.is_dir() else None
+    if marker is None or not isinstance(marker.get("written"), list):
+        return None
+    written = set(marker["written"])
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = Path(dirpath).relative_to(folder)
+        out += [(rel / n).as_posix() for n in filenames if not n.startswith(".") and (rel / n).as_posix() not in written]
+    return sorted(out)
+
+
+def stray_media(folder: PathLike) -> list[str]:
+    """The images and pages in a published output folder (:data:`PUBLISHED_KINDS`) that its command did not write."""
+    found = unwritten_files(folder) or []
+    return [r for r in found if Path(r).suffix.lower() in STRAY_MEDIA_SUFFIXES]
+
+
+def published_folder_above(path: PathLike) -> Path | None:
+    """The nearest folder above ``path`` that holds a published output (a split or masked crops), or None."""
+    for parent in Path(os.path.abspath(path)).parents:
+        marker = read_marker(parent) if parent.is_dir() else None
+        if marker is not None and marker.get("kind") in PUBLISHED_KINDS:
+            return parent
+    return None
+
+
+def _refuse_stray_media(out: Path, kind: str, option: str) -> None:
+    """A published folder with images or pages its command did not write is refused before anything is written:
+    they would be carried into the new output and published, unmasked and unverified."""
+    if kind not in PUBLISHED_KINDS:
+        return
+    stray = stray_media(out)
+    if stray:
+        more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+        raise OutputError(f"{out / stray[0]}{more}: not written by opreid-bench, yet inside {option} {out}; it would "
+                          "be published with the new output, unmasked and unverified: move it out of the folder")
+
+
 def _remove_if_only_marker(folder: Path) -> None:
     """Delete ``folder`` when it holds nothing but our marker (the folder a failed first run created)."""
     with contextlib.suppress(OSError):
@@ -499,6 +550,7 @@ def output_folder(
     if swap:
         out = Path(os.path.realpath(out))  # swap the folder a symlink points to, never the link itself
     claim(out, command, kind, option)
+    _refuse_stray_media(out, kind, option)
     lock = lock_beside(out, command) if swap else None
     if lock is not None:
         lock.acquire()

@@ -133,3 +133,17 @@ def test_a_pose_with_the_head_low_or_below_the_shoulders_places_no_face_mask() -
     res = mask_face_detailed(img, flipped, "blur", all_faces=False)
     assert res.method == "prior" and res.boxes[0][1] == 0 and res.boxes[0][3] <= 0.3 * 128
     assert mask_face_detailed(img, upright, "blur", all_faces=False).method == "keypoints"
+
+
+def test_a_rejected_upside_down_pose_keeps_the_person_detectors_bystanders() -> None:
+    """An upside-down main pose places no face mask, but the other people the detector found still get theirs."""
+    from split_helpers import STANDING
+
+    flipped = np.column_stack([STANDING[:, 0], 127 - STANDING[:, 1]])
+    people = np.array([[0.9, 40, 70, 40, 0, 40, 30, 40, 5],  # the main person, central
+                       [0.9, 4, 100, 4, 40, 4, 65, 4, 45]], np.float32)  # a bystander at the left border
+    kp = Keypoints(flipped, np.full(17, 0.95, np.float32), image_size=(64, 128), people=people)
+    res = mask_face_detailed(noise(), kp, "blur")
+    assert res.kinds[0] == "prior" and "person" in res.kinds
+    left, top, right, bottom = res.boxes[res.kinds.index("person")]
+    assert left == 0 and right < 32 and 30 < (top + bottom) / 2 < 70

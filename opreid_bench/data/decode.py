@@ -76,8 +76,8 @@ _HIGH_BIT_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
 def upright_rgb(image: Any) -> Any:
-    """An opened PIL image as 8-bit RGB the way an image viewer shows it: the EXIF orientation applied, and 16-bit
-    or 32-bit values scaled to 8 bits instead of clipped.
+    """An opened PIL image as 8-bit RGB the way an image viewer shows it: the EXIF orientation applied, 16-bit
+    or 32-bit values scaled to 8 bits instead of clipped, and no metadata (``info`` empty).
 
     Why: every stage must see the same pixels. A crop stored sideways with an EXIF orientation tag would otherwise
     be posed, masked and written sideways, and Pillow's plain ``convert("RGB")`` turns a 16-bit crop all white."""
@@ -94,7 +94,9 @@ def upright_rgb(image: Any) -> Any:
         else:  # 32-bit integer or float: the range in use
             scale = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255.0
         image = Image.fromarray(np.clip(np.rint(values / scale), 0, 255).astype(np.uint8), "L")
-    return image.convert("RGB")
+    rgb = image.convert("RGB")
+    rgb.info = {}  # pixels only: a comment or text chunk may hold a copy of them (an unmasked preview), never passed on
+    return rgb
 
 
 def upright_size(image: Any) -> tuple[int, int]:

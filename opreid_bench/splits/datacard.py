@@ -243,6 +243,10 @@ def render_data_card(
         "them).",
         "- `keypoints.h5`: COCO-17 keypoints of the crops in this split, keyed by source path (the pool's path).",
         f"- `{PLOT_NAME}`: occluded share per split, longest missing run, missing rate per keypoint.",
+        "",
+        "Before publishing: `.annotate/` (when `build-split` ran the pose stage) is a cache of the whole pool's "
+        "keypoints, not part of the split; leave it out. `manifest.csv` and `keypoints.h5` name each crop's path in "
+        "the pool: drop or rewrite `source_path` if those paths say more than they should.",
     ]
     if skipped:
         lines += ["", f"## Skipped crops ({len(skipped)})", "", "Unreadable or non-image files, left out:", ""]

@@ -9,12 +9,13 @@ verification and ``mask --verify``, and the file's content enters the output's f
 
 The file is a CSV with the columns ``source_path,left,top,right,bottom``: the crop as the pool lists it (a relative
 path is taken from the current folder, as the pool's own relative paths are) and a box in its pixels (right and bottom
-exclusive). A crop may have several rows. Other columns are ignored. The face review sheet starts from the boxes
+exclusive; fractional values are widened to whole pixels). A crop may have several rows. Other columns are ignored. The face review sheet starts from the boxes
 already masked as ``hand`` in the folder it shows, so the file it downloads holds every round's boxes.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,7 +46,9 @@ def read_face_boxes(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> 
             for row_no, row in enumerate(reader, start=2):
                 source = (row["source_path"] or "").strip()
                 try:
-                    box = tuple(int(round(float(row[c]))) for c in COLUMNS[1:])
+                    # widened to whole pixels (floor the left and top, ceil the right and bottom): never smaller
+                    left_f, top_f, right_f, bottom_f = (float(row[c]) for c in COLUMNS[1:])
+                    box = (math.floor(left_f), math.floor(top_f), math.ceil(right_f), math.ceil(bottom_f))
                 except (TypeError, ValueError, OverflowError):
                     raise DataError(f"{path}: row {row_no}: left, top, right, bottom must be finite numbers") from None
                 left, top, right, bottom = box

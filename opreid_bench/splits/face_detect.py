@@ -161,7 +161,9 @@ def verify_faces(
     ``folder/face_masks.csv`` (a split) or the ``masks`` column of ``masks.csv`` is not a face left: a blurred face
     can still look like one to a detector. One less covered is: half a face shows eyes.
 
-    Returns ``{"checked": N, "detector": name, "faces": [{"path": relative path, "boxes": [[l, t, r, b], ...]}, ...]}`` (sorted).
+    Returns ``{"checked": N, "detector": name, "faces": [{"path": relative path, "boxes": [[l, t, r, b], ...]}, ...],
+    "unlisted": [relative paths]}`` (sorted): ``unlisted`` names the images and pages in ``folder`` that are not its
+    command's output (by its marker; without one, the images its listing leaves out), which nothing checked.
     """
     from opreid_bench.splits.all_faces import COVERED, covered_share, find_faces, head_gate
 
@@ -172,6 +174,7 @@ def verify_faces(
     if not root.is_dir():
         raise OpreidError(f"{root}: folder to verify not found")
     files = _listed_images(root)
+    unlisted = _unlisted_media(root, files)
     if files is None:
         files = sorted(
             p for p in root.rglob("*")
@@ -207,7 +210,23 @@ def verify_faces(
     finally:
         if advance:
             advance[0].stop()
-    return {"checked": len(files), "detector": detector, "faces": faces}
+    return {"checked": len(files), "detector": detector, "faces": faces, "unlisted": unlisted}
+
+
+def _unlisted_media(root: Path, listed: list[Path] | None) -> list[str]:
+    """Images and pages in ``root`` that are no crop of its listing: the files its command did not write (by its
+    marker), else the images the listing leaves out. They would be published with the folder, yet nothing checked
+    them."""
+    from opreid_bench.outputs import STRAY_MEDIA_SUFFIXES, stray_media, unwritten_files
+
+    if unwritten_files(root) is not None:
+        return stray_media(root)
+    if listed is None:
+        return []
+    names = {p.relative_to(root).as_posix() for p in listed}
+    found = (p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in STRAY_MEDIA_SUFFIXES and p.is_file())
+    return sorted(rel.as_posix() for rel in found
+                  if not any(part.startswith(".") for part in rel.parts) and rel.as_posix() not in names)
 
 
 def _progress(total: int, label: str) -> tuple[Any, Any]:

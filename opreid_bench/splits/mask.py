@@ -25,7 +25,7 @@ box's short side, nearest-neighbour upscaled), ``fill`` (flat mid grey). All are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -221,7 +221,9 @@ def mask_face_detailed(
     kinds: list[str] = []
     method = "none"
     if kp is not None and kp.detected and not upright_pose(kp, rgb.size, score_threshold):
-        kp = None  # a pose with the head low or upside down places no mask (upright_pose); the crop's top does
+        # a pose with the head low or upside down places no mask (upright_pose); the crop's top does. The person
+        # detector's other people are kept: their heads are still masked (all_faces.person_heads)
+        kp = replace(kp, detected=False, score=np.zeros_like(kp.score), support=None)
     if kp is not None and kp.detected:
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:

@@ -158,6 +158,13 @@ def refuse_classify_outputs(out: Path, review: Path | None, template: Path | Non
     refuse_foreign_file(out, "classify", lambda p: file_starts_with(p, ",".join(LABEL_COLUMNS))
                         or file_starts_with(p, ",".join(LABEL_COLUMNS[:-1])))
     if review is not None and template is not None:
+        from opreid_bench.errors import OpreidError
+        from opreid_bench.outputs import published_folder_above
+
+        published = published_folder_above(review)
+        if published is not None:
+            raise OpreidError(f"--review {review} lies inside {published}, a split or masked folder: the sheet shows "
+                              "the pool's crops unmasked and would be published with it; write it elsewhere")
         refuse_output_over_input(review, "--review", {**inputs, "--out": out})
         refuse_foreign_file(review, "classify", is_review_page, "--review")
         refuse_output_over_input(template, "--review (its corrections template)", {"--out": out})

@@ -35,6 +35,7 @@ from PIL import Image
 
 from opreid_bench.atomic import atomic_write_bytes, atomic_write_text
 from opreid_bench.data.decode import load_rgb
+from opreid_bench.errors import DataError
 from opreid_bench.splits.face_boxes import HAND_KIND, clip_to_crop
 from opreid_bench.splits.keypoints import Keypoints
 from opreid_bench.splits.mask import mask_box, mask_face_detailed, parse_mask_mode
@@ -86,6 +87,8 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
     img = load_rgb(source)  # upright and 8-bit, as the pose stage saw it; a DataError naming the file otherwise
     masked, method, kinds = False, "none", ""
     if mask is None:
+        if list(hand):
+            raise DataError(f"{source}: faces boxed by hand cannot go unmasked (mask None); choose a mask mode")
         return _jpeg(img), masked, method, kinds
     res = mask_face_detailed(img, kp, mask)
     img, boxes, box_kinds, method = res.image, list(res.boxes), list(res.kinds), res.method
@@ -101,13 +104,18 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
     if every_face:  # the closing verification again, on the crop as it is written
         from opreid_bench.splits.all_faces import find_faces
 
-        for _ in range(WRITTEN_VERIFY_ROUNDS):
+        for round_ in range(WRITTEN_VERIFY_ROUNDS + 1):
             with Image.open(io.BytesIO(data)) as written:
                 late = find_faces(written.convert("RGB"), kp, masked=boxes, verify=True)
             if not late:
                 break
+            if round_ == WRITTEN_VERIFY_ROUNDS:  # fail closed: never write a crop its own verification flags
+                raise DataError(f"{source}: a plausible face is still found after masking it {WRITTEN_VERIFY_ROUNDS} "
+                                f"times (at {late[0][0]}); box it by hand with --face-boxes or leave the crop out")
+            # the last round fills: a flat box cannot turn back into a face when the JPEG is encoded again
+            last = round_ == WRITTEN_VERIFY_ROUNDS - 1
             for box, kind in late:
-                img = mask_box(img, box, style)
+                img = mask_box(img, box, "fill" if last else style)
                 boxes.append(box)
                 box_kinds.append(kind)
             method = "verify" if method == "none" else (method if method.endswith("+verify") else f"{method}+verify")
@@ -121,8 +129,11 @@ WRITTEN_VERIFY_ROUNDS = 2
 
 
 def _jpeg(img: Image.Image) -> bytes:
+    """The crop's pixels as JPEG and nothing else: a comment, text chunk or EXIF thumbnail of the source could hold
+    the unmasked face, so the image is rebuilt from its pixels before it is saved."""
+    pixels = Image.frombytes("RGB", img.size, img.convert("RGB").tobytes())
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+    pixels.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
     return buf.getvalue()
 
 

@@ -253,11 +253,12 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
 
         detector = "mediapipe" if verify_detector == "auto" else verify_detector
         found = verify_faces(out, detector=detector)
-        result.update(verified=found["checked"], faces_found=len(found["faces"]), faces=found["faces"][:100])
+        result.update(verified=found["checked"], faces_found=len(found["faces"]), faces=found["faces"][:100],
+                      unlisted=found["unlisted"][:100], unlisted_found=len(found["unlisted"]))
         _verify_table(found)
     if as_json:
         click.echo(json.dumps(result))
-    if verify and result["faces_found"]:
+    if verify and (result["faces_found"] or result["unlisted_found"]):
         raise SystemExit(1)
 
 
@@ -275,6 +276,9 @@ def _verify_table(found: dict[str, Any]) -> None:
         for item in found["faces"][:20]:
             table.add_row(item["path"], str(item["boxes"]))
         console.print(table)
+    if found.get("unlisted"):
+        console.print(f"not checked: {len(found['unlisted']):,} image(s) or page(s) in the folder that are not its "
+                      f"crops (e.g. {found['unlisted'][0]}); they would be published with it: move them out")
 
 
 @click.command("sample")

@@ -1,0 +1,122 @@
+"""What a written crop may carry: its masked pixels and nothing else, and never a face its own verification flags."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from opreid_bench.errors import DataError
+from opreid_bench.splits.writer import encode_crop
+
+
+def _crop() -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (128, 64, 3), dtype=np.uint8), "RGB")
+
+
+def _segments(jpeg: bytes) -> list[int]:
+    """The JPEG's marker codes up to the start of scan."""
+    out, i = [], 2
+    while i < len(jpeg) and jpeg[i] == 0xFF:
+        marker = jpeg[i + 1]
+        out.append(marker)
+        if marker == 0xDA:
+            break
+        i += 2 + int.from_bytes(jpeg[i + 2:i + 4], "big")
+    return out
+
+
+@pytest.mark.parametrize("mask", ["fill", None])
+def test_a_comment_holding_the_unmasked_face_is_not_written(tmp_path: Path, mask: str | None) -> None:
+    img = _crop()
+    preview = io.BytesIO()
+    img.crop((0, 0, 64, 32)).save(preview, "JPEG")  # an app's preview of the head, kept in the comment
+    jpg = tmp_path / "with_comment.jpg"
+    img.save(jpg, comment=preview.getvalue())
+    assert Image.open(jpg).info.get("comment")
+    png = tmp_path / "with_text.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "x" * 70_000)  # longer than a JPEG comment can hold
+    img.save(png, pnginfo=info)
+    for source in (jpg, png):
+        data, *_ = encode_crop(str(source), None, mask)
+        written = Image.open(io.BytesIO(data))
+        assert "comment" not in written.info and "exif" not in written.info
+        # SOI's successors: APP0 (JFIF), DQT, SOF0, DHT, SOS only
+        assert set(_segments(data)) <= {0xE0, 0xDB, 0xC0, 0xC4, 0xDA}, [hex(m) for m in _segments(data)]
+
+
+def test_faces_boxed_by_hand_are_never_written_unmasked(tmp_path: Path) -> None:
+    src = tmp_path / "a.png"
+    _crop().save(src)
+    with pytest.raises(DataError, match="a.png: faces boxed by hand cannot go unmasked"):
+        encode_crop(str(src), None, None, [(0, 0, 10, 10)])
+
+
+def test_a_face_the_written_crop_still_shows_is_filled_or_the_crop_refused(tmp_path: Path, monkeypatch) -> None:
+    import opreid_bench.splits.all_faces as all_faces
+
+    src = tmp_path / "a.png"
+    pixels = np.asarray(_crop()).copy()
+    pixels[60:80, 40:48], pixels[60:80, 48:56] = 0, 255  # half black, half white: a blur keeps the step, a fill not
+    Image.fromarray(pixels).save(src)
+    box = (40, 60, 56, 80)
+    calls = {"n": 0}
+
+    def still_there(image, kp, *, masked=None, verify=False):  # noqa: ANN001, ANN202
+        if not verify:
+            return []
+        calls["n"] += 1
+        return [(box, "verify")] if calls["n"] <= 3 else []  # the masking's own check, then two rounds
+
+    monkeypatch.setattr(all_faces, "find_faces", still_there)
+    data, masked, method, masks = encode_crop(str(src), None, "blur+all")
+    assert masked and method.endswith("+verify") and masks.count("verify@40,60,56,80") >= 1
+    region = np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float64)[63:77, 43:53]
+    assert region.std() < 4 and abs(region.mean() - 128) < 4  # the last round fills the box flat, not blurred again
+
+    calls["n"] = -100  # found every time: the crop is refused, never written with a face on it
+    with pytest.raises(DataError, match="a.png: a plausible face is still found after masking it"):
+        encode_crop(str(src), None, "blur+all")
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from opreid_bench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_an_image_the_command_did_not_write_is_never_published_unchecked(tmp_path: Path, monkeypatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A crop copied into a masked folder is neither carried into the next output nor passed by --verify, and no
+    review sheet of unmasked crops is written inside it."""
+    import json
+    import shutil
+
+    pytest.importorskip("mediapipe")
+    monkeypatch.chdir(tmp_path)
+    assert _cli(["synth", "--out", "pool", "--ids", "4", "--size", "32", "64", "--seed", "0"], capsys)[0] == 0
+    assert _cli(["mask", "--pool", "pool/manifest.csv", "--out", "masked"], capsys)[0] == 0
+    code, out, _ = _cli(["mask", "--verify", "--out", "masked", "--json"], capsys)
+    assert code == 0 and json.loads(out)["unlisted"] == []
+    stray = tmp_path / "masked" / "sub" / "extra.PNG"
+    stray.parent.mkdir()
+    shutil.copy(sorted((tmp_path / "pool" / "images").iterdir())[0], stray)
+    code, out, err = _cli(["mask", "--verify", "--out", "masked", "--json"], capsys)
+    assert code == 1 and json.loads(out)["unlisted"] == ["sub/extra.PNG"] and "not checked: 1 image(s)" in err
+    code, _, err = _cli(["mask", "--pool", "pool/manifest.csv", "--out", "masked"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"error: {stray}: not written by opreid-bench")
+    assert stray.is_file()  # refused, not deleted
+    assert _cli(["annotate", "--pool", "pool/manifest.csv", "--pose", "precomputed:pool/keypoints.csv", "--out",
+                 "ann"], capsys)[0] == 0
+    code, _, err = _cli(["classify", "--keypoints", "ann", "--out", "labels.csv", "--review", "masked/review.html"],
+                        capsys)
+    assert code == 2 and "a split or masked folder: the sheet shows the pool's crops unmasked" in err
+    assert not (tmp_path / "masked" / "review.html").exists()
