@@ -17,7 +17,10 @@ closing verification included). Then:
   falls on a hand-boxed head (grown by a quarter on each side: the hand boxes are tight, masks generous). A mask on a
   bag or a sleeve costs the benchmark the appearance it measures; the goal is at most 2 % of crops.
 - ``masked_by``: how many masks each source placed (``MaskResult.kinds``); ``face_sources``: the detectors that ran
-  (MTCNN only with its weights installed).
+  (MTCNN only with its weights installed); ``masked_area_share``: the mean share of a crop's pixels under a mask.
+- ``outside_body`` (``--outside-body-too``): the same crops masked with ``--mask-outside-body`` (every face, and
+  everything outside the main person's body below the shoulders), in the same run; its masks of kind ``outside``
+  cover background by design, so they are left out of its masks off heads and counted in its ``masked_area_share``.
 - ``review``: where the crops with a face left visible fall in the order of the face review sheet (``mask
   --review-faces``), which ranks the masked crops by a permissive detector's best score outside the masks: how many
   lie within its first 10%, 25% and 50%, against a random order's expectation (the masked crops in memory, not
@@ -35,6 +38,7 @@ Examples:
   python benchmarks/bench_faces.py --json
   python benchmarks/bench_faces.py --without-mtcnn-too --labels benchmarks/labels/faces_heads_heldout.csv
   python benchmarks/bench_faces.py --review-speed 400
+  python benchmarks/bench_faces.py --outside-body-too --labels benchmarks/labels/faces_heads_heldout2.csv
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import numpy as np
 
 from opreid_bench.splits.all_faces import covered_share as coverage  # share of a box under the union of masks
 from opreid_bench.splits.all_faces import face_sources
+from opreid_bench.splits.mask import OUTSIDE_KIND
 from opreid_bench.splits.mtcnn import WEIGHTS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,9 +91,9 @@ def on_head(mask: Box, heads: list[Box]) -> float:
 
 
 def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bool,
-             labels: Path = LABELS, mtcnn: bool = True) -> dict[str, object]:
-    """Mask every labelled crop with the defaults and score the masks against the hand-boxed heads; ``mtcnn=False``
-    masks without MTCNN (``OPREID_MTCNN_WEIGHTS=off``)."""
+             labels: Path = LABELS, mtcnn: bool = True, spec: str = "blur") -> dict[str, object]:
+    """Mask every labelled crop with the defaults (or the mask mode ``spec``) and score the masks against the
+    hand-boxed heads; ``mtcnn=False`` masks without MTCNN (``OPREID_MTCNN_WEIGHTS=off``)."""
     import os
     import time
 
@@ -120,16 +125,18 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             with Image.open(paths[f]) as im:
                 rgb = im.convert("RGB")
             start = time.perf_counter()
-            results[f] = mask_face_detailed(rgb, kps.get(paths[f]), "blur")
+            results[f] = mask_face_detailed(rgb, kps.get(paths[f]), spec)
             seconds += time.perf_counter() - start
     finally:
         if saved is None:
             os.environ.pop(WEIGHTS_ENV, None)
         else:
             os.environ[WEIGHTS_ENV] = saved
+    area = []
     for f in sorted(heads):
         res = results[f]
         kinds.update(res.kinds)
+        area.append(coverage((0, 0, *res.image.size), res.boxes))
         boxes = [b for b, _, _ in heads[f]]
         n_heads += len(boxes)
         for box, face, who in heads[f]:
@@ -140,10 +147,11 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
                 face_region_left += coverage(face, res.boxes) < COVERED
                 if cov < COVERED:
                     left_visible.append({"file": f, "person": who, "head": list(box), "covered": round(cov, 3)})
-        bad = [list(m) for m, kind in zip(res.boxes, res.kinds, strict=True) if on_head(m, boxes) < ON_HEAD]
+        # masks that stand for a face (the outside-body masks cover the background by design: masked_area_share)
+        faces_masks = [(m, k) for m, k in zip(res.boxes, res.kinds, strict=True) if k != OUTSIDE_KIND]
+        bad = [(list(m), k) for m, k in faces_masks if on_head(m, boxes) < ON_HEAD]
         if bad:
-            off_head.append({"file": f, "masks": bad, "kinds": [k for m, k in zip(res.boxes, res.kinds, strict=True)
-                                                                if on_head(m, boxes) < ON_HEAD]})
+            off_head.append({"file": f, "masks": [m for m, _ in bad], "kinds": [k for _, k in bad]})
     n = len(heads)
     review = review_order_numbers(results, kps, paths, {row["file"] for row in left_visible}) if mtcnn else None
     by_person = {who: sum(row["person"] == who for row in left_visible) for who in ("main", "other")}
@@ -152,6 +160,7 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             "masks_off_head_share": round(len(off_head) / n, 4) if n else None,
             "masks_off_head_crops": len(off_head), "masked_by": dict(sorted(kinds.items())),
             "face_sources": sources, "masking_ms_per_crop": round(1000 * seconds / n, 1) if n else None,
+            "masked_area_share": round(float(np.mean(area)), 3) if area else None,
             "left_visible": left_visible, "off_head": off_head, "review": review}
 
 
@@ -217,11 +226,14 @@ def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # typ
               help="keypoints live here (default: a folder in the temp dir, reused)")
 @click.option("--without-mtcnn-too", "compare", is_flag=True,
               help="also mask without MTCNN, in the same run: both rows, and the masking time's ratio")
+@click.option("--outside-body-too", "outside", is_flag=True,
+              help="also mask with --mask-outside-body (every face and everything outside the main person's body), "
+              "in the same run: its row and the share of the crop's area it masks")
 @click.option("--review-speed", default=0, show_default=True,
               help="also time the review sheet's ranking of this many PRID 2011 crops, 1 and 2 processes (0: skip)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | None, compare: bool,
-         review_speed: int, as_json: bool) -> None:
+         outside: bool, review_speed: int, as_json: bool) -> None:
     """Faces left visible and masks off heads, default masking, on hand-boxed crowded crops."""
     import torch
     from rich.console import Console
@@ -238,17 +250,22 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
         result["without_mtcnn"] = {k: v for k, v in without.items() if k not in ("left_visible", "off_head")}
         if without["masking_ms_per_crop"]:
             result["masking_time_ratio"] = round(result["masking_ms_per_crop"] / without["masking_ms_per_crop"], 2)
+    if outside:
+        around = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, spec=f"blur+{OUTSIDE_KIND}")
+        rows.append(("--mask-outside-body", around))
+        result["outside_body"] = {k: v for k, v in around.items() if k not in ("off_head", "review")}
     if review_speed > 0:
         result["review_ranking"] = review_ranking_speed(data_root, review_speed)
     console = Console(stderr=as_json, width=150)
     table = Table(title=f"face masking on hand-boxed crowded crops ({labels.name}; one thread)")
     for col in ("masking", "crops", "heads", "faces", "faces left visible (head box / face region)",
-                "crops with a mask off every head", "masks by kind", "ms per crop"):
+                "crops with a face mask off every head", "crop area masked", "masks by kind", "ms per crop"):
         table.add_column(col, justify="right")
     for name, row in rows:
         table.add_row(name, str(row["crops"]), str(row["heads"]), str(row["faces"]),
                       f"{row['faces_left_visible']} / {row['faces_left_visible_face_region']}",
                       f"{row['masks_off_head_crops']} ({row['masks_off_head_share']:.1%})",
+                      f"{row['masked_area_share']:.0%}",
                       ", ".join(f"{k} {v}" for k, v in row["masked_by"].items()), f"{row['masking_ms_per_crop']}")
     console.print(table)
     if "masking_time_ratio" in result:
@@ -269,6 +286,9 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
         console.print(f"face review ranking of {rank['crops']} PRID 2011 crops: {rank['crops_per_s_workers_2']} crops/s "
                       f"with 2 processes vs {rank['crops_per_s_workers_1']} in one -> {rank['ratio']}x; same results: "
                       f"{rank['same_results']}")
+    for row in result.get("outside_body", {}).get("left_visible", []):
+        console.print(f"face left visible with --mask-outside-body: {row['file']} ({row['person']}, head "
+                      f"{row['head']}, {row['covered']:.0%} covered)")
     for row in result["off_head"]:
         console.print(f"mask off every head: {row['file']} {row['masks']} ({', '.join(row['kinds'])})")
     if as_json:

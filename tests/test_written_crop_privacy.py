@@ -120,3 +120,28 @@ def test_an_image_the_command_did_not_write_is_never_published_unchecked(tmp_pat
                         capsys)
     assert code == 2 and "a split or masked folder: the sheet shows the pool's crops unmasked" in err
     assert not (tmp_path / "masked" / "review.html").exists()
+
+
+def test_mask_outside_body_from_the_command_line(tmp_path: Path, monkeypatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    from opreid_bench.splits.datacard import _masking_lines
+    from opreid_bench.splits.writer import parse_masks
+
+    pytest.importorskip("mediapipe")
+    monkeypatch.chdir(tmp_path)
+    assert _cli(["synth", "--out", "pool", "--ids", "2", "--size", "32", "64", "--seed", "0"], capsys)[0] == 0
+    code, _, err = _cli(["mask", "--pool", "pool/manifest.csv", "--out", "m", "--mask-outside-body",
+                         "--main-face-only"], capsys)
+    assert code == 2 and "--mask-outside-body masks every face and more; --main-face-only" in err
+    (tmp_path / "x.csv").write_text("source_path,occluded\n", encoding="utf-8")
+    code, _, err = _cli(["sample", "--labels", "x.csv", "--pool", "pool/manifest.csv", "--protocol", "opreid-tiny",
+                         "--out", "s", "--seed", "0", "--mask", "none", "--mask-outside-body"], capsys)
+    assert code == 2 and "--mask-outside-body masks, but --mask none copies the crops unmasked" in err
+    assert _cli(["mask", "--pool", "pool/manifest.csv", "--out", "m", "--mask-outside-body", "--mask", "fill"],
+                capsys)[0] == 0
+    table = pd.read_csv(tmp_path / "m" / "masks.csv")
+    assert all("outside" in {k for k, _ in parse_masks(m)} for m in table["masks"])
+    card = " ".join(_masking_lines("blur+outside", "blazeface+person"))
+    assert "`--mask-outside-body`, kind `outside`" in card and "3 of 50" in card

@@ -113,6 +113,27 @@ def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
     return 0.25 * w, 0.75 * w, (NO_POSE_SHOULDER + BODY_MARGIN) * h
 
 
+def outside_body_boxes(kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
+    """Boxes that cover everything outside the main person's body (:func:`main_body`): the band above its body's
+    top (the shoulder line plus :data:`BODY_MARGIN`) across the whole crop, and the crop's sides left and right of
+    its body's column below that band (``--mask-outside-body``).
+
+    Why: the faces every detector misses are mostly bystanders' heads cut by the crop's border or beside the main
+    person's head (``benchmarks/bench_faces.py``); a mask that does not depend on finding them covers them. What it
+    costs is the background and the other people there; the main person's body below the shoulders, arms included,
+    is untouched. A bystander in front of or behind that body is left to the detectors."""
+    w, h = size
+    left, right, top = main_body(kp, size)
+    band = int(np.ceil(min(max(top, 0.0), h)))
+    x0, x1 = int(np.floor(min(max(left, 0.0), w))), int(np.ceil(min(max(right, 0.0), w)))
+    boxes = [(0, 0, w, band)] if band > 0 else []
+    if band < h and x0 > 0:
+        boxes.append((0, band, x0, h))
+    if band < h and x1 < w:
+        boxes.append((x1, band, w, h))
+    return boxes
+
+
 def head_gate(kp: Keypoints | None, size: tuple[int, int]) -> Callable[..., bool]:
     """The plausible-head test of one crop (module docstring), its main head and body measured once:
     ``(box, score=0.0) -> bool``; a face found with at least :data:`CONFIDENT_FACE` passes the body rule."""

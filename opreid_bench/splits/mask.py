@@ -16,8 +16,10 @@ Then every other face is masked, bystanders' included (the default; the paper ma
 profile cascade and the person detector's other people, each accepted only where a head is plausible
 (:mod:`opreid_bench.splits.all_faces`; method gets ``+faces`` when they found any), and a closing verification on
 the masked crop masks any plausible face still found (``+verify``). ``MaskResult.kinds`` says what placed each mask.
-``MODE+main`` (``--main-face-only``) masks the main person's face only; the data card then warns. Only pixels inside
-the masked boxes change.
+``MODE+main`` (``--main-face-only``) masks the main person's face only; the data card then warns. ``MODE+outside``
+(``--mask-outside-body``) masks every face and, besides, everything outside the main person's body below its
+shoulders (kind ``outside``, :func:`opreid_bench.splits.all_faces.outside_body_boxes`): the bystanders' faces that no
+detector finds are mostly there. Only pixels inside the masked boxes change.
 
 Modes: ``blur`` (Gaussian blur, radius a quarter of the box's short side), ``pixelate`` (about 4 blocks across the
 box's short side, nearest-neighbour upscaled), ``fill`` (flat mid grey). All are deterministic.
@@ -35,6 +37,7 @@ from opreid_bench.splits.face_detect import Box, detect_faces
 from opreid_bench.splits.keypoints import COCO17_INDEX, Keypoints
 
 MASK_MODES = ("blur", "pixelate", "fill")
+OUTSIDE_KIND = "outside"  # the mode suffix and the mask kind of --mask-outside-body
 HEAD_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 FILL_COLOR = (128, 128, 128)
 
@@ -165,11 +168,19 @@ def head_prior_box(kp: Keypoints | None, image_size: tuple[int, int]) -> Box:
 
 def parse_mask_mode(mode: str) -> tuple[str, bool]:
     """``blur`` or ``blur+all`` -> (``blur``, True: every face in the crop, the default); ``blur+main`` -> (``blur``,
-    False: the main person's face only, an opt-out the data card warns about)."""
+    False: the main person's face only, an opt-out the data card warns about); ``blur+outside`` -> (``blur``, True),
+    every face and everything outside the main person's body too (:func:`masks_outside_body`)."""
     base, sep, extra = mode.partition("+")
-    if base not in MASK_MODES or (sep and extra not in ("all", "main")):
-        raise OpreidError(f"unknown mask mode '{mode}'; known: {', '.join(MASK_MODES)} (optionally +all or +main)")
+    if base not in MASK_MODES or (sep and extra not in ("all", "main", OUTSIDE_KIND)):
+        raise OpreidError(f"unknown mask mode '{mode}'; known: {', '.join(MASK_MODES)} (optionally +all, +main or "
+                          f"+{OUTSIDE_KIND})")
     return base, extra != "main"
+
+
+def masks_outside_body(mode: str) -> bool:
+    """Does ``mode`` (``blur+outside``, ``--mask-outside-body``) also mask everything outside the main person's body
+    (:func:`opreid_bench.splits.all_faces.outside_body_boxes`)?"""
+    return mode.partition("+")[2] == OUTSIDE_KIND
 
 
 def mask_box(image: Image.Image, box: Box, mode: str = "blur") -> Image.Image:
@@ -213,6 +224,7 @@ def mask_face_detailed(
     ``mode`` (``+main`` turns it off)."""
     from opreid_bench.splits.all_faces import find_faces, head_gate
 
+    outside_body = masks_outside_body(mode)
     mode, spec_all = parse_mask_mode(mode)
     all_faces = spec_all if all_faces is None else all_faces
     rgb = image.convert("RGB")
@@ -239,6 +251,14 @@ def mask_face_detailed(
             boxes += [b for b, _ in extra]
             kinds += [k for _, k in extra]
             method = "faces" if method == "none" else f"{method}+faces"
+    if outside_body:
+        from opreid_bench.splits.all_faces import outside_body_boxes
+
+        around = outside_body_boxes(kp, rgb.size)
+        if around:
+            boxes += around
+            kinds += [OUTSIDE_KIND] * len(around)
+            method = OUTSIDE_KIND if method == "none" else f"{method}+{OUTSIDE_KIND}"
     out = rgb
     for b in boxes:
         out = mask_box(out, b, mode)

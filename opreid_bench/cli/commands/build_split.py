@@ -52,6 +52,25 @@ FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand
                    "`mask --review-faces`), masked as well, as kind hand.")
 
 
+OUTSIDE_BODY_HELP = ("Also mask everything outside the main person's body below the shoulders (the band above them "
+                     "across the crop, and the sides beside the body): bystanders' faces that the detectors miss "
+                     "are mostly there. Costs the background (about half to two thirds of a crop); the data card "
+                     "says so.")
+
+
+def _mask_spec(mask: str | None, main_face_only: bool, outside_body: bool) -> str | None:
+    """The mask mode the options ask for: ``blur``, ``blur+main`` or ``blur+outside`` (None: no masking)."""
+    from opreid_bench.errors import OpreidError
+
+    if outside_body and main_face_only:
+        raise OpreidError("--mask-outside-body masks every face and more; --main-face-only masks fewer: choose one")
+    if mask is None:
+        if outside_body:
+            raise OpreidError("--mask-outside-body masks, but --mask none copies the crops unmasked: choose one")
+        return None
+    return f"{mask}+main" if main_face_only else f"{mask}+outside" if outside_body else mask
+
+
 UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one checked: keep them, or exclude them "
                  "from sampling (like undetermined crops) until a correction decides them.")
 
@@ -72,6 +91,7 @@ UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one che
               help="Every face is masked by default; kept so that older scripts run.")
 @click.option("--main-face-only", is_flag=True,
               help="Mask the main person's face only, not bystanders' (the data card then carries a warning).")
+@click.option("--mask-outside-body", "outside_body", is_flag=True, help=OUTSIDE_BODY_HELP)
 @click.option("--undetermined", type=click.Choice(["exclude", "occluded", "holistic"]), default="exclude",
               show_default=True,
               help="Crops where no person was found: leave out of sampling, or count them all as occluded/holistic.")
@@ -89,7 +109,7 @@ UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one che
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path, seed: int,
                     pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, main_face_only: bool,
-                    undetermined: str, unstable: str,
+                    outside_body: bool, undetermined: str, unstable: str,
                     score_threshold: float | None, support: str | None, min_missing_run: int | None,
                     corrections: Path | None, face_boxes: Path | None,
                     as_json: bool) -> None:
@@ -118,6 +138,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     from opreid_bench.splits.protocol import load_protocol
     from opreid_bench.splits.sample import cross_camera_warning
 
+    spec = _mask_spec(mask, main_face_only, outside_body)
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
     rule = None
@@ -131,7 +152,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
             kw["min_missing_run"] = min_missing_run
         rule = OcclusionRule(**kw)
     result = build_split(pool, protocol, out, seed, pose=pose, workers=workers, engine=engine,
-                         mask=f"{mask}+main" if main_face_only else mask, rule=rule, corrections=corrections,
+                         mask=spec, rule=rule, corrections=corrections,
                          pool_name=str(pool_path), undetermined=undetermined, face_boxes=face_boxes,
                          unstable=unstable)
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
@@ -160,6 +181,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
               help="Every face is masked by default; kept so that older scripts run.")
 @click.option("--main-face-only", is_flag=True,
               help="Mask the main person's face only, not bystanders'.")
+@click.option("--mask-outside-body", "outside_body", is_flag=True, help=OUTSIDE_BODY_HELP)
 @click.option("--verify", is_flag=True,
               help="Look for faces left in the images under OUT; exit 1 when a plausible face is found.")
 @click.option("--verify-detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto",
@@ -177,7 +199,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
               help="Processes for masking and for ranking the --review-faces sheet.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keypoints_dir: Path | None, out: Path,
-             mask: str, mask_all_faces: bool, main_face_only: bool, verify: bool, verify_detector: str,
+             mask: str, mask_all_faces: bool, main_face_only: bool, outside_body: bool, verify: bool,
+             verify_detector: str,
              face_boxes: Path | None, review_faces: Path | None, review_limit: int | None, workers: int,
              as_json: bool) -> None:
     """Stage 3 on its own: mask every face of a pool's crops, bystanders' included.
@@ -203,6 +226,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     from opreid_bench.errors import OpreidError
     from opreid_bench.splits.pipeline import face_masking_warning, keypoints_warning, write_masked_pool
 
+    spec = _mask_spec(mask, main_face_only, outside_body)
     if review_limit is not None and review_faces is None:
         raise OpreidError("mask: --review-limit sets the length of the --review-faces sheet; give --review-faces too")
     if review_faces is not None:
@@ -226,8 +250,8 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
             from opreid_bench.splits.pipeline import keypoints_for_pool
 
             kps = keypoints_for_pool([r.path for r in pool], keypoints_dir)
-        table = write_masked_pool(pool, pool_path, out, keypoints=kps, mask=mask, main_face_only=main_face_only,
-                                  workers=workers, face_boxes=face_boxes)
+        table = write_masked_pool(pool, pool_path, out, keypoints=kps, mask=spec or mask, workers=workers,
+                                  face_boxes=face_boxes)
         result.update(crops=len(table), faces_masked=int(table["face_masked"].sum()),
                       methods={k: int(v) for k, v in table["method"].value_counts().sort_index().items()})
         click.echo(f"masked {result['faces_masked']:,} of {len(table):,} crops {result['methods']}; wrote "
@@ -298,10 +322,11 @@ def _verify_table(found: dict[str, Any]) -> None:
               help=UNSTABLE_HELP)
 @click.option("--face-boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help=FACE_BOXES_HELP)
+@click.option("--mask-outside-body", "outside_body", is_flag=True, help=OUTSIDE_BODY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path,
                seed: int, keypoints_dir: Path | None, mask: str, workers: int, dry_run: bool, unstable: str,
-               face_boxes: Path | None, as_json: bool) -> None:
+               face_boxes: Path | None, outside_body: bool, as_json: bool) -> None:
     """Stage 4 on its own: sample query/gallery/train from labelled crops by a protocol and write the split.
 
     Joins LABELS (source_path, occluded, ...) with the pool's pid and camid, samples by the protocol (same seed,
@@ -325,10 +350,11 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
 
     if face_boxes is not None and mask == "none":
         raise DataError(f"{face_boxes}: --face-boxes masks faces, but --mask none copies the crops unmasked")
+    spec = _mask_spec(None if mask == "none" else mask, False, outside_body)
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
     result = sample_from_labels(labels_path, pool, protocol, out, seed, pool_path=pool_path, unstable=unstable,
-                                keypoints=keypoints_dir, mask=None if mask == "none" else mask, workers=workers,
+                                keypoints=keypoints_dir, mask=spec, workers=workers,
                                 dry_run=dry_run, face_boxes=face_boxes)
     info = result.to_json()
     if result.unlabelled:
