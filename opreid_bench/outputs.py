@@ -520,11 +520,14 @@ def _refuse_stray_media(out: Path, kind: str, option: str) -> None:
 
 
 def _remove_if_only_marker(folder: Path) -> None:
-    """Delete ``folder`` when it holds nothing but our marker (the folder a failed first run created)."""
+    """Delete ``folder`` when it holds nothing but our marker and empty folders (what a failed first run created)."""
     with contextlib.suppress(OSError):
-        if [e.name for e in folder.iterdir()] == [MARKER]:
-            (folder / MARKER).unlink()
-            folder.rmdir()
+        files = [Path(d, n) for d, _, names in os.walk(folder) for n in names]
+        if files != [folder / MARKER]:
+            return
+        (folder / MARKER).unlink()
+        for d, _, _ in sorted(os.walk(folder), key=lambda entry: -len(Path(entry[0]).parts)):
+            os.rmdir(d)  # deepest first; each is empty by now
 
 
 @contextlib.contextmanager

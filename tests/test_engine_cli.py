@@ -87,3 +87,26 @@ def test_a_run_stopped_by_the_time_limit_says_how_to_continue(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["stopped_early"] is True
     assert f"stopped by --time-limit after 1 epoch(s): `opreid-bench train --resume --out {run}" in result.stderr
+
+
+@pytest.mark.parametrize("finished_epoch", [False, True])
+def test_ctrl_c_says_whether_there_is_an_epoch_to_resume(tmp_path: Path, monkeypatch, finished_epoch: bool) -> None:
+    import opreid_bench.engine.train as engine_train
+
+    root = _tree(tmp_path / "data")
+    run = tmp_path / "run"
+
+    def interrupted(cfg, splits, out, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if finished_epoch:
+            (Path(out) / "checkpoints").mkdir(parents=True)
+            (Path(out) / "checkpoints" / "last.pt").write_bytes(b"x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine_train, "train", interrupted)
+    result = CliRunner().invoke(cli, ["train", "--method", "bot", "--dataset", "cuhk03_labeled", "--root", str(root),
+                                      "--out", str(run), "--backbone", "resnet_mini"])
+    if finished_epoch:
+        assert f"stopped: `opreid-bench train --resume --out {run}" in result.stderr
+    else:
+        assert "stopped before the first epoch finished: there is nothing to resume" in result.stderr
+        assert "--resume" not in result.stderr

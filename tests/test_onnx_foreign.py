@@ -105,6 +105,12 @@ def test_foreign_model_with_explicit_preprocessing(world: dict) -> None:
     assert json.loads(attrs["preprocessing_from"]) == {"input_size": "options", "mean": "options", "std": "options",
                                                        "channel_order": "options", "output": "only output"}
     assert attrs["method"] == "foreign" and "metric" not in attrs
+    # --metric records the distance, so evaluate --features scores the file as evaluate --onnx --metric did
+    cli_ok(["extract", "--onnx", world["foreign"], *DATA, "--root", root, *opts, "--metric", "cosine", "--out",
+            tmp / "fc.h5", "--json"])
+    assert read_feature_file(tmp / "fc.h5")[2]["metric"] == "cosine"
+    again = cli_ok(["evaluate", "--features", tmp / "fc.h5", "--json"])
+    assert again["mAP"] == pytest.approx(report["mAP"], abs=1e-6) and again["metric"] == "cosine"
 
 
 NORM = ["--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"]

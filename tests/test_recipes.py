@@ -177,7 +177,7 @@ def test_dry_run_plan_lists_runs_commands_and_missing(tiny_recipe: Path, tmp_pat
     out = tmp_path / "runs"
     res = CliRunner().invoke(cli, ["reproduce", "--recipe", str(tiny_recipe), "--out", str(out), "--dry-run",
                                    "--json"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # something is missing: the plan is printed, and the check fails
     data = json.loads(res.output)
     assert data["dry_run"] is True and len(data["runs"]) == 1
     run = data["runs"][0]
@@ -190,7 +190,7 @@ def test_dry_run_plan_lists_runs_commands_and_missing(tiny_recipe: Path, tmp_pat
     assert not out.exists()  # a dry run writes nothing
     # the rich plan prints the same problems; a real run refuses with one error naming them
     res = CliRunner().invoke(cli, ["reproduce", "--recipe", str(tiny_recipe), "--out", str(out), "--dry-run"])
-    assert res.exit_code == 0 and "missing (pass these before running)" in res.output
+    assert res.exit_code == 1 and "missing (pass these before running)" in res.output
     with pytest.raises(OpreidError, match=r"cannot run: .*--root partial_reid=PATH"):
         CliRunner().invoke(cli, ["reproduce", "--recipe", str(tiny_recipe), "--out", str(out)],
                            catch_exceptions=False, standalone_mode=False)

@@ -184,6 +184,11 @@ def test_a_first_in_place_run_that_fails_before_writing_leaves_no_folder(tmp_pat
     with pytest.raises(RuntimeError), output_folder(tmp_path / "run", "train", kind="run"):
         raise RuntimeError("a wrong --pretrained, say")
     assert not (tmp_path / "run").exists()
+    # nor when it made only empty folders (synth's images/ before the first crop)
+    with pytest.raises(RuntimeError), output_folder(tmp_path / "pool", "synth", kind="pool") as folder:
+        (folder / "images" / "a").mkdir(parents=True)
+        raise RuntimeError("a drawing error")
+    assert not (tmp_path / "pool").exists()
     # one that wrote something keeps it (a resume continues from it), marked incomplete
     with pytest.raises(RuntimeError), output_folder(tmp_path / "run", "train", kind="run") as folder:
         (folder / "metrics.jsonl").write_text("{}\n")

@@ -84,6 +84,13 @@ def test_refusals_are_one_line_naming_the_file(tmp_path):
     torch.save({"model": osnet.state_dict(), "iteration": 9}, tmp_path / "fast.pth")
     with pytest.raises(OpreidError, match="it looks like a fast-reid checkpoint: use --zoo fastreid:CONFIG.yml"):
         read_state_dict(tmp_path / "fast.pth")
+    from opreid_bench.engine.checkpoint import CHECKPOINT_FORMAT
+    from opreid_bench.modeling.zoo import OWN_CHECKPOINT_FORMAT
+
+    assert OWN_CHECKPOINT_FORMAT == CHECKPOINT_FORMAT
+    torch.save({"format": CHECKPOINT_FORMAT, "model": osnet.state_dict(), "config": {}}, tmp_path / "own.pt")
+    with pytest.raises(OpreidError, match="a checkpoint of `opreid-bench train`: give it as --weights without --zoo"):
+        read_state_dict(tmp_path / "own.pt")
     with pytest.raises(OpreidError, match="missing.pth: zoo checkpoint not found"):
         read_state_dict(tmp_path / "missing.pth")
 

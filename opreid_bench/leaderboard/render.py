@@ -155,6 +155,14 @@ def print_rich(rows: Sequence[LeaderboardRow]) -> None:
         console.print(t)
 
 
+def plot_name(dataset: str) -> str:
+    """A dataset key as a file name part: ``partial_reid (query_folder=partial)`` -> ``partial_reid-query_folder-partial``
+    (no spaces or brackets, which shells and some file systems treat specially)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset).strip("-")
+
+
 def plot_bars(rows: Sequence[LeaderboardRow], out_dir: str | Path) -> list[Path]:
     """One PNG bar plot per dataset (R-1 and mAP per method; measured runs highlighted). Returns the paths."""
     import matplotlib
@@ -188,7 +196,7 @@ def plot_bars(rows: Sequence[LeaderboardRow], out_dir: str | Path) -> list[Path]
         ax.set_title(DATASET_TITLES.get(ds, ds))
         ax.legend(loc="lower right")
         fig.tight_layout()
-        target = out_dir / f"leaderboard_{ds}.png"
+        target = out_dir / f"leaderboard_{plot_name(ds)}.png"
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)

@@ -52,7 +52,7 @@ class LeaderboardRow:
 
     def to_json(self) -> dict:
         return {"method": self.method, "dataset": self.dataset, "rank1": self.rank1, "mAP": self.mAP,
-                "source": self.source, "table": self.table, "citation": self.citation, **self.details}
+                "metrics_unit": "percent", "source": self.source, "table": self.table, "citation": self.citation, **self.details}
 
 
 def load_published(directory: str | Path = PUBLISHED_DIR) -> list[LeaderboardRow]:
@@ -155,7 +155,9 @@ def _as_percent(metrics: dict, key: str, unit: str, path: Path, where: str) -> f
     top = 1.0 if unit == "fraction" else 100.0
     if not 0.0 <= x <= top:
         raise DataError(f"{path}: {where}.{key}={x!r} is outside [0, {top:g}], the range of its unit ({unit})")
-    return round(METRICS_UNITS[unit] * x, 2)
+    # four decimals: the tables show one, and a value rounded to two first could show another digit than
+    # `evaluate` does (51.0544 -> 51.05 -> "51.0" where evaluate prints 51.1)
+    return round(METRICS_UNITS[unit] * x, 4)
 
 
 def load_runs(run_dirs: list[str | Path]) -> list[LeaderboardRow]:
@@ -331,7 +333,9 @@ def select_rows(rows: list[LeaderboardRow], datasets: Sequence[str] = (), tables
 
     unknown = [d for d in datasets if not any(k == d or k.startswith(f"{d} (") for k in known)]
     if unknown:
-        raise OpreidError(f"--dataset {unknown[0]}: no row has this dataset; known: {', '.join(known)}")
+        raise OpreidError(f"--dataset {unknown[0]}: no row has this dataset; "
+                          + (f"known: {', '.join(known)}" if known else "there are no rows at all (no published rows, "
+                             "and no run with results)"))
     known_tables = sorted({r.table for r in rows if r.source == "published" and r.table})
     unknown = [t for t in tables if t not in known_tables]
     if unknown:

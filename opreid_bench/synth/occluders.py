@@ -74,7 +74,7 @@ def _rack(canvas: Image.Image, mask: Image.Image, rng: np.random.Generator, para
         while bx < x1 - 6:
             bw = rng.uniform(8, 20)
             box_h = rng.uniform(0.4, 0.85) * h / (n + 1)  # boxes fit between two shelves
-            d.rectangle([bx, y - box_h, min(bx + bw, x1 - 2), y - 1], fill=_color(rng))
+            d.rectangle([bx, min(y - box_h, y - 1), min(bx + bw, x1 - 2), y - 1], fill=_color(rng))
             bx += bw + 2
 
 

@@ -46,7 +46,7 @@ def _background(cam: CameraStyle, size: tuple[int, int], rng: np.random.Generato
             d.line([(0, y), (w, y)], fill=tuple(int(c * 0.8) for c in cam.floor))
         for x in range(0, w, 16):
             d.line([(x, hz), (x, h)], fill=tuple(int(c * 0.8) for c in cam.floor))
-    elif cam.texture == "windows":
+    elif cam.texture == "windows" and hz - 20 > 10:  # a wall too low for windows (a small crop) has none
         for x in range(8, w, 40):
             d.rectangle([x, 10, x + 26, hz - 20], fill=(min(255, cam.wall[0] + 60), min(255, cam.wall[1] + 60),
                                                          min(255, cam.wall[2] + 70)))

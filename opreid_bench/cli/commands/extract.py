@@ -28,11 +28,15 @@ from opreid_bench.errors import OpreidError
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output .h5 file (replaces only a file extract wrote).")
 @click.option("--method", default=None, help="Refuse a checkpoint of another method.")
+@click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default=None,
+              help="With --onnx: the distance the model's features are compared with, recorded in the file for "
+                   "evaluate, search and visualize (default: the model's metadata, else none recorded: euclidean).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object (what was written) on stdout.")
 @onnx_preprocessing_options
 def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, dataset: str, root: Path,
-                dataset_option: tuple[str, ...], out: Path, method: str | None, device: str, json_out: bool,
+                dataset_option: tuple[str, ...], out: Path, method: str | None, metric: str | None, device: str,
+                json_out: bool,
                 input_size: str | None, mean: str | None, std: str | None, channel_order: str | None,
                 onnx_output: str | None, batch_size: int) -> None:
     """Extract inference features (the method's retrieval feature; ME applied for `ours`) and write them with /query and /gallery.
@@ -59,6 +63,9 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, 
     refuse_foreign_file(out, "extract", is_extract_output)
     if zoo is not None and onnx_model is not None:
         raise OpreidError("--zoo takes its checkpoint with --weights, not --onnx")
+    if metric is not None and onnx_model is None:
+        raise OpreidError("--metric records the distance of an --onnx model's features; a trained or --zoo model's "
+                          "file records its own (evaluate --metric overrides it)")
     zoo_size = zoo_input_size(zoo, onnx_model, input_size, mean, std, channel_order, onnx_output)
     if zoo is not None:  # a model-zoo checkpoint, rebuilt here with the zoo's names (opreid_bench.modeling.zoo)
         from opreid_bench.engine.zoo_extract import zoo_feature_sets
@@ -71,6 +78,8 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, 
         given = preprocessing_from_options(input_size, mean, std, channel_order, onnx_output)
         query, gallery, attrs = onnx_feature_sets(onnx_model, dataset, root, given=given, device=device,
                                                   batch_size=batch_size, options=parse_key_values(dataset_option))
+        if metric is not None:
+            attrs["metric"] = metric
     else:
         query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device,
                                                    options=parse_key_values(dataset_option))

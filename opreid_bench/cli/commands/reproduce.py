@@ -103,7 +103,8 @@ def _print_results(plan: Any, rows: list[Any], compare: list[dict[str, Any]]) ->
               help="Where to train and evaluate (default: the recipe's device).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Config override for every method, after the recipe's overrides (e.g. --set optim.epochs=60).")
-@click.option("--dry-run", is_flag=True, help="Print the plan (runs, commands, missing roots); train nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (runs, commands, missing roots); train nothing; exit 1 when something is missing.")
 @click.option("--json", "json_out", is_flag=True, help="Print exactly one JSON object on stdout.")
 def reproduce(recipe: str | None, list_only: bool, out: Path | None, roots: tuple[str, ...],
               pretrained: tuple[str, ...], variables: tuple[str, ...], device: str | None, sets: tuple[str, ...],
@@ -138,6 +139,8 @@ def reproduce(recipe: str | None, list_only: bool, out: Path | None, roots: tupl
             click.echo(json.dumps({"dry_run": True, **plan.to_dict()}))
         else:
             _print_plan(plan)
+        if plan.problems:  # a check before a long run: a script that dry-runs first stops here
+            raise SystemExit(1)
         return
     summaries = run_plan(plan)
     rows = recipe_rows(plan)

@@ -40,7 +40,7 @@ def _print_preview(indices, distances, q_pids, g_pids, q_paths, g_paths, title: 
 
     show = min(5, indices.shape[1])
     table = Table(title=title)
-    table.add_column("query")
+    table.add_column("query", overflow="fold", min_width=14)  # wrapped, never cut to "…" on a narrow terminal
     for r in range(show):
         table.add_column(f"rank {r + 1}", no_wrap=True)
     for qi in range(min(rows, indices.shape[0])):
@@ -51,7 +51,10 @@ def _print_preview(indices, distances, q_pids, g_pids, q_paths, g_paths, title: 
             mark = "[green]+[/green]" if q_pids[qi] == g_pids[gi] else "[red]-[/red]"
             cells.append(f"{mark} {g_pids[gi]} @ {float(distances[qi, r]):.3f}")
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: rich would assume 80 columns and cut the table
+        console = Console(width=160)
+    console.print(table)
 
 
 def _ranked(query, gallery, topk, metric, rerank, k1, k2, lambda_value, ann_cfg, device, err):  # noqa: ANN001, ANN202

@@ -24,7 +24,7 @@ def build_overrides(*, backbone: str | None, pretrained: Path | None, epochs: in
 
 
 @click.command("train")
-@click.option("--method", default=None, help="Method name (baselines/NAME.yaml: bot, baseline, ours, "
+@click.option("--method", default=None, help="Method name (baselines/NAME.yaml: bot, baseline, ours, ours_no_me, "
               "ours_ablation_1_cbe ... ours_ablation_4_rp).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A method YAML instead of --method (may `inherit:` a baseline).")
@@ -93,8 +93,12 @@ def train_cmd(method: str | None, config_file: Path | None, dataset: str, root: 
         result = train(cfg, splits, out, device=device, resume=resume, junk=dataset_junk(dataset),
                        time_limit_minutes=time_limit)
     except KeyboardInterrupt:
-        click.echo(f"stopped: `opreid-bench train --resume --out {out} --dataset {dataset} --root {root}` continues "
-                   "from the last finished epoch", err=True)
+        if (Path(out) / "checkpoints" / "last.pt").is_file():
+            click.echo(f"stopped: `opreid-bench train --resume --out {out} --dataset {dataset} --root {root}` "
+                       "continues from the last finished epoch", err=True)
+        else:
+            click.echo("stopped before the first epoch finished: there is nothing to resume; run the same command "
+                       "again to start over", err=True)
         raise
     if result.stopped_early:
         click.echo(f"stopped by --time-limit after {result.epochs_done} epoch(s): `opreid-bench train --resume --out "

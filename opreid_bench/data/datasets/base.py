@@ -261,7 +261,8 @@ class ReIDDataset:
         if self._dir is not None:
             return self._dir
         if not self.root.is_dir():
-            raise DataError(f"{self.root}: no such folder; expected layout {self.layout}")
+            what = "a file, not a folder" if self.root.exists() else "no such folder"
+            raise DataError(f"{self.root}: {what}; expected layout {self.layout}")
         required = list(dict.fromkeys(self.split_folders().values()))
         candidates = [c for c in (find_child(self.root, n) for n in self.folder_names) if c is not None]
         candidates.append(self.root)

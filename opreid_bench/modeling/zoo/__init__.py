@@ -100,6 +100,9 @@ def read_state_dict(path: str | Path, wrapper: str = "state_dict") -> dict[str, 
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
+# engine.checkpoint.CHECKPOINT_FORMAT, the mark of a checkpoint `opreid-bench train` wrote (modeling does not import
+# engine; a test keeps the two equal)
+OWN_CHECKPOINT_FORMAT = "opreid-bench-checkpoint"
 # The key each toolkit wraps its state dict in, and the --zoo prefix that reads it.
 _WRAPPERS = {"state_dict": ("torchreid", "torchreid:ARCH"), "model": ("fast-reid", "fastreid:CONFIG.yml")}
 
@@ -113,6 +116,8 @@ def _what_it_holds(obj: object, wrapper: str) -> str:
         return "; it is an empty dict"
     keys = sorted(map(str, obj))
     text = f"; its top-level keys: {', '.join(keys[:6])}" + (", ..." if len(keys) > 6 else "")
+    if obj.get("format") == OWN_CHECKPOINT_FORMAT:
+        return text + "; it is a checkpoint of `opreid-bench train`: give it as --weights without --zoo"
     for key, (tool, use) in _WRAPPERS.items():
         if key != wrapper and isinstance(obj.get(key), dict):
             return text + f"; it looks like a {tool} checkpoint: use --zoo {use}"
