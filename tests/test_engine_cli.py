@@ -110,3 +110,32 @@ def test_ctrl_c_says_whether_there_is_an_epoch_to_resume(tmp_path: Path, monkeyp
     else:
         assert "stopped before the first epoch finished: there is nothing to resume" in result.stderr
         assert "--resume" not in result.stderr
+
+
+def test_evaluate_records_another_datasets_result_in_the_runs_own_run_json(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "data")
+    run = tmp_path / "run"
+    base = ["--dataset", "cuhk03_labeled", "--root", str(root)]
+    trained = CliRunner().invoke(cli, ["train", "--method", "bot", *base, "--out", str(run), "--backbone", "resnet_mini",
+                                       "--epochs", "1", "--height", "32", "--width", "16", "--batch-p", "3",
+                                       "--batch-k", "4", "--set", "optim.max_iters_per_epoch=1", "--set",
+                                       "eval.at_end=false"], catch_exceptions=False)
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((run / "run.json").read_text())["results"] == {}
+    evaluate = ["evaluate", "--weights", str(run / "model.pt"), *base]
+    for extra, message in ((["--run-dir", str(tmp_path)], "the results go into the checkpoint's own run folder"),
+                           (["--run-dir", str(run), "--metric", "cosine"], "leave out --metric and --junk"),
+                           (["--run-dir", str(run), "--rerank"], "without --rerank")):
+        res = CliRunner().invoke(cli, [*evaluate, *extra])
+        assert res.exit_code != 0 and message in str(res.exception), (extra, res.output)
+    res = CliRunner().invoke(cli, [*evaluate, "--run-dir", str(run), "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.stdout.strip().splitlines()[-1])
+    info = json.loads((run / "run.json").read_text())
+    assert info["results"]["cuhk03_labeled"]["mAP"] == pytest.approx(printed["mAP"])
+    assert info["evaluated"]["cuhk03_labeled"]["source"] == "evaluate" and info["config"]["method"] == "bot"
+    board = CliRunner().invoke(cli, ["leaderboard", "--runs", str(run), "--no-published", "--json"],
+                               catch_exceptions=False)
+    rows = json.loads(board.stdout)
+    assert [(r["method"], r["dataset"]) for r in rows] == [("bot", "cuhk03_labeled")]
+    assert rows[0]["mAP"] == pytest.approx(100 * printed["mAP"], abs=1e-3)

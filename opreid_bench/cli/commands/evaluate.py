@@ -142,8 +142,9 @@ def print_report(report: EvaluationReport, json_out: bool, title: str = "evaluat
 @onnx_preprocessing_options
 @click.option("--zoo", default=None, metavar="ZOO:SPEC", help=ZOO_HELP)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="With --onnx: also record the result as a leaderboard run (RUN_DIR/run.json: name, model file, "
-                   "preprocessing, metrics); `opreid-bench leaderboard --runs RUN_DIR` shows it.")
+              help="Also record the result as a leaderboard run: with --onnx, RUN_DIR/run.json (name, model file, "
+                   "preprocessing, metrics); with --weights RUN/model.pt, RUN itself (the run.json `train` wrote "
+                   "gains this dataset's results). `opreid-bench leaderboard --runs RUN_DIR` shows it.")
 @click.option("--name", default=None, help="With --run-dir: the model's name on the leaderboard (default: the "
                                             "model's metadata method, else the file name).")
 @click.option("--method", default=None, help="With --weights: refuse a checkpoint of another method.")
@@ -196,6 +197,7 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
       opreid-bench evaluate --weights runs/ours/model.pt --dataset folder --root my_crops \\
           --option 'pattern=(?P<pid>\\d+)_c(?P<camid>\\d+)'
       opreid-bench evaluate --onnx ours.onnx --dataset partial_reid --root data --run-dir runs/ours-onnx --json
+      opreid-bench evaluate --weights runs/ours/model.pt --dataset occluded_reid --root data --run-dir runs/ours
       opreid-bench evaluate --onnx their.onnx --input-size 256x128 --mean 0.485,0.456,0.406 \\
           --std 0.229,0.224,0.225 --dataset partial_reid --root data
       opreid-bench evaluate --zoo torchreid:osnet_x1_0 --weights osnet_x1_0_market.pth --dataset partial_reid \\
@@ -209,11 +211,21 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
     refuse_output_over_input(out, "--out", {"--features": features, "--weights": weights, "--onnx": onnx_model})
     if out is not None:
         refuse_foreign_file(out, "evaluate", lambda p: json_written_by(p, REPORT_WRITER))
-    if run_dir is not None and (onnx_model is None or rerank):
-        raise OpreidError("--run-dir records an --onnx evaluation without --rerank (`train` writes its own run.json; "
-                          "a --zoo checkpoint gets one through `export --zoo ... --out model.onnx`, then "
+    own_run = run_dir is not None and weights is not None and zoo is None
+    if run_dir is not None and ((onnx_model is None and not own_run) or rerank):
+        raise OpreidError("--run-dir records an --onnx evaluation, or a --weights RUN/model.pt one into RUN, without "
+                          "--rerank (a --zoo checkpoint gets a run through `export --zoo ... --out model.onnx`, then "
                           "`evaluate --onnx model.onnx --run-dir ...`)")
-    if run_dir is not None:  # refused before any feature is computed, not after
+    if own_run:  # refused before any feature is computed, not after
+        from opreid_bench.engine.run_results import check_run_record
+
+        if name is not None:
+            raise OpreidError("--name names an --onnx run; a trained run keeps its method's name")
+        if metric is not None or junk is not None:
+            raise OpreidError("--run-dir records a run's result as the leaderboard compares them: with the run's own "
+                              "metric and the dataset's junk rule; leave out --metric and --junk")
+        check_run_record(run_dir, weights)
+    elif run_dir is not None:
         from opreid_bench.engine.onnx_runner import RUN_WRITER
 
         refuse_foreign_file(run_dir / "run.json", "evaluate", lambda p: json_written_by(p, RUN_WRITER), "--run-dir")
@@ -260,7 +272,14 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
         record = {"written_by": REPORT_WRITER, "input": source, **settings, **report.to_dict()}
         atomic_write_text(out, json.dumps(record, indent=2) + "\n")
         click.echo(f"wrote {out}", err=True)
-    if run_dir is not None:
+    if own_run:
+        from opreid_bench.engine.extract import metrics_dict
+        from opreid_bench.engine.run_results import record_run_result
+
+        path = record_run_result(run_dir, dataset=str(attrs["dataset"]), options=str(attrs.get("dataset_options", "")),
+                                 metrics=metrics_dict(report), metric=metric, junk=junk, root=str(root))
+        click.echo(f"wrote {path}", err=True)
+    elif run_dir is not None:
         from opreid_bench.engine.extract import metrics_dict
         from opreid_bench.engine.onnx_runner import write_onnx_run
 

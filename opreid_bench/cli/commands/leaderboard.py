@@ -46,9 +46,8 @@ def leaderboard(run_dirs: tuple[Path, ...], datasets: tuple[str, ...], metric: s
     rows += load_runs(list(run_dirs))
     if empty := runs_without_results(list(run_dirs)):
         click.echo(f"note: {len(empty):,} run(s) hold no evaluation results and give no row (e.g. {empty[0]}): "
-                   "`train` records results when it evaluates (eval.at_end, the default); a run of `demo` keeps its "
-                   "own in demo_metrics.json; `opreid-bench evaluate --weights RUN/model.pt` prints a run's metrics "
-                   "without recording them", err=True)
+                   "`train` records results when it evaluates (eval.at_end, the default), and `opreid-bench evaluate "
+                   "--weights RUN/model.pt --dataset NAME --root DIR --run-dir RUN` adds a dataset's", err=True)
     rows = R.sort_rows(select_rows(rows, datasets, tables, metric))
     if as_json:
         fmt = "json"
