@@ -396,12 +396,13 @@ def _carry_over(old: Path, new: Path, written: set[str]) -> None:
         rel = Path(dirpath).relative_to(old)
         if rel == Path("."):
             dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
-        for n in filenames:
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # not entered: moved as they are
+        for n in [*filenames, *links]:
             r = (rel / n).as_posix()
             if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n) or r in written:
                 continue
             dest = new / r
-            if dest.exists():
+            if os.path.lexists(dest):
                 dest = dest.with_name(dest.name + ".kept")
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(os.path.join(dirpath, n), dest)
@@ -471,31 +472,46 @@ def swap_in(new: Path, folder: Path) -> None:
 # Output kinds whose folder is published as it is (a split, masked crops): a file the command did not write there
 # would be published with it, unmasked and unverified.
 PUBLISHED_KINDS = ("split", "masked")
-# What such a stray file may show a face in: images (any case), review pages that embed crops, renamed leftovers.
-STRAY_MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".mpo", ".html", ".htm",
-                        ".kept")
+# Files a user may keep in such a folder (they are carried into the next output): text, which shows no face.
+# Anything else the command did not write (an image of any format, a page, an archive, a hidden file) is refused.
+TEXT_SUFFIXES = (".txt", ".md", ".csv", ".json", ".yaml", ".yml")
+_NO_CONTENT = (".DS_Store",)  # folder-view settings of macOS: no picture in them
 
 
 def unwritten_files(folder: PathLike) -> list[str] | None:
-    """Relative paths of the files in ``folder`` that its command did not write (its marker's ``written`` list),
-    hidden files and folders and the kept caches left aside; None when the folder has no marker with that list."""
+    """Relative paths of the files in ``folder`` that its command did not write (its marker's ``written`` list), the
+    folder's own bookkeeping (marker, lock, temporary files, the kept caches) left aside; hidden files and symbolic
+    links count. An incomplete marker without that list (a run killed before its first output was swapped in) wrote
+    nothing there. None when there is no marker, or a complete one without the list (an output of an older version)."""
     folder = Path(folder)
     marker = read_marker(folder) if folder.is_dir() else None
-    if marker is None or not isinstance(marker.get("written"), list):
+    if marker is None:
         return None
-    written = set(marker["written"])
+    if isinstance(marker.get("written"), list):
+        written = set(marker["written"])
+    elif not marker.get("complete", False):
+        written = set()
+    else:
+        return None
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel = Path(dirpath).relative_to(folder)
-        out += [(rel / n).as_posix() for n in filenames if not n.startswith(".") and (rel / n).as_posix() not in written]
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # os.walk does not enter them
+        for n in [*filenames, *links]:
+            r = (rel / n).as_posix()
+            if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n) or r in written:
+                continue
+            out.append(r)
     return sorted(out)
 
 
 def stray_media(folder: PathLike) -> list[str]:
-    """The images and pages in a published output folder (:data:`PUBLISHED_KINDS`) that its command did not write."""
+    """The files in a published output folder (:data:`PUBLISHED_KINDS`) that its command did not write and that may
+    show a face: everything but text (:data:`TEXT_SUFFIXES`)."""
     found = unwritten_files(folder) or []
-    return [r for r in found if Path(r).suffix.lower() in STRAY_MEDIA_SUFFIXES]
+    return [r for r in found if Path(r).suffix.lower() not in TEXT_SUFFIXES and Path(r).name not in _NO_CONTENT]
 
 
 def published_folder_above(path: PathLike) -> Path | None:
@@ -508,8 +524,8 @@ def published_folder_above(path: PathLike) -> Path | None:
 
 
 def _refuse_stray_media(out: Path, kind: str, option: str) -> None:
-    """A published folder with images or pages its command did not write is refused before anything is written:
-    they would be carried into the new output and published, unmasked and unverified."""
+    """A published folder with files its command did not write that may show a face (anything but text) is refused
+    before anything is written: they would be carried into the new output and published, unmasked and unverified."""
     if kind not in PUBLISHED_KINDS:
         return
     stray = stray_media(out)
@@ -553,7 +569,6 @@ def output_folder(
     if swap:
         out = Path(os.path.realpath(out))  # swap the folder a symlink points to, never the link itself
     claim(out, command, kind, option)
-    _refuse_stray_media(out, kind, option)
     lock = lock_beside(out, command) if swap else None
     if lock is not None:
         lock.acquire()
@@ -562,6 +577,7 @@ def output_folder(
             recover(out)
             clean_stale_tmp(out)  # e.g. a marker write killed half-way
         claim(out, command, kind, option)  # again, now that no other run can change it
+        _refuse_stray_media(out, kind, option)
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         marker_args: dict[str, Any] = dict(command=command, kind=kind, fingerprint=fingerprint, options=options)

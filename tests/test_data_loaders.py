@@ -290,3 +290,13 @@ def test_opreid_manifest_bad_flag(tmp_path: Path) -> None:
     (ds / "manifest.csv").write_text(text)
     with pytest.raises(DataError, match=r"manifest.csv:\d+: occluded='maybe'"):
         load_dataset("opreid", tmp_path)
+
+
+def test_a_partial_reid_folder_is_not_read_as_partial_ilids(tmp_path: Path) -> None:
+    """Partial-REID also names its folders partial_body_images and whole_body_images: PVPM's Partial-iLIDS names are
+    read only inside a Partial-iLIDS folder."""
+    base = tmp_path / "Partial_REID"
+    touch_all(base / "partial_body_images", ["001_001.jpg"])
+    touch_all(base / "whole_body_images", ["001_001.jpg"])
+    with pytest.raises(DataError, match="Probe: missing folder"):
+        load_dataset("partial_ilids", base)

@@ -42,15 +42,18 @@ def _boxes(path: Path, rows: list[str]) -> Path:
 def test_the_file_is_read_and_every_fault_is_one_line_naming_it(tmp_path: Path, monkeypatch) -> None:
     a, b = _crop(tmp_path / "pool" / "a.png"), _crop(tmp_path / "pool" / "b.png", 1)
     monkeypatch.chdir(tmp_path)
-    ok = _boxes(tmp_path / "ok.csv", ["pool/a.png,1,2,10,12", f"{a},0.6,0.4,4.4,5", f"{b},20,50,40,70"])
+    ok = _boxes(tmp_path / "ok.csv", ["pool/a.png,1,2,10,12", f"{a},0.6,0.4,4.4,5", f"{b},20,50,40,70",
+                                      f"{b},-0.4,4,10,9"])
     got = read_face_boxes(ok, [str(a), str(b)])
-    # relative = absolute path; fractional boxes widen to whole pixels, never shrink
-    assert got == {str(a): [(1, 2, 10, 12), (0, 0, 5, 5)], str(b): [(20, 50, 40, 70)]}
+    # relative = absolute path; fractional boxes widen to whole pixels, never shrink (nor start before the crop)
+    assert got == {str(a): [(1, 2, 10, 12), (0, 0, 5, 5)], str(b): [(20, 50, 40, 70), (0, 4, 10, 9)]}
     cases = {
         "source_path,left,top\n": "missing right, bottom",
         "source_path,left,top,right,bottom\npool/a.png,1,2,x,12\n": "row 2: left, top, right, bottom must be finite",
         "source_path,left,top,right,bottom\npool/a.png,1,2,1e400,12\n": "row 2: left, top, right, bottom must be finite",
         "source_path,left,top,right,bottom\npool/a.png,10,2,10,12\n": "row 2: box 10,2,10,12 is empty",
+        "source_path,left,top,right,bottom\npool/a.png,3.2,4,3.2,9\n": "row 2: box 3.2,4,3.2,9 is empty",
+        "source_path,left,top,right,bottom\npool/a.png,-1,4,10,9\n": "row 2: box -1,4,10,9 is empty or negative",
         "source_path,left,top,right,bottom\npool/c.png,1,2,10,12\n": "row 2: pool/c.png is not a crop of the pool",
         "source_path,left,top,right,bottom\npool/a.png,40,2,50,12\n": "the face box 40,2,50,12 lies outside the 32x64",
     }

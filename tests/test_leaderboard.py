@@ -226,13 +226,13 @@ def test_runs_without_results_are_named_not_silently_left_out(tmp_path: Path, ca
 
 
 def test_a_measured_run_shows_the_digit_evaluate_shows(tmp_path: Path) -> None:
-    """mAP 0.5105441 is 51.1 in `evaluate`; rounding to two decimals first (51.05) would print 51.0 here."""
+    """mAP 0.5105441 is 51.1 at one decimal (the demo's table); rounding to two decimals first (51.05) would print
+    51.0 here, and 0.5134996 would print 51.4 after 51.35."""
     from opreid_bench.leaderboard import render as R
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"method": "mine", "metrics_unit": "fraction", "results": {
-        "occluded_duke": {"rank1": 0.5105441247842963, "mAP": 0.5105441247842963}}}))
+        "occluded_duke": {"rank1": 0.5134996, "mAP": 0.5105441247842963}}}))
     rows = load_runs([run])
-    assert f"{0.5105441247842963 * 100:.1f}" == "51.1"
-    assert "| mine | 51.1 | 51.1 |" in R.to_markdown(rows)
+    assert "| mine | 51.3 | 51.1 |" in R.to_markdown(rows)

@@ -145,3 +145,97 @@ def test_mask_outside_body_from_the_command_line(tmp_path: Path, monkeypatch,
     assert all("outside" in {k for k, _ in parse_masks(m)} for m in table["masks"])
     card = " ".join(_masking_lines("blur+outside", "blazeface+person"))
     assert "`--mask-outside-body`, kind `outside`" in card and "3 of 50" in card
+
+
+def test_any_file_but_text_that_the_command_did_not_write_is_refused(tmp_path: Path) -> None:
+    """Hidden files, other image formats and archives count too; text is carried over; a killed first run's folder
+    (an incomplete marker without a written list) is checked as well."""
+    import os
+
+    from opreid_bench.errors import OutputError
+    from opreid_bench.outputs import output_folder, stray_media, write_marker
+
+    out = tmp_path / "masked"
+    with output_folder(out, "mask", kind="masked", swap=True) as new:
+        (new / "a.jpg").write_bytes(b"crop")
+    for rel in (".face.jpg", "sub/.hid/f.png", "x.heic", "bundle.zip", "notes.txt", "query/readme.md"):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(b"x")
+    (tmp_path / "mine").mkdir()
+    os.symlink(tmp_path / "mine", out / "linked")
+    assert stray_media(out) == [".face.jpg", "bundle.zip", "linked", "sub/.hid/f.png", "x.heic"]
+    with pytest.raises(OutputError, match=r"\.face\.jpg \(and 4 more\): not written by opreid-bench"):
+        with output_folder(out, "mask", kind="masked", swap=True):
+            pass
+    for rel in (".face.jpg", "sub/.hid/f.png", "x.heic", "bundle.zip"):
+        (out / rel).unlink()
+    os.unlink(out / "linked")
+    with output_folder(out, "mask", kind="masked", swap=True) as new:  # text only: carried over, never lost
+        (new / "a.jpg").write_bytes(b"crop")
+    assert (out / "notes.txt").is_file() and (out / "query" / "readme.md").is_file()
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    write_marker(killed, command="mask", kind="masked", fingerprint="", complete=False)
+    (killed / "face.jpg").write_bytes(b"x")
+    assert stray_media(killed) == ["face.jpg"]
+
+
+def test_a_symlinked_folder_in_an_output_survives_a_rebuild(tmp_path: Path) -> None:
+    import os
+
+    from opreid_bench.outputs import output_folder
+
+    out = tmp_path / "clever"
+    with output_folder(out, "synth-clever-hans", kind="clever_hans", swap=True) as new:
+        (new / "a.txt").write_text("x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("mine")
+    os.symlink(tmp_path / "mine", out / "linked")
+    with output_folder(out, "synth-clever-hans", kind="clever_hans", swap=True) as new:
+        (new / "a.txt").write_text("y")
+    assert os.path.islink(out / "linked") and (out / "linked" / "keep.txt").read_text() == "mine"
+
+
+def test_the_written_crop_is_judged_with_the_pose_the_masking_used(tmp_path: Path, monkeypatch) -> None:
+    """An upside-down pose counts as no person found (mask.effective_pose) in the masking, so the check of the
+    written crop must not take a detection on the chest for a face above that pose's "shoulders"."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from split_helpers import STANDING
+
+    import opreid_bench.splits.all_faces as all_faces
+    from opreid_bench.splits.keypoints import Keypoints
+
+    src = tmp_path / "a.png"
+    _crop().save(src)
+    flipped = Keypoints(np.column_stack([STANDING[:, 0], 127 - STANDING[:, 1]]), np.full(17, 0.95, np.float32),
+                        image_size=(64, 128))
+    chest = (24, 60, 40, 76)
+    monkeypatch.setattr(all_faces, "detect_faces_mediapipe_scored",
+                        lambda image, min_confidence=0.5: [(chest, 0.4)] if min_confidence < 0.5 else [])
+    monkeypatch.setattr(all_faces, "mtcnn_weights_dir", lambda: None)
+    _, _, method, masks = encode_crop(str(src), flipped, "blur")
+    assert masks.startswith("prior@") and "24,60,40,76" not in masks, masks
+
+
+def test_sample_with_mask_outside_body_writes_and_says_so(tmp_path: Path, monkeypatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    from opreid_bench.outputs import read_marker
+
+    pytest.importorskip("mediapipe")
+    monkeypatch.chdir(tmp_path)
+    for args in (["synth", "--out", "pool", "--ids", "40", "--size", "32", "64", "--seed", "0"],
+                 ["annotate", "--pool", "pool/manifest.csv", "--pose", "precomputed:pool/keypoints.csv", "--out", "ann"],
+                 ["classify", "--keypoints", "ann", "--out", "labels.csv"],
+                 ["sample", "--labels", "labels.csv", "--pool", "pool/manifest.csv", "--protocol", "opreid-tiny",
+                  "--out", "split", "--seed", "0", "--keypoints", "ann", "--mask-outside-body"]):
+        code, _, err = _cli(args, capsys)
+        assert code == 0, (args, err[-2000:])
+    masks = pd.read_csv(tmp_path / "split" / "face_masks.csv")["masks"].fillna("")
+    assert masks.str.contains("outside@").all()
+    assert read_marker(tmp_path / "split")["options"]["mask"] == "blur+outside"
+    card = (tmp_path / "split" / "DATA_CARD.md").read_text(encoding="utf-8")
+    assert "(`--mask-outside-body`, kind `outside`)" in card and "outside " in card

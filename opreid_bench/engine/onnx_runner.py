@@ -407,10 +407,11 @@ def onnx_feature_sets(
     batch_size: int = 64,
     options: dict[str, str] | None = None,
     progress: bool = True,
+    metric: str | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Query/gallery FeatureSets of ``dataset`` under ``root`` from an ONNX model, and the attributes that record
     where they came from (model file and hash, resolved preprocessing, providers, the dataset's junk rule, and the
-    model's metric when its metadata names one)."""
+    metric: ``metric`` when given, else the model's when its metadata names one)."""
     from opreid_bench.data.datasets import load_dataset
     from opreid_bench.engine.extract import dataset_junk, default_junk, feature_set, options_text
     from opreid_bench.errors import DataError
@@ -432,7 +433,7 @@ def onnx_feature_sets(
         "providers": extractor.providers,
         **extractor.prep.to_attrs(),
     }
-    metric = meta.get(META_PREFIX + "metric")
+    metric = metric or meta.get(META_PREFIX + "metric")
     if metric in ("euclidean", "cosine"):
         attrs["metric"] = metric
     if options:

@@ -185,7 +185,7 @@ def train(
     from opreid_bench.modeling import build_model
 
     out = Path(out_dir)
-    ckpt_path = out / "checkpoints" / "last.pt"
+    ckpt_path = last_checkpoint(out)
     if resume and not ckpt_path.is_file():  # checked on every rank, before any work: never a silent fresh start
         raise CheckpointError(f"{ckpt_path}: --resume, but there is no checkpoint to continue; run without --resume "
                               "to start a new run")
@@ -298,13 +298,18 @@ def train(
         cleanup(dist_info)
 
 
+def last_checkpoint(out_dir: str | Path) -> Path:
+    """Where a run folder keeps the checkpoint of its last finished epoch (what ``--resume`` continues from)."""
+    return Path(out_dir) / "checkpoints" / "last.pt"
+
+
 def resume_config(out_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MethodConfig:
     """The config of the run in ``out_dir``, read from its ``checkpoints/last.pt``, with ``--set`` style overrides
     applied: ``train --resume`` without ``--method``/``--config`` continues the run as it was started, so a user
     need not repeat every flag (an override that changes the run is refused when the checkpoint is restored)."""
     from opreid_bench.engine.config import apply_overrides, config_from_dict
 
-    path = Path(out_dir) / "checkpoints" / "last.pt"
+    path = last_checkpoint(out_dir)
     if not path.is_file():
         raise CheckpointError(f"{path}: --resume without --method or --config takes the run's config from this "
                               "checkpoint, and there is none; name the method to start a new run")

@@ -155,9 +155,9 @@ def _as_percent(metrics: dict, key: str, unit: str, path: Path, where: str) -> f
     top = 1.0 if unit == "fraction" else 100.0
     if not 0.0 <= x <= top:
         raise DataError(f"{path}: {where}.{key}={x!r} is outside [0, {top:g}], the range of its unit ({unit})")
-    # four decimals: the tables show one, and a value rounded to two first could show another digit than
-    # `evaluate` does (51.0544 -> 51.05 -> "51.0" where evaluate prints 51.1)
-    return round(METRICS_UNITS[unit] * x, 4)
+    # not rounded: the tables round once, to one decimal (a value rounded to two decimals first can show another
+    # digit, 51.0544 -> 51.05 -> "51.0" where the demo's table shows 51.1)
+    return METRICS_UNITS[unit] * x
 
 
 def load_runs(run_dirs: list[str | Path]) -> list[LeaderboardRow]:

@@ -318,8 +318,9 @@ FACES_MEASURED = (
 
 # The same crops masked with --mask-outside-body (benchmarks/bench_faces.py --outside-body-too).
 FACES_OUTSIDE_MEASURED = (
-    "On the same hand-boxed crowded crops it left 3 of 50, 1 of 27 and 2 of 61 faces visible (all of them "
-    "bystanders' beside or in front of the main person's body) where the default left 7, 5 and 20, and masked 35%, "
+    "On the same hand-boxed crowded crops it left 3 of 50, 1 of 27 and 2 of 61 faces visible by the head box (3, 1 "
+    "and 4 by the face region; all of them bystanders' beside or in front of the main person's body) where the "
+    "default left 7, 5 and 20, and masked 35%, "
     "39% and 53% of a crop's area on average (`benchmarks/bench_faces.py --outside-body-too`, 2026-12-07, "
     "opreid-bench 0.2.0, with MTCNN). Look at the sheet of `opreid-bench mask --review-faces` all the same."
 )

@@ -46,15 +46,19 @@ def read_face_boxes(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> 
             for row_no, row in enumerate(reader, start=2):
                 source = (row["source_path"] or "").strip()
                 try:
-                    # widened to whole pixels (floor the left and top, ceil the right and bottom): never smaller
                     left_f, top_f, right_f, bottom_f = (float(row[c]) for c in COLUMNS[1:])
-                    box = (math.floor(left_f), math.floor(top_f), math.ceil(right_f), math.ceil(bottom_f))
+                    if not all(math.isfinite(v) for v in (left_f, top_f, right_f, bottom_f)):
+                        raise ValueError
                 except (TypeError, ValueError, OverflowError):
                     raise DataError(f"{path}: row {row_no}: left, top, right, bottom must be finite numbers") from None
-                left, top, right, bottom = box
-                if left < 0 or top < 0 or right <= left or bottom <= top:
-                    raise DataError(f"{path}: row {row_no}: box {left},{top},{right},{bottom} is empty or negative "
-                                    "(need 0 <= left < right and 0 <= top < bottom)")
+                given = ",".join(str(row[c]).strip() for c in COLUMNS[1:])
+                # a drawn box may start a fraction of a pixel outside the crop; a whole pixel out is another crop's
+                if left_f <= -1 or top_f <= -1 or right_f <= left_f or bottom_f <= top_f:
+                    raise DataError(f"{path}: row {row_no}: box {given} is empty or negative (need 0 <= left < right "
+                                    "and 0 <= top < bottom)")
+                # widened to whole pixels (floor the left and top, ceil the right and bottom): never smaller
+                left, top = max(0, math.floor(left_f)), max(0, math.floor(top_f))
+                right, bottom = math.ceil(right_f), math.ceil(bottom_f)
                 pool_path = by_abs.get(os.path.abspath(source))
                 if pool_path is None:
                     raise DataError(f"{path}: row {row_no}: {source} is not a crop of the pool")

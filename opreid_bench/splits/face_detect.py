@@ -166,6 +166,7 @@ def verify_faces(
     command's output (by its marker; without one, the images its listing leaves out), which nothing checked.
     """
     from opreid_bench.splits.all_faces import COVERED, covered_share, find_faces, head_gate
+    from opreid_bench.splits.mask import effective_pose
 
     if detector not in VERIFY_DETECTORS:
         raise OpreidError(f"unknown face detector '{detector}'; use {', '.join(VERIFY_DETECTORS)}")
@@ -197,6 +198,7 @@ def verify_faces(
             kp = keypoints.get(rel)
             if kp is not None and kp.image_size is not None and tuple(kp.image_size) != rgb.size:
                 kp = None  # not the crop the keypoints were found on
+            kp = effective_pose(kp, rgb.size)  # judged as the masking judged it
             if detector == "haar":
                 plausible = head_gate(kp, rgb.size)
                 boxes = [b for b in detect_faces(rgb, min_neighbors=min_neighbors)
@@ -214,19 +216,24 @@ def verify_faces(
 
 
 def _unlisted_media(root: Path, listed: list[Path] | None) -> list[str]:
-    """Images and pages in ``root`` that are no crop of its listing: the files its command did not write (by its
-    marker), else the images the listing leaves out. They would be published with the folder, yet nothing checked
-    them."""
-    from opreid_bench.outputs import STRAY_MEDIA_SUFFIXES, stray_media, unwritten_files
+    """Files in ``root`` that may show a face and are no crop of its listing: those its command did not write (by its
+    marker), else every file but text that the listing leaves out. They would be published with the folder, yet
+    nothing checked them."""
+    from opreid_bench.outputs import TEXT_SUFFIXES, stray_media, unwritten_files
 
     if unwritten_files(root) is not None:
         return stray_media(root)
     if listed is None:
         return []
+    from opreid_bench.outputs import KEEP_ACROSS_SWAP, LOCK_INSIDE, MARKER
+    from opreid_bench.splits.datacard import PLOT_NAME
+
     names = {p.relative_to(root).as_posix() for p in listed}
-    found = (p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in STRAY_MEDIA_SUFFIXES and p.is_file())
+    names |= {PLOT_NAME, "keypoints.h5"}  # a split's own files that are no crop
+    found = (p.relative_to(root) for p in root.rglob("*") if p.is_file() or p.is_symlink())
     return sorted(rel.as_posix() for rel in found
-                  if not any(part.startswith(".") for part in rel.parts) and rel.as_posix() not in names)
+                  if rel.suffix.lower() not in TEXT_SUFFIXES and rel.name not in (".DS_Store", MARKER, LOCK_INSIDE)
+                  and rel.parts[0] not in KEEP_ACROSS_SWAP and rel.as_posix() not in names)
 
 
 def _progress(total: int, label: str) -> tuple[Any, Any]:

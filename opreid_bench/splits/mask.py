@@ -135,6 +135,16 @@ PRIOR_HEAD_FRACTION = 0.22  # of the person's (or crop's) height, from its top
 PRIOR_WIDTH_FRACTION = 0.8  # of the person's (or crop's) width, centred
 
 
+def effective_pose(kp: Keypoints | None, image_size: tuple[int, int], score_threshold: float = 0.5) -> Keypoints | None:
+    """The keypoints the masking judges a crop with: a pose with the head low or upside down (:func:`upright_pose`)
+    places no mask and counts as no person found, while the person detector's other people are kept (their heads
+    are still masked). The masking, the writer's check of the written crop and ``mask --verify`` all use it, so that
+    they judge a detection against the same main body."""
+    if kp is not None and kp.detected and not upright_pose(kp, image_size, score_threshold):
+        return replace(kp, detected=False, score=np.zeros_like(kp.score), support=None)
+    return kp
+
+
 def head_prior_box(kp: Keypoints | None, image_size: tuple[int, int]) -> Box:
     """Where the head should be when nothing located it (see the module docstring).
 
@@ -175,6 +185,18 @@ def parse_mask_mode(mode: str) -> tuple[str, bool]:
         raise OpreidError(f"unknown mask mode '{mode}'; known: {', '.join(MASK_MODES)} (optionally +all, +main or "
                           f"+{OUTSIDE_KIND})")
     return base, extra != "main"
+
+
+def mask_spec(mask: str | None, main_face_only: bool, outside_body: bool) -> str | None:
+    """The mask mode the command-line options ask for: ``blur``, ``blur+main`` (``--main-face-only``) or
+    ``blur+outside`` (``--mask-outside-body``); None for no masking. Contradicting options are one line."""
+    if outside_body and main_face_only:
+        raise OpreidError("--mask-outside-body masks every face and more; --main-face-only masks fewer: choose one")
+    if mask is None:
+        if outside_body:
+            raise OpreidError("--mask-outside-body masks, but --mask none copies the crops unmasked: choose one")
+        return None
+    return f"{mask}+main" if main_face_only else f"{mask}+{OUTSIDE_KIND}" if outside_body else mask
 
 
 def masks_outside_body(mode: str) -> bool:
@@ -232,10 +254,7 @@ def mask_face_detailed(
     boxes: list[Box] = []
     kinds: list[str] = []
     method = "none"
-    if kp is not None and kp.detected and not upright_pose(kp, rgb.size, score_threshold):
-        # a pose with the head low or upside down places no mask (upright_pose); the crop's top does. The person
-        # detector's other people are kept: their heads are still masked (all_faces.person_heads)
-        kp = replace(kp, detected=False, score=np.zeros_like(kp.score), support=None)
+    kp = effective_pose(kp, rgb.size, score_threshold)
     if kp is not None and kp.detected:
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:

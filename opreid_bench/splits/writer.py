@@ -38,7 +38,7 @@ from opreid_bench.data.decode import load_rgb
 from opreid_bench.errors import DataError
 from opreid_bench.splits.face_boxes import HAND_KIND, clip_to_crop
 from opreid_bench.splits.keypoints import Keypoints
-from opreid_bench.splits.mask import mask_box, mask_face_detailed, parse_mask_mode
+from opreid_bench.splits.mask import effective_pose, mask_box, mask_face_detailed, parse_mask_mode
 
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MANIFEST_COLUMNS = [
@@ -104,9 +104,10 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
     if every_face:  # the closing verification again, on the crop as it is written
         from opreid_bench.splits.all_faces import find_faces
 
+        judged = effective_pose(kp, img.size)
         for round_ in range(WRITTEN_VERIFY_ROUNDS + 1):
             with Image.open(io.BytesIO(data)) as written:
-                late = find_faces(written.convert("RGB"), kp, masked=boxes, verify=True)
+                late = find_faces(written.convert("RGB"), judged, masked=boxes, verify=True)
             if not late:
                 break
             if round_ == WRITTEN_VERIFY_ROUNDS:  # fail closed: never write a crop its own verification flags

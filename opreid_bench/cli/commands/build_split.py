@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from opreid_bench.cli.options import SUPPORT_THRESHOLD_HELP, support_kwargs
+from opreid_bench.splits.mask import mask_spec
 
 MASK_CHOICES = ["blur", "pixelate", "fill"]
 
@@ -55,21 +56,8 @@ FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand
 
 OUTSIDE_BODY_HELP = ("Also mask everything outside the main person's body below the shoulders (the band above them "
                      "across the crop, and the sides beside the body): bystanders' faces that the detectors miss "
-                     "are mostly there. Costs the background (about half to two thirds of a crop); the data card "
-                     "says so.")
-
-
-def _mask_spec(mask: str | None, main_face_only: bool, outside_body: bool) -> str | None:
-    """The mask mode the options ask for: ``blur``, ``blur+main`` or ``blur+outside`` (None: no masking)."""
-    from opreid_bench.errors import OpreidError
-
-    if outside_body and main_face_only:
-        raise OpreidError("--mask-outside-body masks every face and more; --main-face-only masks fewer: choose one")
-    if mask is None:
-        if outside_body:
-            raise OpreidError("--mask-outside-body masks, but --mask none copies the crops unmasked: choose one")
-        return None
-    return f"{mask}+main" if main_face_only else f"{mask}+outside" if outside_body else mask
+                     "are mostly there. Costs the background (35-53% of a crop's area on the measured crowded sets); "
+                     "the data card says so.")
 
 
 UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one checked: keep them, or exclude them "
@@ -139,7 +127,7 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     from opreid_bench.splits.protocol import load_protocol
     from opreid_bench.splits.sample import cross_camera_warning
 
-    spec = _mask_spec(mask, main_face_only, outside_body)
+    spec = mask_spec(mask, main_face_only, outside_body)
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
     rule = None
@@ -184,7 +172,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
               help="Mask the main person's face only, not bystanders'.")
 @click.option("--mask-outside-body", "outside_body", is_flag=True, help=OUTSIDE_BODY_HELP)
 @click.option("--verify", is_flag=True,
-              help="Look for faces left in the images under OUT; exit 1 when a plausible face is found.")
+              help="Look for faces left in the images under OUT; exit 1 when a plausible face is found, or when OUT "
+                   "holds a file (not text) that is none of its crops.")
 @click.option("--verify-detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto",
               show_default=True,
               help="Checker for --verify; auto/mediapipe: BlazeFace at the masking's verification setting, "
@@ -208,13 +197,14 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
 
     The main person's face from the head keypoints (else OpenCV's Haar face detector, else a head prior: the top of
     the person's box, method "prior": check those crops); every other face that BlazeFace, MTCNN or the person
-    detector finds where a head is plausible (MTCNN with its weights installed; a warning otherwise); then a closing verification on the masked crop. Writes the
-    masked crops under OUT (paths relative to the folder that holds all the pool's crops, as .jpg) and OUT/masks.csv
-    (source_path,path,face_masked,method,masks). Refused: an OUT that is the pool's image folder or inside it, and
-    two crops that would get one name (a.jpg and a.png); rename one. --verify looks for plausible faces in the
-    images under OUT outside the masks recorded there (masks.csv, or a split's face_masks.csv), lists them and
-    exits 1 when there is any; with --verify and no --pool it only checks the
-    images already there (e.g. a split).
+    detector finds where a head is plausible (MTCNN with its weights installed; a warning otherwise); then a closing
+    verification on the masked crop. Writes the masked crops under OUT (paths relative to the folder that holds all
+    the pool's crops, as .jpg) and OUT/masks.csv (source_path,path,face_masked,method,masks). Refused: an OUT that
+    is the pool's image folder or inside it, and two crops that would get one name (a.jpg and a.png); rename one.
+    --verify looks for plausible faces in the images under OUT outside the masks recorded there (masks.csv, or a
+    split's face_masks.csv), lists them and exits 1 when there is any, or when OUT holds a file (not text) that is
+    none of its crops; with --verify and no --pool it only checks the images already there (e.g. a split). With
+    --mask-outside-body everything outside the main person's body below the shoulders is masked too.
 
     \b
     Examples:
@@ -227,7 +217,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
     from opreid_bench.errors import OpreidError
     from opreid_bench.splits.pipeline import face_masking_warning, keypoints_warning, write_masked_pool
 
-    spec = _mask_spec(mask, main_face_only, outside_body)
+    spec = mask_spec(mask, main_face_only, outside_body)
     if review_limit is not None and review_faces is None:
         raise OpreidError("mask: --review-limit sets the length of the --review-faces sheet; give --review-faces too")
     if review_faces is not None:
@@ -351,7 +341,7 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
 
     if face_boxes is not None and mask == "none":
         raise DataError(f"{face_boxes}: --face-boxes masks faces, but --mask none copies the crops unmasked")
-    spec = _mask_spec(None if mask == "none" else mask, False, outside_body)
+    spec = mask_spec(None if mask == "none" else mask, False, outside_body)
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
     result = sample_from_labels(labels_path, pool, protocol, out, seed, pool_path=pool_path, unstable=unstable,

@@ -77,9 +77,8 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, 
 
         given = preprocessing_from_options(input_size, mean, std, channel_order, onnx_output)
         query, gallery, attrs = onnx_feature_sets(onnx_model, dataset, root, given=given, device=device,
-                                                  batch_size=batch_size, options=parse_key_values(dataset_option))
-        if metric is not None:
-            attrs["metric"] = metric
+                                                  batch_size=batch_size, options=parse_key_values(dataset_option),
+                                                  metric=metric)
     else:
         query, gallery, attrs = model_feature_sets(weights, dataset, root, method=method, device=device,
                                                    options=parse_key_values(dataset_option))

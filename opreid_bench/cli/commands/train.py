@@ -72,7 +72,7 @@ def train_cmd(method: str | None, config_file: Path | None, dataset: str, root: 
     from opreid_bench.data.datasets import load_dataset
     from opreid_bench.engine.config import load_method_config
     from opreid_bench.engine.extract import dataset_junk
-    from opreid_bench.engine.train import resume_config, train
+    from opreid_bench.engine.train import last_checkpoint, resume_config, train
 
     if method is not None and config_file is not None:
         raise OpreidError("train takes one of --method NAME or --config FILE, not both")
@@ -93,7 +93,7 @@ def train_cmd(method: str | None, config_file: Path | None, dataset: str, root: 
         result = train(cfg, splits, out, device=device, resume=resume, junk=dataset_junk(dataset),
                        time_limit_minutes=time_limit)
     except KeyboardInterrupt:
-        if (Path(out) / "checkpoints" / "last.pt").is_file():
+        if last_checkpoint(out).is_file():
             click.echo(f"stopped: `opreid-bench train --resume --out {out} --dataset {dataset} --root {root}` "
                        "continues from the last finished epoch", err=True)
         else:

@@ -2,8 +2,9 @@
 gallery image each.
 
 Layout ``Partial_iLIDS/{Probe,Gallery}/N.jpg`` with pid ``N``; copies in the wild also name the folders
-``{query,gallery}`` or, as PVPM's release does, ``{partial_body_images,whole_body_images}`` (``Probe.txt``/``Gallery.txt``
-may be present and are passed over). The probes are occluded/partial crops, the gallery images whole-body. No camera labels: probe camid 0,
+``{query,gallery}`` or, as PVPM's release does, ``{partial_body_images,whole_body_images}`` (read only inside a folder
+named ``Partial_iLIDS`` or the like, since Partial-REID uses those names too; ``Probe.txt``/``Gallery.txt`` may be
+present and are passed over). The probes are occluded/partial crops, the gallery images whole-body. No camera labels: probe camid 0,
 gallery camid 1. No training split: the literature trains on Market-1501.
 """
 
@@ -16,6 +17,9 @@ from opreid_bench.data.datasets.base import RawSplits, ReIDDataset, parse_folder
 from opreid_bench.data.datasets.occluded_reid import GALLERY_CAMID, QUERY_CAMID, cross_set_parser
 
 _NUMBER = re.compile(r"^(\d+)\.[A-Za-z]+$")
+
+
+_PVPM_NAMES = {"partial_body_images", "whole_body_images"}
 
 
 class PartialILIDS(ReIDDataset):
@@ -32,6 +36,14 @@ class PartialILIDS(ReIDDataset):
     def split_folders(self) -> dict[str, str]:
         return {"query": "Probe", "gallery": "Gallery"}
 
+    def _find_split_dir(self, parent: Path, rel: str) -> Path | None:
+        # PVPM's folder names are Partial-REID's too: read them only inside a folder named as Partial-iLIDS is, so a
+        # Partial-REID folder is never taken for this dataset
+        found = super()._find_split_dir(parent, rel)
+        if found is not None and found.name.lower() in _PVPM_NAMES and parent.name.lower() not in _OWN_NAMES:
+            return None
+        return found
+
     def _read(self, dataset_dir: Path) -> RawSplits:
         raw = RawSplits()
         raw.add("query", parse_folder(self.folder("query"), dataset_dir, cross_set_parser(QUERY_CAMID, _NUMBER),
@@ -39,3 +51,6 @@ class PartialILIDS(ReIDDataset):
         raw.add("gallery", parse_folder(self.folder("gallery"), dataset_dir,
                                         cross_set_parser(GALLERY_CAMID, _NUMBER), occluded=False))
         return raw
+
+
+_OWN_NAMES = {n.lower() for n in PartialILIDS.folder_names}
