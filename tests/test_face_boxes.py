@@ -15,7 +15,7 @@ from PIL import Image
 
 from opreid_bench.cli import main
 from opreid_bench.errors import DataError
-from opreid_bench.splits.face_boxes import read_face_boxes
+from opreid_bench.splits.face_boxes import read_face_boxes, read_reviewed_masks
 from opreid_bench.splits.face_review import face_review_order
 from opreid_bench.splits.writer import encode_crop, parse_masks
 
@@ -165,7 +165,8 @@ def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> Non
     src = _crop(tmp_path / "pool" / "a.png")
     (tmp_path / "m").mkdir()
     Image.open(src).convert("RGB").save(tmp_path / "m" / "a.jpg")
-    table = pd.DataFrame({"source_path": [str(src)], "path": ["a.jpg"], "masks": ["hand@20,0,30,8"]})
+    table = pd.DataFrame({"source_path": [str(src)], "path": ["a.jpg"],
+                          "masks": ["keypoints@4,0,28,14;hand@20,0,30,8"]})
     sheet = write_face_review_html(table, tmp_path / "m", tmp_path / "faces.html", thumb_height=256, progress=False)
     # the crop is 32x64 shown 256 high (scale 4): a drag from (8, 40) to (48, 120) on screen is the box 2,10,12,30
     text, _ = download_from_page(sheet, """
@@ -180,6 +181,8 @@ def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> Non
     boxes = read_face_boxes(drawn, [str(src)])[str(src)]  # the pool path, and boxes inside the crop
     assert len(boxes) == 2 and boxes[0] == (20, 0, 30, 8), boxes  # an earlier round's box is kept
     assert np.abs(np.array(boxes[1]) - (2, 10, 12, 30)).max() <= 1, boxes  # the drawn one (sub-pixel layout)
+    # the reviewed masking's own masks come along, so a split masked otherwise still covers them
+    assert read_reviewed_masks(drawn, [str(src)]) == {str(src): [(4, 0, 28, 14)]}
 
 
 def test_workers_rank_the_sheet_as_one_process_does(shared_data: Path, mtcnn_weights: Path, tmp_path: Path) -> None:
@@ -198,3 +201,21 @@ def test_workers_rank_the_sheet_as_one_process_does(shared_data: Path, mtcnn_wei
     bad.write_bytes(b"\xff\xd8\xff")
     with pytest.raises(DataError, match=re.escape(str(bad))):
         rank_crops([*jobs[:63], (str(bad), None, "")], workers=2, progress=False)
+
+
+def test_a_reviewed_mask_the_new_masking_does_not_cover_is_masked_too(tmp_path: Path) -> None:
+    """The reviewer saw these covered: a split masked with other settings may not show them (kind reviewed); one the
+    new masks already cover is not masked twice."""
+    src = _crop(tmp_path / "a.png")
+    data, masked, method, masks = encode_crop(str(src), None, "fill+main", reviewed=[(0, 40, 12, 60), (8, 0, 24, 8)])
+    kinds = parse_masks(masks)
+    assert ("reviewed", (0, 40, 12, 60)) in kinds and method.endswith("+reviewed")
+    assert ("reviewed", (8, 0, 24, 8)) not in kinds  # under the head prior already
+    with pytest.raises(DataError, match="cannot go unmasked"):
+        encode_crop(str(src), None, None, reviewed=[(0, 40, 12, 60)])
+    rows = ["source_path,left,top,right,bottom,kind", f"{src},1,2,10,12,hand", f"{src},0,40,12,60,keypoints",
+            f"{src},3,3,9,9,"]
+    both = _boxes(tmp_path / "both.csv", rows[1:])
+    both.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert read_face_boxes(both, [str(src)]) == {str(src): [(1, 2, 10, 12), (3, 3, 9, 9)]}  # empty kind: by hand
+    assert read_reviewed_masks(both, [str(src)]) == {str(src): [(0, 40, 12, 60)]}

@@ -164,9 +164,9 @@ def test_any_file_but_text_that_the_command_did_not_write_is_refused(tmp_path: P
     (tmp_path / "mine").mkdir()
     os.symlink(tmp_path / "mine", out / "linked")
     assert stray_media(out) == [".face.jpg", "bundle.zip", "linked", "sub/.hid/f.png", "x.heic"]
-    with pytest.raises(OutputError, match=r"\.face\.jpg \(and 4 more\): not written by opreid-bench"):
-        with output_folder(out, "mask", kind="masked", swap=True):
-            pass
+    with (pytest.raises(OutputError, match=r"\.face\.jpg \(and 4 more\): not written by opreid-bench"),
+          output_folder(out, "mask", kind="masked", swap=True)):
+        pass
     for rel in (".face.jpg", "sub/.hid/f.png", "x.heic", "bundle.zip"):
         (out / rel).unlink()
     os.unlink(out / "linked")

@@ -9,7 +9,12 @@ verification and ``mask --verify``, and the file's content enters the output's f
 
 The file is a CSV with the columns ``source_path,left,top,right,bottom``: the crop as the pool lists it (a relative
 path is taken from the current folder, as the pool's own relative paths are) and a box in its pixels (right and bottom
-exclusive; fractional values are widened to whole pixels). A crop may have several rows. Other columns are ignored. The face review sheet starts from the boxes
+exclusive; fractional values are widened to whole pixels). A crop may have several rows. An optional ``kind`` column
+tells a box drawn by hand (``hand``, the default) from a mask the reviewed masking had placed (its kind, e.g.
+``keypoints``): the sheet downloads both, since the reviewer boxed only what that masking left visible. A later
+masking with other settings (other keypoints, another mask mode, MTCNN missing) may place its masks elsewhere; any
+reviewed mask it does not cover is masked as well, as kind ``reviewed``, so a split never shows less than what was
+reviewed. Other columns are ignored. The face review sheet starts from the boxes
 already masked as ``hand`` in the folder it shows, so the file it downloads holds every round's boxes.
 """
 
@@ -25,18 +30,34 @@ from opreid_bench.errors import DataError
 
 Box = tuple[int, int, int, int]
 HAND_KIND = "hand"
+REVIEWED_KIND = "reviewed"  # a mask of the reviewed masking that the new masking did not cover
 COLUMNS = ("source_path", "left", "top", "right", "bottom")
 
 
 def read_face_boxes(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> dict[str, list[Box]]:
     """Pool path -> its hand-drawn face boxes, from the CSV at ``path``; a one-line DataError naming the file and row
     for an unreadable file, a missing column, a box that is not four integers with left < right and top < bottom, or a
-    crop the pool does not hold (paths are compared as absolute paths, so ``./a.jpg`` and ``a.jpg`` are one crop)."""
+    crop the pool does not hold (paths are compared as absolute paths, so ``./a.jpg`` and ``a.jpg`` are one crop).
+    Rows of the reviewed masking (a ``kind`` other than ``hand``: :func:`read_reviewed_masks`) are not among them."""
+    return read_face_box_file(path, pool_paths)[0]
+
+
+def read_reviewed_masks(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> dict[str, list[Box]]:
+    """Pool path -> the masks the reviewed masking had placed (rows whose ``kind`` is not ``hand``; the sheet of
+    ``mask --review-faces`` downloads them with the hand boxes). Why: the reviewer boxed only what that masking left
+    visible, so a split masked with other settings must cover at least these too (kind :data:`REVIEWED_KIND`)."""
+    return read_face_box_file(path, pool_paths)[1]
+
+
+def read_face_box_file(path: str | os.PathLike[str], pool_paths: Iterable[str]
+                       ) -> tuple[dict[str, list[Box]], dict[str, list[Box]]]:
+    """(hand boxes, reviewed masks) of the CSV at ``path``, keyed by pool path (:func:`read_face_boxes`)."""
     import csv
 
     path = Path(path)
     by_abs = {os.path.abspath(p): p for p in pool_paths}
     out: dict[str, list[Box]] = {}
+    reviewed: dict[str, list[Box]] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -62,13 +83,16 @@ def read_face_boxes(path: str | os.PathLike[str], pool_paths: Iterable[str]) -> 
                 pool_path = by_abs.get(os.path.abspath(source))
                 if pool_path is None:
                     raise DataError(f"{path}: row {row_no}: {source} is not a crop of the pool")
-                out.setdefault(pool_path, []).append((left, top, right, bottom))
+                kind = (row.get("kind") or HAND_KIND).strip() or HAND_KIND
+                target = out if kind == HAND_KIND else reviewed
+                target.setdefault(pool_path, []).append((left, top, right, bottom))
     except OSError as exc:
         raise DataError(f"{path}: cannot read the face boxes ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: the face boxes are not a UTF-8 CSV") from None
     _check_inside(out, path)
-    return out
+    _check_inside(reviewed, path)
+    return out, reviewed
 
 
 def _check_inside(boxes: dict[str, list[Box]], path: Path) -> None:

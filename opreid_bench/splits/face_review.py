@@ -19,8 +19,10 @@ on a crowded pool look at every crop.
 
 Boxing: drag a rectangle over a face on the enlarged crop (a second drag adds another box, "undo" removes the last);
 the boxes masked by hand in an earlier round (kind ``hand`` in ``masks.csv``) are shown and kept, and "download face
-boxes" saves all of them as ``face_boxes.csv`` (``source_path,left,top,right,bottom`` in the crop's pixels), which
-``mask``, ``sample`` and ``build-split`` take as ``--face-boxes`` (:mod:`opreid_bench.splits.face_boxes`). The HTML
+boxes" saves all of them as ``face_boxes.csv`` (``source_path,left,top,right,bottom,kind`` in the crop's pixels,
+kind ``hand``), with the masks the reviewed masking had placed on the crops shown (their own kinds), which ``mask``,
+``sample`` and ``build-split`` take as ``--face-boxes`` (:mod:`opreid_bench.splits.face_boxes`): a masking with
+other settings then still covers what the reviewer saw covered. The HTML
 links the masked crops in ``--out`` (it shows them, it does not copy them), so keep it beside that folder; it shows
 the user's own data: keep it out of version control.
 """
@@ -132,7 +134,7 @@ def _bystander_masks(masks: list[tuple[str, Box]]) -> int:
 
 
 def _figure(source: str, url: str, size: tuple[int, int], risk: float, candidates: list[Box], height: int,
-            hand: list[Box]) -> str:
+            hand: list[Box], reviewed: list[tuple[str, Box]] = ()) -> str:  # type: ignore[assignment]
     """One crop: the masked JPEG from ``--out`` (linked, loaded when scrolled to), enlarged to ``height``, with the
     detector's candidates as dashed outlines and a box-drawing area."""
     w, h = size
@@ -142,8 +144,9 @@ def _figure(source: str, url: str, size: tuple[int, int], risk: float, candidate
         f'width:{(b[2] - b[0]) * scale:.1f}px;height:{(b[3] - b[1]) * scale:.1f}px"></div>' for b in candidates[:5])
     name = html.escape(Path(url).name)
     drawn = ";".join(",".join(str(v) for v in b) for b in hand)
+    masked = ";".join(f"{html.escape(kind)}@{','.join(str(v) for v in b)}" for kind, b in reviewed)
     return (f'<figure data-path="{html.escape(source)}" data-scale="{scale:.6f}" data-w="{w}" data-h="{h}" '
-            f'data-hand="{drawn}" title="{html.escape(source)}"><div class="box-area">'
+            f'data-hand="{drawn}" data-masked="{masked}" title="{html.escape(source)}"><div class="box-area">'
             f'<img src="{html.escape(url)}" alt="{name}" width="{round(w * scale)}" height="{height}" loading="lazy" '
             f'draggable="false">{hints}</div><figcaption>{name}<br>risk {risk:.2f}<br>'
             f'<button onclick="undoBox(this)">undo</button> <span class="count">0 boxes</span></figcaption></figure>')
@@ -169,6 +172,7 @@ def write_face_review_html(
     kps = keypoints or {}
     rows = list(table[["source_path", "path", "masks"]].fillna("").astype(str).itertuples(index=False))
     hand = [[b for kind, b in parse_masks(r.masks) if kind == HAND_KIND] for r in rows]
+    reviewed = [[(kind, b) for kind, b in parse_masks(r.masks) if kind != HAND_KIND] for r in rows]
     jobs = [(str(out / rel), kps.get(source), masks) for source, rel, masks in rows]
     ranked = rank_crops(jobs, workers=workers, progress=progress)
     sizes = [r[0] for r in ranked]
@@ -182,7 +186,7 @@ def write_face_review_html(
     for i in shown:
         source, rel, _ = rows[i]
         url = quote(Path(os.path.relpath(out.absolute() / rel, sheet.absolute().parent)).as_posix())
-        figures.append(_figure(source, url, sizes[i], risks[i], candidates[i], thumb_height, hand[i]))
+        figures.append(_figure(source, url, sizes[i], risks[i], candidates[i], thumb_height, hand[i], reviewed[i]))
     note = f" (showing the first {len(shown)})" if len(shown) < len(rows) else ""
     page = _PAGE.replace("{N}", f"{len(rows):,}").replace("{NOTE}", note).replace("{FIGURES}", "\n".join(figures))
     atomic_write_text(sheet, page)
@@ -259,10 +263,16 @@ for (const fig of document.querySelectorAll("figure[data-path]")) {
   });
 }
 function downloadBoxes() {
-  const rows = ["source_path,left,top,right,bottom"];
+  // the hand boxes, and the masks of the masking reviewed here (so that a split masked otherwise covers them too)
+  const rows = ["source_path,left,top,right,bottom,kind"];
+  const quoted = fig => '"' + fig.dataset.path.replace(/"/g, '""') + '",';
   for (const [fig, list] of boxes) {
-    for (const b of list) {
-      rows.push('"' + fig.dataset.path.replace(/"/g, '""') + '",' + b.join(","));
+    for (const b of list) rows.push(quoted(fig) + b.join(",") + ",hand");
+  }
+  for (const fig of document.querySelectorAll("figure[data-path]")) {
+    for (const m of (fig.dataset.masked ? fig.dataset.masked.split(";") : [])) {
+      const [kind, box] = m.split("@");
+      rows.push(quoted(fig) + box + "," + kind);
     }
   }
   const a = document.createElement("a");

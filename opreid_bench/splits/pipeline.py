@@ -291,7 +291,7 @@ def build_split(
     inputs = pool_inputs(pool, pool_name) + pose_inputs(pose)
     if corrections is not None:
         inputs.append(("corrections file", Path(corrections)))
-    hand = _read_face_boxes(face_boxes, pool, inputs)
+    hand, reviewed = _read_face_boxes(face_boxes, pool, inputs)
     options = {"protocol": protocol.to_dict(), "seed": seed, "pose": pose, "mask": mask, "rule": repr(rule),
                "undetermined": undetermined, "unstable": unstable, "faces": _face_sources(mask),
                "corrections": content_digest(corrections) if corrections is not None else None,
@@ -302,7 +302,7 @@ def build_split(
         written, split, skipped, set_aside = _build_into(
             new, out / WORK_DIR, pool, protocol, seed, pose=pose, workers=workers, engine=engine, mask=mask, rule=rule,
             corrections=corrections, pool_name=pool_name, progress=progress, undetermined=undetermined,
-            face_boxes=hand, unstable=unstable)
+            face_boxes=hand, reviewed_masks=reviewed, unstable=unstable)
     return BuildResult(out, written, split_summary(split), same_camera_queries(split), skipped,
                        face_detectors=options["faces"], set_aside_unstable=set_aside,
                        cross_camera=queries_without_cross_camera_match(split))
@@ -312,6 +312,7 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
                 pose: str, workers: int, engine: str, mask: str, rule: Any, corrections: str | os.PathLike[str] | None,
                 pool_name: str, progress: bool, undetermined: str = "exclude",
                 face_boxes: dict[str, list[tuple[int, int, int, int]]] | None = None, unstable: str = "keep",
+                reviewed_masks: dict[str, list[tuple[int, int, int, int]]] | None = None,
                 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], int | None]:
     """Stages 1-4 of :func:`build_split`: the keypoint cache in ``work``, the split's files in the fresh ``new``."""
     from opreid_bench.splits.annotate import annotate_pool
@@ -340,6 +341,7 @@ def _build_into(new: Path, work: Path, pool: Sequence[ImageRecord], protocol: Sp
         written = write_split(
             split, new, keypoints=keypoints, mask=mask, workers=workers,
             on_done=lambda n: prog.advance(task, n), durable=False, face_boxes=face_boxes,
+            reviewed_masks=reviewed_masks,
         )
     filtered_keypoints_copy(kp_h5, new / "keypoints.h5", set(written["source_path"]), durable=False)
     write_data_card(
@@ -449,7 +451,7 @@ def write_sampled_split(
     inputs = pool_inputs(pool, str(pool_path)) + [("labels file", Path(labels_path))]
     if kp_file is not None:
         inputs.append(("keypoint file", kp_file))
-    hand = _read_face_boxes(face_boxes, pool, inputs)
+    hand, reviewed = _read_face_boxes(face_boxes, pool, inputs)
     options = {"protocol": protocol.to_dict(), "seed": seed, "mask": mask,
                "faces": None if dry_run else _face_sources(mask), "dry_run": dry_run,
                "labels": content_digest(labels_path), "unstable": unstable,
@@ -468,7 +470,8 @@ def write_sampled_split(
             with stage_progress() as prog:
                 task = prog.add_task(f"writing {len(split):,} crops (mask: {mask or 'none'})", total=len(split))
                 written = write_split(split, new, keypoints=kps, mask=mask, workers=workers,
-                                      on_done=lambda n: prog.advance(task, n), durable=False, face_boxes=hand)
+                                      on_done=lambda n: prog.advance(task, n), durable=False, face_boxes=hand,
+                                      reviewed_masks=reviewed)
             if kp_file is not None:
                 filtered_keypoints_copy(kp_file, new / "keypoints.h5", set(written["source_path"]), durable=False)
             write_data_card(new, written, protocol, seed=seed, pose="", mask=mask, pool=str(pool_path),
@@ -504,10 +507,11 @@ def write_masked_pool(
     rels = mask_output_names(paths, out)
     spec = f"{mask}+main" if main_face_only else mask
     inputs = pool_inputs(pool, str(pool_path))
-    hand = _read_face_boxes(face_boxes, pool, inputs)
+    hand, reviewed = _read_face_boxes(face_boxes, pool, inputs)
     # built in a temporary sibling and swapped in whole: a killed or failed run leaves the previous output as it was
     with output_folder(out, "mask", kind="masked", inputs=inputs, swap=True) as new:
-        jobs = [(p, str(new / rel), kps.get(p), spec, False, tuple(hand.get(p, ()))) for p, rel in zip(paths, rels)]
+        jobs = [(p, str(new / rel), kps.get(p), spec, False, tuple(hand.get(p, ())), tuple(reviewed.get(p, ())))
+                for p, rel in zip(paths, rels)]
         with stage_progress() as prog:
             task = prog.add_task(f"masking {len(jobs):,} crops ({mask})", total=len(jobs))
             res = write_images(jobs, workers=workers, on_done=lambda n: prog.advance(task, n), durable=False)
@@ -518,14 +522,16 @@ def write_masked_pool(
 
 
 def _read_face_boxes(path: str | os.PathLike[str] | None, pool: Sequence[ImageRecord],
-                     inputs: list[tuple[str, Path]]) -> dict[str, list[tuple[int, int, int, int]]]:
-    """The faces boxed by hand in ``path`` (none without one), keyed by pool path; the file joins ``inputs``."""
+                     inputs: list[tuple[str, Path]]
+                     ) -> tuple[dict[str, list[tuple[int, int, int, int]]], dict[str, list[tuple[int, int, int, int]]]]:
+    """The faces boxed by hand in ``path`` and the masks of the reviewed masking it lists (none without a file),
+    keyed by pool path; the file joins ``inputs``."""
     if path is None:
-        return {}
-    from opreid_bench.splits.face_boxes import read_face_boxes
+        return {}, {}
+    from opreid_bench.splits.face_boxes import read_face_box_file
 
     inputs.append(("face boxes file", Path(path)))
-    return read_face_boxes(path, [r.path for r in pool])
+    return read_face_box_file(path, [r.path for r in pool])
 
 
 def _face_sources(mask: str | None) -> str | None:

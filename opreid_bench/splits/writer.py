@@ -36,7 +36,7 @@ from PIL import Image
 from opreid_bench.atomic import atomic_write_bytes, atomic_write_text
 from opreid_bench.data.decode import load_rgb
 from opreid_bench.errors import DataError
-from opreid_bench.splits.face_boxes import HAND_KIND, clip_to_crop
+from opreid_bench.splits.face_boxes import HAND_KIND, REVIEWED_KIND, clip_to_crop
 from opreid_bench.splits.keypoints import Keypoints
 from opreid_bench.splits.mask import effective_pose, mask_box, mask_face_detailed, parse_mask_mode
 
@@ -80,14 +80,17 @@ def parse_masks(text: str) -> list[tuple[str, tuple[int, int, int, int]]]:
 
 
 def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
-                hand: Iterable[tuple[int, int, int, int]] = ()) -> tuple[bytes, bool, str, str]:
-    """Read one crop, mask its faces (``mask`` None = leave as is) and the faces boxed by hand (``hand``, kind
-    ``hand``: :mod:`opreid_bench.splits.face_boxes`), and return (JPEG bytes, face masked, method, the masks as
+                hand: Iterable[tuple[int, int, int, int]] = (),
+                reviewed: Iterable[tuple[int, int, int, int]] = ()) -> tuple[bytes, bool, str, str]:
+    """Read one crop, mask its faces (``mask`` None = leave as is), the faces boxed by hand (``hand``, kind
+    ``hand``: :mod:`opreid_bench.splits.face_boxes`) and every mask of the reviewed masking (``reviewed``) that
+    these masks do not cover (kind ``reviewed``), and return (JPEG bytes, face masked, method, the masks as
     :func:`format_masks` text)."""
     img = load_rgb(source)  # upright and 8-bit, as the pose stage saw it; a DataError naming the file otherwise
     masked, method, kinds = False, "none", ""
+    hand, reviewed = list(hand), list(reviewed)
     if mask is None:
-        if list(hand):
+        if hand or reviewed:
             raise DataError(f"{source}: faces boxed by hand cannot go unmasked (mask None); choose a mask mode")
         return _jpeg(img), masked, method, kinds
     res = mask_face_detailed(img, kp, mask)
@@ -100,6 +103,15 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
         box_kinds.append(HAND_KIND)
     if hand:
         method = HAND_KIND if method == "none" else f"{method}+{HAND_KIND}"
+    from opreid_bench.splits.all_faces import COVERED, covered_share
+
+    uncovered = [b for b in (clip_to_crop(b, img.size, source) for b in reviewed) if covered_share(b, boxes) < COVERED]
+    for box in uncovered:  # the reviewer signed off on these being masked: never show less
+        img = mask_box(img, box, style)
+        boxes.append(box)
+        box_kinds.append(REVIEWED_KIND)
+    if uncovered:
+        method = REVIEWED_KIND if method == "none" else f"{method}+{REVIEWED_KIND}"
     data = _jpeg(img)
     if every_face:  # the closing verification again, on the crop as it is written
         from opreid_bench.splits.all_faces import find_faces
@@ -139,11 +151,12 @@ def _jpeg(img: Image.Image) -> bytes:
 
 
 def _write_one(job: tuple) -> tuple[bool, str, str]:  # type: ignore[type-arg]
-    """One (source, dest, keypoints, mask[, durable[, hand boxes]]) job."""
+    """One (source, dest, keypoints, mask[, durable[, hand boxes[, reviewed masks]]]) job."""
     source, dest, kp, mask = job[:4]
     durable = bool(job[4]) if len(job) > 4 else True
     hand = job[5] if len(job) > 5 else ()
-    data, masked, method, kinds = encode_crop(source, kp, mask, hand)
+    reviewed = job[6] if len(job) > 6 else ()
+    data, masked, method, kinds = encode_crop(source, kp, mask, hand, reviewed)
     p = Path(dest)
     if not (p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data):
         atomic_write_bytes(p, data, durable=durable)
@@ -156,7 +169,8 @@ def write_images(
     on_done: Callable[[int], None] | None = None,
     durable: bool = True,
 ) -> list[tuple[bool, str, str]]:
-    """Encode and write every (source, dest, keypoints, mask[, durable[, hand boxes]]) job; results (face masked,
+    """Encode and write every (source, dest, keypoints, mask[, durable[, hand boxes[, reviewed masks]]]) job; results
+    (face masked,
     method, mask kinds) in job order.
 
     ``durable=False`` skips the per-file fsync (for a temporary folder that is synced as a whole before its swap).
@@ -208,9 +222,11 @@ def write_split(
     on_done: Callable[[int], None] | None = None,
     durable: bool = True,
     face_boxes: dict[str, list[tuple[int, int, int, int]]] | None = None,
+    reviewed_masks: dict[str, list[tuple[int, int, int, int]]] | None = None,
 ) -> pd.DataFrame:
     """Write the crops of ``split`` (from :func:`sample_split`) and ``manifest.csv``; returns the manifest rows.
-    ``face_boxes`` (source path -> boxes drawn by hand) are masked too, as kind ``hand``.
+    ``face_boxes`` (source path -> boxes drawn by hand) are masked too, as kind ``hand``, and so is every mask of the
+    reviewed masking (``reviewed_masks``) that the masks here do not cover, as kind ``reviewed``.
 
     Writes into ``out_dir`` and deletes nothing; give it a fresh folder (see the module docstring).
 
@@ -225,8 +241,8 @@ def write_split(
     for sub in SPLIT_DIRS.values():
         (out / sub).mkdir(parents=True, exist_ok=True)
     kps = keypoints or {}
-    boxes = face_boxes or {}
-    jobs = [(src, str(out / rel), kps.get(src), mask, durable, tuple(boxes.get(src, ())))
+    boxes, seen = face_boxes or {}, reviewed_masks or {}
+    jobs = [(src, str(out / rel), kps.get(src), mask, durable, tuple(boxes.get(src, ())), tuple(seen.get(src, ())))
             for src, rel in zip(df["source_path"], df["path"])]
     results = write_images(jobs, workers=workers, on_done=on_done, durable=durable)
     df["face_masked"] = [m for m, _, _ in results]

@@ -50,8 +50,8 @@ def _summary_table(summary: dict[str, dict[str, float]], title: str) -> None:
 
 
 FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand (e.g. downloaded from the sheet of "
-                   "`mask --review-faces`), masked as well, as kind hand. The boxes cover what the reviewed masking "
-                   "left: mask with the same --keypoints, --mask and detectors as that `mask` run.")
+                   "`mask --review-faces`), masked as well, as kind hand. Rows with another kind are the masks of the "
+                   "reviewed masking: any that this masking does not cover is masked too (kind reviewed).")
 
 
 OUTSIDE_BODY_HELP = ("Also mask everything outside the main person's body below the shoulders (the band above them "
