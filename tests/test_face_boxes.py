@@ -127,7 +127,9 @@ def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: 
     assert _cli(["classify", "--keypoints", str(tmp_path / "ann"), "--out", str(labels), "--min-missing-run", "2"],
                 capsys)[0] == 0
     files = sorted((tmp_path / "pool" / "images").iterdir())
-    boxes = _boxes(tmp_path / "fb.csv", [f"{f},0,90,20,110" for f in files])
+    boxes = tmp_path / "fb.csv"  # a hand box per crop, and a mask the reviewed masking had placed (kind keypoints)
+    boxes.write_text("source_path,left,top,right,bottom,kind\n" + "".join(
+        f"{f},0,90,20,110,hand\n{f},40,100,50,110,keypoints\n" for f in files), encoding="utf-8")
     base = ["sample", "--labels", str(labels), "--pool", str(manifest), "--protocol", str(protocol), "--seed", "0",
             "--keypoints", str(tmp_path / "ann"), "--mask"]
     code, _, err = _cli([*base, "fill", "--out", str(tmp_path / "plain")], capsys)
@@ -137,6 +139,7 @@ def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: 
     marker = {name: json.loads((tmp_path / name / ".opreid-output.json").read_text()) for name in ("plain", "boxed")}
     assert marker["plain"]["fingerprint"] != marker["boxed"]["fingerprint"]
     assert "hand@0,90,20,110" in (tmp_path / "boxed" / "face_masks.csv").read_text()
+    assert "reviewed@40,100,50,110" in (tmp_path / "boxed" / "face_masks.csv").read_text()  # not covered otherwise
     assert "hand@" not in (tmp_path / "plain" / "face_masks.csv").read_text()
     card = (tmp_path / "boxed" / "DATA_CARD.md").read_text()
     assert "hand " in card  # "Masks by kind: ..., hand N, ..."
@@ -152,6 +155,11 @@ def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: 
     built = json.loads((tmp_path / "built" / ".opreid-output.json").read_text())
     assert built["options"]["face_boxes"] == content_digest(boxes)
     assert "hand@0,90,20,110" in (tmp_path / "built" / "face_masks.csv").read_text()
+    assert "reviewed@40,100,50,110" in (tmp_path / "built" / "face_masks.csv").read_text()
+    code, _, err = _cli(["mask", "--pool", str(manifest), "--keypoints", str(tmp_path / "ann"), "--out",
+                         str(tmp_path / "masked"), "--face-boxes", str(boxes)], capsys)
+    assert code == 0, err
+    assert "reviewed@40,100,50,110" in (tmp_path / "masked" / "masks.csv").read_text()
 
 
 def test_boxes_drawn_on_the_sheet_download_in_crop_pixels(tmp_path: Path) -> None:
