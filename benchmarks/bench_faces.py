@@ -20,7 +20,9 @@ closing verification included). Then:
   (MTCNN only with its weights installed); ``masked_area_share``: the mean share of a crop's pixels under a mask.
 - ``outside_body`` (``--outside-body-too``): the same crops masked with ``--mask-outside-body`` (every face, and
   everything outside the main person's body below the shoulders), in the same run; its masks of kind ``outside``
-  cover background by design, so they are left out of its masks off heads and counted in its ``masked_area_share``.
+  cover background by design, so they are left out of its masks off heads and counted in its ``masked_area_share``;
+  ``kept_width_share``: the share of a crop's width left as it is below the shoulders (median, min, and the crops
+  where it is below half).
 - ``review``: where the crops with a face left visible fall in the order of the face review sheet (``mask
   --review-faces``), which ranks the masked crops by a permissive detector's best score outside the masks: how many
   lie within its first 10%, 25% and 50%, against a random order's expectation (the masked crops in memory, not
@@ -132,11 +134,14 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             os.environ.pop(WEIGHTS_ENV, None)
         else:
             os.environ[WEIGHTS_ENV] = saved
-    area = []
+    area, kept = [], []
     for f in sorted(heads):
         res = results[f]
         kinds.update(res.kinds)
         area.append(coverage((0, 0, *res.image.size), res.boxes))
+        strips = [m for m, k in zip(res.boxes, res.kinds, strict=True) if k == OUTSIDE_KIND and m[1] > 0]
+        if OUTSIDE_KIND in res.kinds:  # the share of the crop's width left as it is below the shoulders
+            kept.append(1.0 - sum(m[2] - m[0] for m in strips) / res.image.size[0])
         boxes = [b for b, _, _ in heads[f]]
         n_heads += len(boxes)
         for box, face, who in heads[f]:
@@ -161,6 +166,8 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             "masks_off_head_crops": len(off_head), "masked_by": dict(sorted(kinds.items())),
             "face_sources": sources, "masking_ms_per_crop": round(1000 * seconds / n, 1) if n else None,
             "masked_area_share": round(float(np.mean(area)), 3) if area else None,
+            **({"kept_width_share": {"median": round(float(np.median(kept)), 3), "min": round(float(min(kept)), 3),
+                                     "below_half": int(sum(k < 0.5 for k in kept))}} if kept else {}),
             "left_visible": left_visible, "off_head": off_head, "review": review}
 
 

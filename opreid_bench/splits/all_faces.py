@@ -113,17 +113,41 @@ def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
     return 0.25 * w, 0.75 * w, (NO_POSE_SHOULDER + BODY_MARGIN) * h
 
 
+FOOT_LENGTH = 0.15  # x a person's height: a foot's length (anthropometry), how far a stride reaches past the ankle
+
+
+def kept_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float, float]:
+    """(left, right, top) of what ``--mask-outside-body`` leaves as it is: the head gate's body column
+    (:func:`main_body`), widened on each side by :data:`FOOT_LENGTH` times the height of the main person's keypoints
+    (a foot or a bag swung past the ankle keypoint in a side view, where the keypoints bunch into a few pixels) and
+    never narrower than the crop's central half (pedestrian crops are cut around the person)."""
+    w, h = size
+    left, right, top = main_body(kp, size)
+    if _visible_main(kp):
+        pts = kp.xy.astype(np.float64)  # type: ignore[union-attr]
+        inside = (pts[:, 0] > -0.1 * w) & (pts[:, 0] < 1.1 * w) & (pts[:, 1] > -0.1 * h) & (pts[:, 1] < 1.1 * h)
+        body = kp.xy[_BODY].astype(np.float64)  # type: ignore[union-attr]
+        body_in = inside[_BODY]
+        if inside.sum() >= 2 and body_in.any():
+            reach = FOOT_LENGTH * float(pts[inside, 1].max() - pts[inside, 1].min())
+            left = min(left, float(body[body_in, 0].min()) - reach)
+            right = max(right, float(body[body_in, 0].max()) + reach)
+    return min(left, 0.25 * w), max(right, 0.75 * w), top
+
+
 def outside_body_boxes(kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
-    """Boxes that cover everything outside the main person's body (:func:`main_body`): the band above its body's
+    """Boxes that cover everything outside the main person's body (:func:`kept_body`): the band above its body's
     top (the shoulder line plus :data:`BODY_MARGIN`) across the whole crop, and the crop's sides left and right of
     its body's column below that band (``--mask-outside-body``).
 
     Why: the faces every detector misses are mostly bystanders' heads cut by the crop's border or beside the main
     person's head (``benchmarks/bench_faces.py``); a mask that does not depend on finding them covers them. What it
-    costs is the background and the other people there; the main person's body below the shoulders, arms included,
-    is untouched. A bystander in front of or behind that body is left to the detectors."""
+    costs is the background and the other people there. The main person's body below the shoulders stays as it is
+    where it lies within the column; a limb, a bag or a foot reaching further (a long stride seen from the side, an
+    arm stretched out) is masked with the background. A bystander in front of or behind the body is left to the
+    detectors."""
     w, h = size
-    left, right, top = main_body(kp, size)
+    left, right, top = kept_body(kp, size)
     band = int(np.ceil(min(max(top, 0.0), h)))
     x0, x1 = int(np.floor(min(max(left, 0.0), w))), int(np.ceil(min(max(right, 0.0), w)))
     boxes = [(0, 0, w, band)] if band > 0 else []
