@@ -390,8 +390,27 @@ def _written_files(root: Path) -> list[str]:
     return sorted(out)
 
 
-def _carry_over(old: Path, new: Path, written: set[str]) -> None:
-    """Move files the command did not write from the old folder into the new one (never delete a user's file)."""
+# The marker key of the sha256 of each written file a person may edit by hand (a data card, a CSV): an edited one is
+# kept on a rebuild (as NAME.kept) instead of being replaced silently.
+EDITABLE_DIGESTS = "written_sha256"
+EDITABLE_SUFFIXES = (".md", ".csv", ".txt", ".json", ".yaml", ".yml", ".html")
+EDITABLE_MAX_BYTES = 8 * 1024 * 1024
+
+
+def _editable_digests(folder: Path, written: list[str]) -> dict[str, str]:
+    """sha256 of the files in ``written`` that a person may edit by hand (small text files)."""
+    out = {}
+    for rel in written:
+        path = folder / rel
+        if Path(rel).suffix.lower() in EDITABLE_SUFFIXES and path.stat().st_size <= EDITABLE_MAX_BYTES:
+            out[rel] = content_digest(path)
+    return out
+
+
+def _carry_over(old: Path, new: Path, written: set[str], digests: Mapping[str, str] | None = None) -> None:
+    """Move files the command did not write from the old folder into the new one (never delete a user's file), and
+    the written ones a person edited since (their sha256 differs from ``digests``) as ``NAME.kept``."""
+    digests = digests or {}
     for dirpath, dirnames, filenames in os.walk(old):
         rel = Path(dirpath).relative_to(old)
         if rel == Path("."):
@@ -399,10 +418,13 @@ def _carry_over(old: Path, new: Path, written: set[str]) -> None:
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # not entered: moved as they are
         for n in [*filenames, *links]:
             r = (rel / n).as_posix()
-            if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n) or r in written:
+            if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n):
+                continue
+            edited = r in written and r in digests and content_digest(Path(dirpath) / n) != digests[r]
+            if r in written and not edited:
                 continue
             dest = new / r
-            if os.path.lexists(dest):
+            if edited or os.path.lexists(dest):
                 dest = dest.with_name(dest.name + ".kept")
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(os.path.join(dirpath, n), dest)
@@ -449,7 +471,8 @@ def swap_in(new: Path, folder: Path) -> None:
         for keep in KEEP_ACROSS_SWAP:
             if (folder / keep).is_dir() and not (new / keep).exists():
                 os.rename(folder / keep, new / keep)
-        _carry_over(folder, new, set((old_marker or {}).get("written", [])))
+        _carry_over(folder, new, set((old_marker or {}).get("written", [])),
+                    (old_marker or {}).get(EDITABLE_DIGESTS) or {})
     fsync_dir(new)
     if not folder.exists():
         os.rename(new, folder)
@@ -472,9 +495,8 @@ def swap_in(new: Path, folder: Path) -> None:
 # Output kinds whose folder is published as it is (a split, masked crops): a file the command did not write there
 # would be published with it, unmasked and unverified.
 PUBLISHED_KINDS = ("split", "masked")
-# Files a user may keep in such a folder (they are carried into the next output): text, which shows no face.
-# Anything else the command did not write (an image of any format, a page, an archive, a hidden file) is refused.
-TEXT_SUFFIXES = (".txt", ".md", ".csv", ".json", ".yaml", ".yml")
+# A user may keep plain text in such a folder (it is carried into the next output): it shows no face. Anything else
+# the command did not write (an image of any format or name, a page, an archive, a link) is refused.
 _NO_CONTENT = (".DS_Store",)  # folder-view settings of macOS: no picture in them
 
 
@@ -507,11 +529,36 @@ def unwritten_files(folder: PathLike) -> list[str] | None:
     return sorted(out)
 
 
+def may_show_a_face(path: PathLike) -> bool:
+    """False only for plain text (read from the file's first bytes, whatever its name: a picture named notes.txt is a
+    picture); a link, an unreadable file, binary data and a page or vector drawing count as able to show a face."""
+    import codecs
+
+    path = Path(path)
+    if path.name in _NO_CONTENT:
+        return False
+    if path.is_symlink():
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return True
+    if b"\x00" in head:
+        return True
+    try:  # incremental: a character cut by the 8 KB boundary is not an error
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    lowered = text.lower()
+    return any(tag in lowered for tag in ("<html", "<img", "<svg", "data:image", "<!doctype"))
+
+
 def stray_media(folder: PathLike) -> list[str]:
     """The files in a published output folder (:data:`PUBLISHED_KINDS`) that its command did not write and that may
-    show a face: everything but text (:data:`TEXT_SUFFIXES`)."""
-    found = unwritten_files(folder) or []
-    return [r for r in found if Path(r).suffix.lower() not in TEXT_SUFFIXES and Path(r).name not in _NO_CONTENT]
+    show a face (:func:`may_show_a_face`: everything but plain text)."""
+    folder = Path(folder)
+    return [r for r in (unwritten_files(folder) or []) if may_show_a_face(folder / r)]
 
 
 def published_folder_above(path: PathLike) -> Path | None:
@@ -603,7 +650,10 @@ def output_folder(
         try:
             yield work
             clean_stale_tmp(work, recursive=True)
-            write_marker(work, complete=True, written=_written_files(work), **marker_args)
+            written = _written_files(work)
+            write_marker(work, complete=True, written=written,
+                         extra={**(marker_args.get("extra") or {}), EDITABLE_DIGESTS: _editable_digests(work, written)},
+                         **{k: v for k, v in marker_args.items() if k != "extra"})
             fsync_tree(work)
             swap_in(work, Path(os.path.abspath(out)))
         except BaseException:

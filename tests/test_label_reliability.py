@@ -278,3 +278,24 @@ def test_the_sheet_downloads_checked_marks_and_changed_verdicts(tmp_path: Path,
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["corrected"] == 1 and summary["checked_by_hand"] == 2
+
+
+def test_the_review_sheet_offers_undetermined_only_where_the_rule_left_it(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """A correction decides occluded or holistic; "undetermined" decides nothing, so a labelled crop's selector must
+    not offer it as if it left the crop out."""
+    import re
+
+    from opreid_bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for args in (["synth", "--out", "pool", "--ids", "4", "--size", "32", "64", "--seed", "0"],
+                 ["annotate", "--pool", "pool/manifest.csv", "--pose", "precomputed:pool/keypoints.csv", "--out", "ann"],
+                 ["classify", "--keypoints", "ann", "--out", "labels.csv", "--review", "review.html"]):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 0
+    page = (tmp_path / "review.html").read_text(encoding="utf-8")
+    selects = re.findall(r'<select data-path="[^"]*" data-auto="(\w+)">(.*?)</select>', page)
+    assert selects and any(auto != "undetermined" for auto, _ in selects)
+    for auto, options in selects:
+        assert ('value="undetermined"' in options) == (auto == "undetermined"), (auto, options)

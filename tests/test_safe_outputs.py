@@ -199,3 +199,20 @@ def test_a_first_in_place_run_that_fails_before_writing_leaves_no_folder(tmp_pat
     with pytest.raises(RuntimeError), output_folder(tmp_path / "mine", "train", kind="run"):
         raise RuntimeError("x")
     assert (tmp_path / "mine").is_dir()
+
+
+def test_an_output_file_edited_by_hand_is_kept_on_a_rebuild(tmp_path) -> None:
+    """A data card or CSV the command wrote and a person then edited is not replaced silently: the edited copy is
+    carried into the new output as NAME.kept; files left as written are simply replaced."""
+    out = tmp_path / "split"
+    for round_ in range(3):
+        with output_folder(out, "sample", kind="split", swap=True) as new:
+            (new / "DATA_CARD.md").write_text(f"card {round_}\n")
+            (new / "manifest.csv").write_text("path\n")
+            (new / "query").mkdir()
+            (new / "query" / "a.jpg").write_bytes(b"\xff\xd8crop")
+        if round_ == 0:
+            (out / "DATA_CARD.md").write_text("card 0\nmy notes on this split\n")
+    assert (out / "DATA_CARD.md").read_text() == "card 2\n"
+    assert (out / "DATA_CARD.md.kept").read_text() == "card 0\nmy notes on this split\n"
+    assert not (out / "manifest.csv.kept").exists() and not (out / "DATA_CARD.md.kept.kept").exists()

@@ -110,7 +110,7 @@ def test_an_image_the_command_did_not_write_is_never_published_unchecked(tmp_pat
     stray.parent.mkdir()
     shutil.copy(sorted((tmp_path / "pool" / "images").iterdir())[0], stray)
     code, out, err = _cli(["mask", "--verify", "--out", "masked", "--json"], capsys)
-    assert code == 1 and json.loads(out)["unlisted"] == ["sub/extra.PNG"] and "not checked: 1 image(s)" in err
+    assert code == 1 and json.loads(out)["unlisted"] == ["sub/extra.PNG"] and "not checked: 1 file(s)" in err
     code, _, err = _cli(["mask", "--pool", "pool/manifest.csv", "--out", "masked"], capsys)
     assert code == 2 and err.strip().splitlines()[-1].startswith(f"error: {stray}: not written by opreid-bench")
     assert stray.is_file()  # refused, not deleted
@@ -139,6 +139,9 @@ def test_mask_outside_body_from_the_command_line(tmp_path: Path, monkeypatch,
     code, _, err = _cli(["sample", "--labels", "x.csv", "--pool", "pool/manifest.csv", "--protocol", "opreid-tiny",
                          "--out", "s", "--seed", "0", "--mask", "none", "--mask-outside-body"], capsys)
     assert code == 2 and "--mask-outside-body masks, but --mask none copies the crops unmasked" in err
+    code, _, err = _cli(["sample", "--labels", "x.csv", "--pool", "pool/manifest.csv", "--protocol", "opreid-tiny",
+                         "--out", "s", "--seed", "0", "--mask", "none", "--main-face-only"], capsys)
+    assert code == 2 and "--main-face-only masks, but --mask none copies the crops unmasked" in err
     assert _cli(["mask", "--pool", "pool/manifest.csv", "--out", "m", "--mask-outside-body", "--mask", "fill"],
                 capsys)[0] == 0
     table = pd.read_csv(tmp_path / "m" / "masks.csv")
@@ -158,25 +161,33 @@ def test_any_file_but_text_that_the_command_did_not_write_is_refused(tmp_path: P
     out = tmp_path / "masked"
     with output_folder(out, "mask", kind="masked", swap=True) as new:
         (new / "a.jpg").write_bytes(b"crop")
-    for rel in (".face.jpg", "sub/.hid/f.png", "x.heic", "bundle.zip", "notes.txt", "query/readme.md"):
+    png = io.BytesIO()
+    _crop().save(png, "PNG")
+    picture = png.getvalue()
+    files = {".face.jpg": picture, "sub/.hid/f.png": picture, "x.heic": b"\x00\x00\x00\x18ftypheic",
+             "bundle.zip": b"PK\x03\x04\x14\x00", "photo_notes.TXT": picture, "page.md": b"<html><img src=x>",
+             "notes.txt": b"my notes", "query/readme.md": "Übersicht".encode(), "README": b"plain text, no suffix"}
+    for rel, data in files.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(b"x")
+        (out / rel).write_bytes(data)
     (tmp_path / "mine").mkdir()
     os.symlink(tmp_path / "mine", out / "linked")
-    assert stray_media(out) == [".face.jpg", "bundle.zip", "linked", "sub/.hid/f.png", "x.heic"]
-    with (pytest.raises(OutputError, match=r"\.face\.jpg \(and 4 more\): not written by opreid-bench"),
+    stray = [".face.jpg", "bundle.zip", "linked", "page.md", "photo_notes.TXT", "sub/.hid/f.png", "x.heic"]
+    assert stray_media(out) == stray  # by content, not by name: a picture named .TXT counts, plain text never
+    with (pytest.raises(OutputError, match=r"\.face\.jpg \(and 6 more\): not written by opreid-bench"),
           output_folder(out, "mask", kind="masked", swap=True)):
         pass
-    for rel in (".face.jpg", "sub/.hid/f.png", "x.heic", "bundle.zip"):
-        (out / rel).unlink()
+    for rel in stray:
+        if rel != "linked":
+            (out / rel).unlink()
     os.unlink(out / "linked")
     with output_folder(out, "mask", kind="masked", swap=True) as new:  # text only: carried over, never lost
         (new / "a.jpg").write_bytes(b"crop")
-    assert (out / "notes.txt").is_file() and (out / "query" / "readme.md").is_file()
+    assert (out / "notes.txt").is_file() and (out / "query" / "readme.md").is_file() and (out / "README").is_file()
     killed = tmp_path / "killed"
     killed.mkdir()
     write_marker(killed, command="mask", kind="masked", fingerprint="", complete=False)
-    (killed / "face.jpg").write_bytes(b"x")
+    (killed / "face.jpg").write_bytes(picture)
     assert stray_media(killed) == ["face.jpg"]
 
 

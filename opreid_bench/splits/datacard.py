@@ -105,9 +105,9 @@ def _masking_lines(mask: str | None, faces: str | None) -> list[str]:
                 "Publish this split only if the pool's faces were masked before (e.g. by `opreid-bench mask`).** "
                 + verify]
     if str(mask).endswith("+main"):
-        return ["", "**Warning: only the main person's face was masked (`--main-face-only`). Bystanders' faces in "
-                "these crops are not masked, and no closing verification ran; a split that shows a bystander's face "
-                "cannot be published.** " + verify]
+        return ["", "**Warning: only the main person's face was masked (`--main-face-only`), and any face boxed by "
+                "hand (`--face-boxes`). Bystanders' faces were not searched for, and no closing verification ran; a "
+                "split that shows a bystander's face cannot be published.** " + verify]
     if str(mask).endswith("+outside"):
         return ["Every face found was masked, bystanders' included, and everything outside the main person's body "
                 "below the shoulders was masked too (`--mask-outside-body`, kind `outside`): the band above the "
@@ -252,8 +252,9 @@ def render_data_card(
         f"- `{PLOT_NAME}`: occluded share per split, longest missing run, missing rate per keypoint.",
         "",
         "Before publishing: `.annotate/` (when `build-split` ran the pose stage) is a cache of the whole pool's "
-        "keypoints, not part of the split; leave it out. `manifest.csv` and `keypoints.h5` name each crop's path in "
-        "the pool: drop or rewrite `source_path` if those paths say more than they should.",
+        "keypoints, not part of the split; leave it out. `manifest.csv`, `keypoints.h5` and `split.csv` (when "
+        "`sample` wrote one: every chosen crop with its split, role and pool pid) name each crop's path in the pool: "
+        "drop or rewrite those paths if they say more than they should.",
     ]
     if skipped:
         lines += ["", f"## Skipped crops ({len(skipped)})", "", "Unreadable or non-image files, left out:", ""]

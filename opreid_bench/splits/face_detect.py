@@ -219,7 +219,7 @@ def _unlisted_media(root: Path, listed: list[Path] | None) -> list[str]:
     """Files in ``root`` that may show a face and are no crop of its listing: those its command did not write (by its
     marker), else every file but text that the listing leaves out. They would be published with the folder, yet
     nothing checked them."""
-    from opreid_bench.outputs import TEXT_SUFFIXES, stray_media, unwritten_files
+    from opreid_bench.outputs import may_show_a_face, stray_media, unwritten_files
 
     if unwritten_files(root) is not None:
         return stray_media(root)
@@ -232,8 +232,8 @@ def _unlisted_media(root: Path, listed: list[Path] | None) -> list[str]:
     names |= {PLOT_NAME, "keypoints.h5"}  # a split's own files that are no crop
     found = (p.relative_to(root) for p in root.rglob("*") if p.is_file() or p.is_symlink())
     return sorted(rel.as_posix() for rel in found
-                  if rel.suffix.lower() not in TEXT_SUFFIXES and rel.name not in (".DS_Store", MARKER, LOCK_INSIDE)
-                  and rel.parts[0] not in KEEP_ACROSS_SWAP and rel.as_posix() not in names)
+                  if rel.name not in (MARKER, LOCK_INSIDE) and rel.parts[0] not in KEEP_ACROSS_SWAP
+                  and rel.as_posix() not in names and may_show_a_face(root / rel))
 
 
 def _progress(total: int, label: str) -> tuple[Any, Any]:

@@ -193,8 +193,9 @@ def mask_spec(mask: str | None, main_face_only: bool, outside_body: bool) -> str
     if outside_body and main_face_only:
         raise OpreidError("--mask-outside-body masks every face and more; --main-face-only masks fewer: choose one")
     if mask is None:
-        if outside_body:
-            raise OpreidError("--mask-outside-body masks, but --mask none copies the crops unmasked: choose one")
+        for flag, given in (("--mask-outside-body", outside_body), ("--main-face-only", main_face_only)):
+            if given:
+                raise OpreidError(f"{flag} masks, but --mask none copies the crops unmasked: choose one")
         return None
     return f"{mask}+main" if main_face_only else f"{mask}+{OUTSIDE_KIND}" if outside_body else mask
 

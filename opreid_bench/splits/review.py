@@ -119,8 +119,11 @@ def _figure(row, kp: Keypoints | None, rule: OcclusionRule, height: int, masks: 
     except (OSError, ValueError) as exc:
         img = f'<div class="err">cannot read<br>{html.escape(type(exc).__name__)}</div>'
     missing = html.escape(str(row.missing_keypoints) or "none")
+    # a correction decides occluded or holistic; "undetermined" decides nothing, so only a crop the rule left
+    # undetermined shows it (as its current state), never as a choice that would look like leaving a crop out
+    choices = GROUPS if label == "undetermined" else GROUPS[:2]
     options = "".join(
-        f'<option value="{v}"{" selected" if v == label else ""}>{v}</option>' for v in GROUPS
+        f'<option value="{v}"{" selected" if v == label else ""}>{v}</option>' for v in choices
     )
     select = f'<select data-path="{html.escape(path)}" data-auto="{label}">{options}</select>'
     check = f'<label><input type="checkbox" data-checked="{html.escape(path)}"> checked</label>'

@@ -231,6 +231,11 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
         if os.path.realpath(out) in (os.path.realpath(p) for p in Path(review_faces).absolute().parents):
             raise OpreidError(f"--review-faces {review_faces} lies inside --out {out}, which holds the masked crops "
                               "and masks.csv: write the sheet elsewhere")
+        from opreid_bench.outputs import published_folder_above
+
+        if (published := published_folder_above(review_faces)) is not None:
+            raise OpreidError(f"--review-faces {review_faces} lies inside {published}, a split or masked folder, "
+                              "which is published as it is: write the sheet elsewhere")
     result: dict[str, Any] = {"out": str(out)}
     if pool_path is not None:
         pool = _load_pool(pool_path, pool_format, pattern)
@@ -283,7 +288,8 @@ def _verify_table(found: dict[str, Any]) -> None:
 
     console = Console(stderr=True)
     console.print(f"verify ({found.get('detector', 'haar')}): {found['checked']:,} crops checked, "
-                  f"{len(found['faces']):,} with a plausible face left")
+                  f"{len(found['faces']):,} with a plausible face the detectors still find (faces they miss while "
+                  "masking they mostly miss here too: look at the crops)")
     if found["faces"]:
         table = Table(title="faces still found (first 20)")
         table.add_column("path")
@@ -292,8 +298,8 @@ def _verify_table(found: dict[str, Any]) -> None:
             table.add_row(item["path"], str(item["boxes"]))
         console.print(table)
     if found.get("unlisted"):
-        console.print(f"not checked: {len(found['unlisted']):,} image(s) or page(s) in the folder that are not its "
-                      f"crops (e.g. {found['unlisted'][0]}); they would be published with it: move them out")
+        console.print(f"not checked: {len(found['unlisted']):,} file(s) in the folder that are none of its crops and "
+                      f"not plain text (e.g. {found['unlisted'][0]}); they would be published with it: move them out")
 
 
 @click.command("sample")
@@ -313,11 +319,13 @@ def _verify_table(found: dict[str, Any]) -> None:
               help=UNSTABLE_HELP)
 @click.option("--face-boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help=FACE_BOXES_HELP)
+@click.option("--main-face-only", is_flag=True,
+              help="Mask the main person's face only, not bystanders' (the data card then carries a warning).")
 @click.option("--mask-outside-body", "outside_body", is_flag=True, help=OUTSIDE_BODY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path,
                seed: int, keypoints_dir: Path | None, mask: str, workers: int, dry_run: bool, unstable: str,
-               face_boxes: Path | None, outside_body: bool, as_json: bool) -> None:
+               face_boxes: Path | None, main_face_only: bool, outside_body: bool, as_json: bool) -> None:
     """Stage 4 on its own: sample query/gallery/train from labelled crops by a protocol and write the split.
 
     Joins LABELS (source_path, occluded, ...) with the pool's pid and camid, samples by the protocol (same seed,
@@ -341,7 +349,7 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
 
     if face_boxes is not None and mask == "none":
         raise DataError(f"{face_boxes}: --face-boxes masks faces, but --mask none copies the crops unmasked")
-    spec = mask_spec(None if mask == "none" else mask, False, outside_body)
+    spec = mask_spec(None if mask == "none" else mask, main_face_only, outside_body)
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
     result = sample_from_labels(labels_path, pool, protocol, out, seed, pool_path=pool_path, unstable=unstable,
@@ -359,7 +367,7 @@ def sample_cmd(labels_path: Path, pool_path: Path, pool_format: str, pattern: st
     _summary_table(result.summary, f"{protocol.name} split in {out} (seed {seed})")
     if result.written is not None:
         click.echo(_faces_line(result.written), err=True)
-    if result.written is not None and (warning := face_masking_warning(None if mask == "none" else mask)):
+    if result.written is not None and (warning := face_masking_warning(spec)):
         click.echo(f"warning: {warning} (The data card says so too.)", err=True)
     if as_json:
         click.echo(json.dumps(info))

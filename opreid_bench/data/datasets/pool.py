@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from opreid_bench.data.datasets.base import RawSplits, ReIDDataset
+from opreid_bench.data.datasets.base import RawSplits, ReIDDataset, VerificationReport
 from opreid_bench.data.datasets.folder import DEFAULT_PATTERN
 from opreid_bench.data.datasets.manifest import MANIFEST_NAMES
 from opreid_bench.errors import DataError
@@ -47,6 +47,12 @@ class PoolDataset(ReIDDataset):
                 raise DataError(f"{self.root}: no such file or folder; expected {self.layout}")
             self._dir = self.root if self.root.is_dir() else self.root.parent
         return self._dir
+
+    def verify(self) -> VerificationReport:
+        """As every loader's, naming the pool as given (the manifest file, or the folder)."""
+        report = super().verify()
+        report.root = str(self.root)
+        return report
 
     def _read(self, dataset_dir: Path) -> RawSplits:
         from opreid_bench.data.datasets import load_pool
