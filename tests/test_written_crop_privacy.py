@@ -120,6 +120,10 @@ def test_an_image_the_command_did_not_write_is_never_published_unchecked(tmp_pat
                         capsys)
     assert code == 2 and "a split or masked folder: the sheet shows the pool's crops unmasked" in err
     assert not (tmp_path / "masked" / "review.html").exists()
+    code, _, err = _cli(["mask", "--pool", "pool/manifest.csv", "--out", "m2", "--review-faces", "masked/faces.html"],
+                        capsys)
+    assert code == 2 and "a split or masked folder, which is published as it is" in err
+    assert not (tmp_path / "masked" / "faces.html").exists()
 
 
 def test_mask_outside_body_from_the_command_line(tmp_path: Path, monkeypatch,
