@@ -33,6 +33,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -408,26 +409,62 @@ def _editable_digests(folder: Path, written: list[str]) -> dict[str, str]:
 
 
 def _carry_over(old: Path, new: Path, written: set[str], digests: Mapping[str, str] | None = None) -> None:
-    """Move files the command did not write from the old folder into the new one (never delete a user's file), and
-    the written ones a person edited since (their sha256 differs from ``digests``) as ``NAME.kept``."""
+    """Give the new folder the files the command did not write in the old one (never delete a user's file), and the
+    written ones a person edited since (their sha256 differs from ``digests``) as ``NAME.kept``.
+
+    They are linked (copied where the file system has no hard links), not moved: until the swap the old folder still
+    holds them, so a run that fails or is killed before it, whose temporary folder is then deleted, loses nothing."""
     digests = digests or {}
+    theirs, edited = [], []
     for dirpath, dirnames, filenames in os.walk(old):
         rel = Path(dirpath).relative_to(old)
         if rel == Path("."):
             dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # not entered: moved as they are
-        for n in [*filenames, *links]:
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # not entered: kept as they are
+        for n in sorted([*filenames, *links]):
             r = (rel / n).as_posix()
             if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n):
                 continue
-            edited = r in written and r in digests and content_digest(Path(dirpath) / n) != digests[r]
-            if r in written and not edited:
-                continue
-            dest = new / r
-            if edited or os.path.lexists(dest):
-                dest = dest.with_name(dest.name + ".kept")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(os.path.join(dirpath, n), dest)
+            if r not in written:
+                theirs.append(r)
+            elif r in digests and _edited(Path(dirpath) / n, digests[r]):
+                edited.append(r)
+    for r in theirs:  # first the user's own files under their names (an earlier NAME.kept among them) ...
+        _keep(str(old / r), new / r)
+    for r in edited:  # ... then this round's edited copies, beside them
+        _keep(str(old / r), new / r, kept_only=True)
+
+
+def _edited(path: Path, digest: str) -> bool:
+    """Did a person change a written file (its sha256 is not the recorded one)? Anything that is no longer a regular
+    file, or cannot be read, counts as changed: it is kept rather than lost."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return True
+        return content_digest(path) != digest
+    except OSError:
+        return True
+
+
+def _keep(src: str, dest: Path, *, kept_only: bool = False) -> None:
+    """Link ``src`` (a file or a link, not followed) to ``dest``, or to the first free ``dest.kept``, ``dest.kept.1``,
+    ... when ``dest`` is taken (or ``kept_only``); a copy where hard links are not supported."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    names = ([] if kept_only else [dest.name]) + [f"{dest.name}.kept"] + [f"{dest.name}.kept.{k}" for k in range(1, 10_000)]
+    for name in names:
+        target = dest.with_name(name)
+        if os.path.lexists(target):
+            continue
+        try:
+            os.link(src, target, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here (some network or FUSE file systems): a copy, the original stays
+            shutil.copy2(src, target, follow_symlinks=False)
+        return
+    raise OutputError(f"{dest}: too many kept copies beside it; move them out of the folder")
 
 
 def _siblings(folder: Path, infix: str) -> list[Path]:
@@ -529,36 +566,56 @@ def unwritten_files(folder: PathLike) -> list[str] | None:
     return sorted(out)
 
 
+PLAIN_TEXT_MAX_BYTES = 1024 * 1024  # notes beside a split are small; a larger "text" file is not taken on trust
+# Text formats that hold pictures: pages and vector drawings, NetPBM, X bitmaps and pixmaps, PostScript, PDF.
+_PICTURE_TEXT = ("<html", "<img", "<svg", "data:image", "<!doctype", "/* xpm */", "%!ps", "%pdf", "#define")
+_NETPBM = re.compile(rb"\AP[1-7]\s")
+_DS_STORE = b"\x00\x00\x00\x01Bud1"  # the header of a macOS .DS_Store (folder-view settings, no picture)
+
+
 def may_show_a_face(path: PathLike) -> bool:
-    """False only for plain text (read from the file's first bytes, whatever its name: a picture named notes.txt is a
-    picture); a link, an unreadable file, binary data and a page or vector drawing count as able to show a face."""
-    import codecs
+    """False only for plain text, judged by the whole content whatever the file's name (a picture named notes.txt is
+    a picture), and for a real macOS ``.DS_Store``. Anything else counts as able to show a face: a link, a special
+    file, an unreadable or large file, binary data, a page, and the text formats that hold pictures (NetPBM, XPM,
+    XBM, PostScript, PDF, SVG), or whatever Pillow opens as an image."""
+    import stat
 
     path = Path(path)
-    if path.name in _NO_CONTENT:
-        return False
-    if path.is_symlink():
-        return True
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(8192)
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > PLAIN_TEXT_MAX_BYTES:
+            return True  # never opened: a FIFO would block
+        data = path.read_bytes()
     except OSError:
         return True
-    if b"\x00" in head:
+    if path.name in _NO_CONTENT and data.startswith(_DS_STORE):
+        return False
+    if b"\x00" in data or _NETPBM.match(data):
         return True
-    try:  # incremental: a character cut by the 8 KB boundary is not an error
-        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    try:
+        lowered = data.decode("utf-8").lower()
     except UnicodeDecodeError:
         return True
-    lowered = text.lower()
-    return any(tag in lowered for tag in ("<html", "<img", "<svg", "data:image", "<!doctype"))
+    if any(tag in lowered for tag in _PICTURE_TEXT):
+        return True
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
 
 
 def stray_media(folder: PathLike) -> list[str]:
-    """The files in a published output folder (:data:`PUBLISHED_KINDS`) that its command did not write and that may
-    show a face (:func:`may_show_a_face`: everything but plain text)."""
+    """The files in a published output folder (:data:`PUBLISHED_KINDS`) that may show a face
+    (:func:`may_show_a_face`: everything but plain text) and that its command did not write, or wrote and a person
+    changed since (they would be carried into the next output as ``NAME.kept``)."""
     folder = Path(folder)
-    return [r for r in (unwritten_files(folder) or []) if may_show_a_face(folder / r)]
+    marker = read_marker(folder) if folder.is_dir() else None
+    digests = (marker or {}).get(EDITABLE_DIGESTS) or {}
+    changed = [r for r, digest in sorted(digests.items()) if os.path.lexists(folder / r) and _edited(folder / r, digest)]
+    return sorted(r for r in {*(unwritten_files(folder) or []), *changed} if may_show_a_face(folder / r))
 
 
 def published_folder_above(path: PathLike) -> Path | None:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from opreid_bench.cli import main
 from opreid_bench.errors import DataError
-from opreid_bench.splits.face_boxes import read_face_boxes, read_reviewed_masks
+from opreid_bench.splits.face_boxes import read_face_box_file, read_face_boxes, read_reviewed_masks
 from opreid_bench.splits.face_review import face_review_order
 from opreid_bench.splits.writer import encode_crop, parse_masks
 
@@ -227,3 +227,19 @@ def test_a_reviewed_mask_the_new_masking_does_not_cover_is_masked_too(tmp_path: 
     both.write_text("\n".join(rows) + "\n", encoding="utf-8")
     assert read_face_boxes(both, [str(src)]) == {str(src): [(1, 2, 10, 12), (3, 3, 9, 9)]}  # empty kind: by hand
     assert read_reviewed_masks(both, [str(src)]) == {str(src): [(0, 40, 12, 60)]}
+    upper = _boxes(tmp_path / "upper.csv", [])
+    upper.write_text(f"source_path,left,top,right,bottom,kind\n{src},1,2,10,12,HAND\n{src},1,2,10,12,Outside\n",
+                     encoding="utf-8")
+    assert read_face_box_file(upper, [str(src)]) == ({str(src): [(1, 2, 10, 12)]}, {str(src): [(1, 2, 10, 12)]})
+    odd = _boxes(tmp_path / "odd.csv", [])
+    odd.write_text(f"source_path,left,top,right,bottom,kind\n{src},1,2,10,12,face\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"odd.csv: row 2: kind 'face' is none of keypoints, haar"):
+        read_face_boxes(odd, [str(src)])
+
+
+def test_the_known_mask_kinds_are_every_kind_the_masking_records() -> None:
+    from opreid_bench.splits.all_faces import FACE_KINDS
+    from opreid_bench.splits.face_boxes import MASK_KINDS
+    from opreid_bench.splits.mask import OUTSIDE_KIND
+
+    assert {*FACE_KINDS, OUTSIDE_KIND, "keypoints", "haar", "prior", "hand", "reviewed"} == set(MASK_KINDS)

@@ -216,3 +216,43 @@ def test_an_output_file_edited_by_hand_is_kept_on_a_rebuild(tmp_path) -> None:
     assert (out / "DATA_CARD.md").read_text() == "card 2\n"
     assert (out / "DATA_CARD.md.kept").read_text() == "card 0\nmy notes on this split\n"
     assert not (out / "manifest.csv.kept").exists() and not (out / "DATA_CARD.md.kept.kept").exists()
+
+
+def test_a_rebuild_that_fails_at_the_swap_loses_no_users_file(tmp_path, monkeypatch) -> None:
+    import opreid_bench.outputs as outputs
+
+    out = tmp_path / "split"
+    with output_folder(out, "sample", kind="split", swap=True) as new:
+        (new / "manifest.csv").write_text("path\n")
+    (out / "notes.txt").write_text("mine")
+
+    def broken(a, b):  # noqa: ANN001, ANN202
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(outputs, "_exchange", broken)
+    with pytest.raises(OSError, match="the disk went away"), output_folder(out, "sample", kind="split", swap=True) as new:
+        (new / "manifest.csv").write_text("path\nnew\n")
+    assert (out / "notes.txt").read_text() == "mine" and (out / "manifest.csv").read_text() == "path\n"
+
+
+def test_two_edits_of_one_output_file_are_both_kept(tmp_path) -> None:
+    out = tmp_path / "split"
+    for round_ in range(3):
+        with output_folder(out, "sample", kind="split", swap=True) as new:
+            (new / "DATA_CARD.md").write_text(f"card {round_}\n")
+        if round_ < 2:
+            (out / "DATA_CARD.md").write_text(f"edit {round_}\n")
+    assert (out / "DATA_CARD.md.kept").read_text() == "edit 0\n"
+    assert (out / "DATA_CARD.md.kept.1").read_text() == "edit 1\n"
+
+
+def test_an_output_file_replaced_by_a_picture_is_refused(tmp_path) -> None:
+    from opreid_bench.errors import OutputError
+
+    out = tmp_path / "split"
+    with output_folder(out, "sample", kind="split", swap=True) as new:
+        (new / "DATA_CARD.md").write_text("card\n")
+    (out / "DATA_CARD.md").write_bytes(b"\xff\xd8\xff\xe0 a JPEG")
+    with pytest.raises(OutputError, match="DATA_CARD.md: not written by opreid-bench"), \
+            output_folder(out, "sample", kind="split", swap=True):
+        pass

@@ -254,3 +254,78 @@ def test_sample_with_mask_outside_body_writes_and_says_so(tmp_path: Path, monkey
     assert read_marker(tmp_path / "split")["options"]["mask"] == "blur+outside"
     card = (tmp_path / "split" / "DATA_CARD.md").read_text(encoding="utf-8")
     assert "(`--mask-outside-body`, kind `outside`)" in card and "outside " in card
+    code, _, err = _cli(["sample", "--labels", "labels.csv", "--pool", "pool/manifest.csv", "--protocol", "opreid-tiny",
+                         "--out", "split_main", "--seed", "0", "--keypoints", "ann", "--main-face-only"], capsys)
+    assert code == 0, err[-2000:]
+    assert read_marker(tmp_path / "split_main")["options"]["mask"] == "blur+main"
+    from opreid_bench.data.datasets import get_dataset
+
+    assert get_dataset("pool", "pool/manifest.csv").verify().root == "pool/manifest.csv"  # named as given
+
+
+def test_a_reviewed_mask_left_partly_open_is_masked_again(tmp_path: Path) -> None:
+    """Every pixel the reviewer saw covered stays covered: 90% under the new masks is not enough."""
+    from opreid_bench.splits.writer import parse_masks
+
+    src = tmp_path / "a.png"
+    _crop().save(src)
+    _, _, method, masks = encode_crop(str(src), None, "fill+main", hand=[(10, 43, 50, 76)], reviewed=[(10, 40, 50, 76)])
+    assert ("reviewed", (10, 40, 50, 76)) in parse_masks(masks) and method.endswith("+reviewed")
+    _, _, _, masks = encode_crop(str(src), None, "fill+main", hand=[(10, 40, 50, 76)], reviewed=[(10, 40, 50, 76)])
+    assert "reviewed" not in masks  # wholly covered already: not masked twice
+
+
+def test_what_may_show_a_face_is_judged_by_content(tmp_path: Path) -> None:
+    import os
+
+    from opreid_bench.outputs import may_show_a_face
+
+    png = io.BytesIO()
+    _crop().save(png, "PNG")
+    cases = {"notes.txt": (b"my notes\n", False), "utf8.md": ("Übersicht\n".encode(), False),
+             "ppm.txt": (b"P3\n2 1\n255\n255 0 0 0 255 0\n", True), "x.xpm": (b"/* XPM */\nstatic char *x[] = {};\n", True),
+             "eps.txt": (b"%!PS-Adobe-3.0 EPSF-3.0\n", True), "svg.txt": (b"x" * 9000 + b"<svg></svg>", True),
+             ".DS_Store": (png.getvalue(), True), "big.txt": (b"a" * (1024 * 1024 + 1), True),
+             "latin1.txt": ("caf\xe9".encode("latin-1"), True)}
+    for name, (data, expected) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert may_show_a_face(tmp_path / name) is expected, name
+    real = tmp_path / "real" / ".DS_Store"
+    real.parent.mkdir()
+    real.write_bytes(b"\x00\x00\x00\x01Bud1" + b"\x00" * 64)
+    assert may_show_a_face(real) is False
+    os.mkfifo(tmp_path / "pipe")
+    assert may_show_a_face(tmp_path / "pipe") is True  # judged without opening it (a FIFO would block)
+
+
+def test_the_review_sheet_download_keeps_the_crops_it_does_not_show(tmp_path: Path) -> None:
+    """With --review-limit the sheet shows some crops; its download still holds every crop's earlier hand boxes and
+    the reviewed masking's masks, so masking again with it takes nothing away."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from browser_helpers import chromium_or_skip, download_from_page
+
+    chromium_or_skip()
+    import pandas as pd
+
+    from opreid_bench.splits.face_boxes import read_face_box_file
+    from opreid_bench.splits.face_review import write_face_review_html
+
+    (tmp_path / "m").mkdir()
+    sources = []
+    for name in ("a", "b"):
+        src = tmp_path / "pool" / f"{name}.png"
+        src.parent.mkdir(exist_ok=True)
+        _crop().save(src)
+        _crop().save(tmp_path / "m" / f"{name}.jpg")
+        sources.append(str(src))
+    table = pd.DataFrame({"source_path": sources, "path": ["a.jpg", "b.jpg"],
+                          "masks": ["keypoints@4,0,28,14;hand@20,0,30,8", "prior@0,0,30,20;hand@1,30,11,40"]})
+    sheet = write_face_review_html(table, tmp_path / "m", tmp_path / "faces.html", limit=1, progress=False)
+    assert sheet.read_text().count("<figure") == 1
+    text, _ = download_from_page(sheet, "", "downloadBoxes", tmp_path)
+    (tmp_path / "dl.csv").write_text(text, encoding="utf-8")
+    hand, reviewed = read_face_box_file(tmp_path / "dl.csv", sources)
+    assert hand == {sources[0]: [(20, 0, 30, 8)], sources[1]: [(1, 30, 11, 40)]}
+    assert reviewed == {sources[0]: [(4, 0, 28, 14)], sources[1]: [(0, 0, 30, 20)]}

@@ -80,6 +80,10 @@ def _mask_counts(df: pd.DataFrame) -> str:
     hand = int(method.str.contains("hand").sum())
     if hand:
         parts.append(f"{hand:,} with faces boxed by hand (`--face-boxes`)")
+    reviewed = int(method.str.contains("reviewed").sum())
+    if reviewed:
+        parts.append(f"{reviewed:,} with masks of the reviewed masking that this masking had left open, masked again "
+                     "(`--face-boxes`, kind `reviewed`)")
     late = int(method.str.contains("verify").sum())
     if late:
         parts.append(f"{late:,} with a face the closing verification found and masked")
@@ -105,8 +109,8 @@ def _masking_lines(mask: str | None, faces: str | None) -> list[str]:
                 "Publish this split only if the pool's faces were masked before (e.g. by `opreid-bench mask`).** "
                 + verify]
     if str(mask).endswith("+main"):
-        return ["", "**Warning: only the main person's face was masked (`--main-face-only`), and any face boxed by "
-                "hand (`--face-boxes`). Bystanders' faces were not searched for, and no closing verification ran; a "
+        return ["", "**Warning: only the main person's face was masked (`--main-face-only`), and what the "
+                "`--face-boxes` file listed (faces boxed by hand, masks of a reviewed masking). Bystanders' faces were not searched for, and no closing verification ran; a "
                 "split that shows a bystander's face cannot be published.** " + verify]
     if str(mask).endswith("+outside"):
         return ["Every face found was masked, bystanders' included, and everything outside the main person's body "

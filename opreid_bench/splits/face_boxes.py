@@ -31,6 +31,10 @@ from opreid_bench.errors import DataError
 Box = tuple[int, int, int, int]
 HAND_KIND = "hand"
 REVIEWED_KIND = "reviewed"  # a mask of the reviewed masking that the new masking did not cover
+# Every kind a mask is recorded with (masks.csv, face_masks.csv): the main face's (keypoints, haar, prior), the other
+# faces' (all_faces.FACE_KINDS), mask.OUTSIDE_KIND, and these two; a test keeps the list complete.
+MASK_KINDS = ("keypoints", "haar", "prior", "blazeface", "person", "mtcnn", "verify", "outside", HAND_KIND,
+              REVIEWED_KIND)
 COLUMNS = ("source_path", "left", "top", "right", "bottom")
 
 
@@ -83,7 +87,11 @@ def read_face_box_file(path: str | os.PathLike[str], pool_paths: Iterable[str]
                 pool_path = by_abs.get(os.path.abspath(source))
                 if pool_path is None:
                     raise DataError(f"{path}: row {row_no}: {source} is not a crop of the pool")
-                kind = (row.get("kind") or HAND_KIND).strip() or HAND_KIND
+                kind = (row.get("kind") or HAND_KIND).strip().lower() or HAND_KIND
+                if kind not in MASK_KINDS:
+                    raise DataError(f"{path}: row {row_no}: kind {row.get('kind')!r} is none of "
+                                    f"{', '.join(MASK_KINDS)} (hand: a box drawn by hand; the others: masks of the "
+                                    "reviewed masking)")
                 target = out if kind == HAND_KIND else reviewed
                 target.setdefault(pool_path, []).append((left, top, right, bottom))
     except OSError as exc:

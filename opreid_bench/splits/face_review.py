@@ -30,7 +30,9 @@ the user's own data: keep it out of version control.
 from __future__ import annotations
 
 import html
+import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -134,7 +136,7 @@ def _bystander_masks(masks: list[tuple[str, Box]]) -> int:
 
 
 def _figure(source: str, url: str, size: tuple[int, int], risk: float, candidates: list[Box], height: int,
-            hand: list[Box], reviewed: list[tuple[str, Box]] = ()) -> str:  # type: ignore[assignment]
+            hand: list[Box]) -> str:
     """One crop: the masked JPEG from ``--out`` (linked, loaded when scrolled to), enlarged to ``height``, with the
     detector's candidates as dashed outlines and a box-drawing area."""
     w, h = size
@@ -144,9 +146,8 @@ def _figure(source: str, url: str, size: tuple[int, int], risk: float, candidate
         f'width:{(b[2] - b[0]) * scale:.1f}px;height:{(b[3] - b[1]) * scale:.1f}px"></div>' for b in candidates[:5])
     name = html.escape(Path(url).name)
     drawn = ";".join(",".join(str(v) for v in b) for b in hand)
-    masked = ";".join(f"{html.escape(kind)}@{','.join(str(v) for v in b)}" for kind, b in reviewed)
     return (f'<figure data-path="{html.escape(source)}" data-scale="{scale:.6f}" data-w="{w}" data-h="{h}" '
-            f'data-hand="{drawn}" data-masked="{masked}" title="{html.escape(source)}"><div class="box-area">'
+            f'data-hand="{drawn}" title="{html.escape(source)}"><div class="box-area">'
             f'<img src="{html.escape(url)}" alt="{name}" width="{round(w * scale)}" height="{height}" loading="lazy" '
             f'draggable="false">{hints}</div><figcaption>{name}<br>risk {risk:.2f}<br>'
             f'<button onclick="undoBox(this)">undo</button> <span class="count">0 boxes</span></figcaption></figure>')
@@ -186,9 +187,15 @@ def write_face_review_html(
     for i in shown:
         source, rel, _ = rows[i]
         url = quote(Path(os.path.relpath(out.absolute() / rel, sheet.absolute().parent)).as_posix())
-        figures.append(_figure(source, url, sizes[i], risks[i], candidates[i], thumb_height, hand[i], reviewed[i]))
+        figures.append(_figure(source, url, sizes[i], risks[i], candidates[i], thumb_height, hand[i]))
     note = f" (showing the first {len(shown)})" if len(shown) < len(rows) else ""
-    page = _PAGE.replace("{N}", f"{len(rows):,}").replace("{NOTE}", note).replace("{FIGURES}", "\n".join(figures))
+    # every crop's earlier hand boxes and masks, shown or not (--review-limit): the download keeps them all
+    every = {r.source_path: {"hand": [list(b) for b in hand[i]],
+                             "masked": [f"{kind}@{','.join(str(v) for v in b)}" for kind, b in reviewed[i]]}
+             for i, r in enumerate(rows)}
+    masks_json = json.dumps(every, sort_keys=True).replace("</", "<\\/")
+    values = {"N": f"{len(rows):,}", "NOTE": note, "FIGURES": "\n".join(figures), "MASKS": masks_json}
+    page = re.sub(r"\{(N|NOTE|FIGURES|MASKS)\}", lambda m: values[m.group(1)], _PAGE)  # one pass: no value re-read
     atomic_write_text(sheet, page)
     return sheet
 
@@ -216,6 +223,7 @@ last box. Then
 <div class="sheet">
 {FIGURES}
 </div>
+<script type="application/json" id="masks">{MASKS}</script>
 <script>
 const boxes = new Map();
 function refresh(fig) {
@@ -264,15 +272,18 @@ for (const fig of document.querySelectorAll("figure[data-path]")) {
 }
 function downloadBoxes() {
   // the hand boxes, and the masks of the masking reviewed here (so that a split masked otherwise covers them too)
+  // every crop, shown or not: the boxes drawn here (earlier rounds' included), else its earlier hand boxes
   const rows = ["source_path,left,top,right,bottom,kind"];
-  const quoted = fig => '"' + fig.dataset.path.replace(/"/g, '""') + '",';
-  for (const [fig, list] of boxes) {
-    for (const b of list) rows.push(quoted(fig) + b.join(",") + ",hand");
-  }
-  for (const fig of document.querySelectorAll("figure[data-path]")) {
-    for (const m of (fig.dataset.masked ? fig.dataset.masked.split(";") : [])) {
-      const [kind, box] = m.split("@");
-      rows.push(quoted(fig) + box + "," + kind);
+  const quoted = path => '"' + path.replace(/"/g, '""') + '",';
+  const every = JSON.parse(document.getElementById("masks").textContent);
+  const shown = new Map();
+  for (const fig of document.querySelectorAll("figure[data-path]")) shown.set(fig.dataset.path, fig);
+  for (const [path, m] of Object.entries(every)) {
+    const fig = shown.get(path);
+    for (const b of (fig ? (boxes.get(fig) || []) : m.hand)) rows.push(quoted(path) + b.join(",") + ",hand");
+    for (const mask of m.masked) {
+      const [kind, box] = mask.split("@");
+      rows.push(quoted(path) + box + "," + kind);
     }
   }
   const a = document.createElement("a");

@@ -103,9 +103,10 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
         box_kinds.append(HAND_KIND)
     if hand:
         method = HAND_KIND if method == "none" else f"{method}+{HAND_KIND}"
-    from opreid_bench.splits.all_faces import COVERED, covered_share
+    from opreid_bench.splits.all_faces import covered_share
 
-    uncovered = [b for b in (clip_to_crop(b, img.size, source) for b in reviewed) if covered_share(b, boxes) < COVERED]
+    # every pixel the reviewer saw covered stays covered: a box the new masks leave even partly open is masked again
+    uncovered = [b for b in (clip_to_crop(b, img.size, source) for b in reviewed) if covered_share(b, boxes) < 1.0]
     for box in uncovered:  # the reviewer signed off on these being masked: never show less
         img = mask_box(img, box, style)
         boxes.append(box)
