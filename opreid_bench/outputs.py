@@ -408,6 +408,19 @@ def _editable_digests(folder: Path, written: list[str]) -> dict[str, str]:
     return out
 
 
+def folder_entries(folder: Path) -> Iterator[str]:
+    """Relative paths of the files and links in ``folder`` (links to folders are not entered), sorted per folder,
+    leaving out its own bookkeeping: the marker, the lock, our temporary files and the caches kept across a swap."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        rel = Path(dirpath).relative_to(folder)
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for n in sorted([*filenames, *links]):
+            if n not in (MARKER, LOCK_INSIDE) and not is_our_tmp(n):
+                yield (rel / n).as_posix()
+
+
 def _carry_over(old: Path, new: Path, written: set[str], digests: Mapping[str, str] | None = None) -> None:
     """Give the new folder the files the command did not write in the old one (never delete a user's file), and the
     written ones a person edited since (their sha256 differs from ``digests``) as ``NAME.kept``.
@@ -415,20 +428,9 @@ def _carry_over(old: Path, new: Path, written: set[str], digests: Mapping[str, s
     They are linked (copied where the file system has no hard links), not moved: until the swap the old folder still
     holds them, so a run that fails or is killed before it, whose temporary folder is then deleted, loses nothing."""
     digests = digests or {}
-    theirs, edited = [], []
-    for dirpath, dirnames, filenames in os.walk(old):
-        rel = Path(dirpath).relative_to(old)
-        if rel == Path("."):
-            dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # not entered: kept as they are
-        for n in sorted([*filenames, *links]):
-            r = (rel / n).as_posix()
-            if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n):
-                continue
-            if r not in written:
-                theirs.append(r)
-            elif r in digests and _edited(Path(dirpath) / n, digests[r]):
-                edited.append(r)
+    entries = list(folder_entries(old))
+    theirs = [r for r in entries if r not in written]
+    edited = [r for r in entries if r in written and r in digests and _edited(old / r, digests[r])]
     for r in theirs:  # first the user's own files under their names (an earlier NAME.kept among them) ...
         _keep(str(old / r), new / r)
     for r in edited:  # ... then this round's edited copies, beside them
@@ -552,18 +554,7 @@ def unwritten_files(folder: PathLike) -> list[str] | None:
         written = set()
     else:
         return None
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        rel = Path(dirpath).relative_to(folder)
-        if rel == Path("."):
-            dirnames[:] = [d for d in dirnames if d not in KEEP_ACROSS_SWAP]
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # os.walk does not enter them
-        for n in [*filenames, *links]:
-            r = (rel / n).as_posix()
-            if n in (MARKER, LOCK_INSIDE) or is_our_tmp(n) or r in written:
-                continue
-            out.append(r)
-    return sorted(out)
+    return sorted(r for r in folder_entries(folder) if r not in written)
 
 
 PLAIN_TEXT_MAX_BYTES = 1024 * 1024  # notes beside a split are small; a larger "text" file is not taken on trust
@@ -607,15 +598,18 @@ def may_show_a_face(path: PathLike) -> bool:
         return False
 
 
-def stray_media(folder: PathLike) -> list[str]:
+def stray_media(folder: PathLike) -> list[str] | None:
     """The files in a published output folder (:data:`PUBLISHED_KINDS`) that may show a face
     (:func:`may_show_a_face`: everything but plain text) and that its command did not write, or wrote and a person
-    changed since (they would be carried into the next output as ``NAME.kept``)."""
+    changed since (they would be carried into the next output as ``NAME.kept``); None when the folder's marker does
+    not say what was written (:func:`unwritten_files`)."""
     folder = Path(folder)
-    marker = read_marker(folder) if folder.is_dir() else None
-    digests = (marker or {}).get(EDITABLE_DIGESTS) or {}
+    unwritten = unwritten_files(folder)
+    if unwritten is None:
+        return None
+    digests = (read_marker(folder) or {}).get(EDITABLE_DIGESTS) or {}
     changed = [r for r, digest in sorted(digests.items()) if os.path.lexists(folder / r) and _edited(folder / r, digest)]
-    return sorted(r for r in {*(unwritten_files(folder) or []), *changed} if may_show_a_face(folder / r))
+    return sorted(r for r in {*unwritten, *changed} if may_show_a_face(folder / r))
 
 
 def published_folder_above(path: PathLike) -> Path | None:
@@ -632,7 +626,7 @@ def _refuse_stray_media(out: Path, kind: str, option: str) -> None:
     before anything is written: they would be carried into the new output and published, unmasked and unverified."""
     if kind not in PUBLISHED_KINDS:
         return
-    stray = stray_media(out)
+    stray = stray_media(out) or []
     if stray:
         more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
         raise OutputError(f"{out / stray[0]}{more}: not written by opreid-bench, yet inside {option} {out}; it would "
@@ -709,8 +703,7 @@ def output_folder(
             clean_stale_tmp(work, recursive=True)
             written = _written_files(work)
             write_marker(work, complete=True, written=written,
-                         extra={**(marker_args.get("extra") or {}), EDITABLE_DIGESTS: _editable_digests(work, written)},
-                         **{k: v for k, v in marker_args.items() if k != "extra"})
+                         extra={EDITABLE_DIGESTS: _editable_digests(work, written)}, **marker_args)
             fsync_tree(work)
             swap_in(work, Path(os.path.abspath(out)))
         except BaseException:

@@ -99,12 +99,18 @@ def main_head_height(kp: Keypoints | None, size: tuple[int, int]) -> float:
     return size[1] / 7.0
 
 
+def _placed(pts: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Which points lie in the crop or within a tenth of its size beyond it (a pose places a cut limb just outside)."""
+    w, h = size
+    return (pts[:, 0] > -0.1 * w) & (pts[:, 0] < 1.1 * w) & (pts[:, 1] > -0.1 * h) & (pts[:, 1] < 1.1 * h)
+
+
 def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float, float]:
     """(left, right, top) of the main person's body below the shoulders, in the crop's pixels (module docstring)."""
     w, h = size
     if _visible_main(kp):
         pts = kp.xy[_BODY].astype(np.float64)  # type: ignore[union-attr]
-        inside = (pts[:, 0] > -0.1 * w) & (pts[:, 0] < 1.1 * w) & (pts[:, 1] > -0.1 * h) & (pts[:, 1] < 1.1 * h)
+        inside = _placed(pts, size)
         if inside[:2].all():  # both shoulders placed: the body is every placed point below them
             x0, x1 = float(pts[inside, 0].min()), float(pts[inside, 0].max())
             grow = 0.25 * max(x1 - x0, 0.1 * w)
@@ -121,17 +127,16 @@ def kept_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
     (:func:`main_body`), widened on each side by :data:`FOOT_LENGTH` times the height of the main person's keypoints
     (a foot or a bag swung past the ankle keypoint in a side view, where the keypoints bunch into a few pixels) and
     never narrower than the crop's central half (pedestrian crops are cut around the person)."""
-    w, h = size
+    w = size[0]
     left, right, top = main_body(kp, size)
     if _visible_main(kp):
         pts = kp.xy.astype(np.float64)  # type: ignore[union-attr]
-        inside = (pts[:, 0] > -0.1 * w) & (pts[:, 0] < 1.1 * w) & (pts[:, 1] > -0.1 * h) & (pts[:, 1] < 1.1 * h)
-        body = kp.xy[_BODY].astype(np.float64)  # type: ignore[union-attr]
-        body_in = inside[_BODY]
-        if inside.sum() >= 2 and body_in.any():
+        inside = _placed(pts, size)
+        body = pts[_BODY][inside[_BODY]]
+        if inside.sum() >= 2 and len(body):
             reach = FOOT_LENGTH * float(pts[inside, 1].max() - pts[inside, 1].min())
-            left = min(left, float(body[body_in, 0].min()) - reach)
-            right = max(right, float(body[body_in, 0].max()) + reach)
+            left = min(left, float(body[:, 0].min()) - reach)
+            right = max(right, float(body[:, 0].max()) + reach)
     return min(left, 0.25 * w), max(right, 0.75 * w), top
 
 

@@ -219,21 +219,14 @@ def _unlisted_media(root: Path, listed: list[Path] | None) -> list[str]:
     """Files in ``root`` that may show a face and are no crop of its listing: those its command did not write (by its
     marker), else every file but text that the listing leaves out. They would be published with the folder, yet
     nothing checked them."""
-    from opreid_bench.outputs import may_show_a_face, stray_media, unwritten_files
-
-    if unwritten_files(root) is not None:
-        return stray_media(root)
-    if listed is None:
-        return []
-    from opreid_bench.outputs import KEEP_ACROSS_SWAP, LOCK_INSIDE, MARKER
+    from opreid_bench.outputs import folder_entries, may_show_a_face, stray_media
     from opreid_bench.splits.datacard import PLOT_NAME
 
-    names = {p.relative_to(root).as_posix() for p in listed}
-    names |= {PLOT_NAME, "keypoints.h5"}  # a split's own files that are no crop
-    found = (p.relative_to(root) for p in root.rglob("*") if p.is_file() or p.is_symlink())
-    return sorted(rel.as_posix() for rel in found
-                  if rel.name not in (MARKER, LOCK_INSIDE) and rel.parts[0] not in KEEP_ACROSS_SWAP
-                  and rel.as_posix() not in names and may_show_a_face(root / rel))
+    stray = stray_media(root)
+    if stray is not None or listed is None:
+        return stray or []
+    names = {p.relative_to(root).as_posix() for p in listed} | {PLOT_NAME, "keypoints.h5"}  # a split's non-crops
+    return sorted(r for r in folder_entries(root) if r not in names and may_show_a_face(root / r))
 
 
 def _progress(total: int, label: str) -> tuple[Any, Any]:

@@ -271,8 +271,8 @@ for (const fig of document.querySelectorAll("figure[data-path]")) {
   });
 }
 function downloadBoxes() {
-  // the hand boxes, and the masks of the masking reviewed here (so that a split masked otherwise covers them too)
-  // every crop, shown or not: the boxes drawn here (earlier rounds' included), else its earlier hand boxes
+  // every crop, shown or not: its hand boxes (drawn here, earlier rounds' included, else the earlier ones) and the
+  // masks of the masking reviewed here, so that a split masked otherwise still covers them
   const rows = ["source_path,left,top,right,bottom,kind"];
   const quoted = path => '"' + path.replace(/"/g, '""') + '",';
   const every = JSON.parse(document.getElementById("masks").textContent);

@@ -103,7 +103,7 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
         box_kinds.append(HAND_KIND)
     if hand:
         method = HAND_KIND if method == "none" else f"{method}+{HAND_KIND}"
-    from opreid_bench.splits.all_faces import covered_share
+    from opreid_bench.splits.all_faces import covered_share, find_faces
 
     # every pixel the reviewer saw covered stays covered: a box the new masks leave even partly open is masked again
     uncovered = [b for b in (clip_to_crop(b, img.size, source) for b in reviewed) if covered_share(b, boxes) < 1.0]
@@ -115,8 +115,6 @@ def encode_crop(source: str, kp: Keypoints | None, mask: str | None,
         method = REVIEWED_KIND if method == "none" else f"{method}+{REVIEWED_KIND}"
     data = _jpeg(img)
     if every_face:  # the closing verification again, on the crop as it is written
-        from opreid_bench.splits.all_faces import find_faces
-
         judged = effective_pose(kp, img.size)
         for round_ in range(WRITTEN_VERIFY_ROUNDS + 1):
             with Image.open(io.BytesIO(data)) as written:
@@ -171,8 +169,7 @@ def write_images(
     durable: bool = True,
 ) -> list[tuple[bool, str, str]]:
     """Encode and write every (source, dest, keypoints, mask[, durable[, hand boxes[, reviewed masks]]]) job; results
-    (face masked,
-    method, mask kinds) in job order.
+    (face masked, method, mask kinds) in job order.
 
     ``durable=False`` skips the per-file fsync (for a temporary folder that is synced as a whole before its swap).
     """
