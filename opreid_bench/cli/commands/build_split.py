@@ -117,6 +117,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
           --protocol opreid-mini --out split --seed 1 --mask pixelate --json
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 --main-face-only
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
+          --mask-outside-body
+      opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
           --face-boxes face_boxes.csv
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
           --corrections corrections.csv --unstable exclude
@@ -211,6 +213,7 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --mask pixelate --verify
       opreid-bench mask --verify --out split/
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --main-face-only
+      opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --mask-outside-body
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --review-faces faces.html
       opreid-bench mask --pool pool/manifest.csv --keypoints ann/ --out masked/ --face-boxes face_boxes.csv
     """
