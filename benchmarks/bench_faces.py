@@ -41,6 +41,8 @@ Examples:
   python benchmarks/bench_faces.py --without-mtcnn-too --labels benchmarks/labels/faces_heads_heldout.csv
   python benchmarks/bench_faces.py --review-speed 400
   python benchmarks/bench_faces.py --outside-body-too --labels benchmarks/labels/faces_heads_heldout2.csv
+  python benchmarks/bench_faces.py --outside-body-too --labels benchmarks/labels/faces_heads_heldout3.csv \\
+      --bodies benchmarks/labels/body_heldout3.csv
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ LABELS = REPO / "benchmarks" / "labels" / "faces_heads.csv"
 COVERED = 0.5  # share of a face's head box the masks must cover for the face to count as masked
 ON_HEAD = 0.3  # share of a mask's area that must fall on some (grown) head box
 GROW = 0.25  # each head box grown by this share of its size on every side for the on-head test
+BODY_LOST = 0.1  # a crop whose main-body box is masked by more than this share is counted as losing body
 
 Box = tuple[int, int, int, int]
 
@@ -83,6 +86,29 @@ def read_heads(path: Path) -> dict[str, list[tuple[Box, bool, str]]]:
     return out
 
 
+def read_bodies(path: Path) -> dict[str, Box]:
+    """file -> the hand-drawn box of the main person's body below the shoulders (rows without a box are skipped)."""
+    out: dict[str, Box] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["left"]:
+                out[row["file"]] = (int(row["left"]), int(row["top"]), int(row["right"]), int(row["bottom"]))
+    return out
+
+
+def body_cost(results: dict, bodies: dict[str, Box]) -> dict[str, object] | None:  # type: ignore[type-arg]
+    """How much of each hand-boxed main body the masks cover (``main_body_masked`` in the module's docstring)."""
+    shares = {f: coverage(box, results[f].boxes) for f, box in bodies.items() if f in results}
+    if not shares:
+        return None
+    values = list(shares.values())
+    worst = sorted(shares, key=lambda f: -shares[f])[:5]
+    return {"crops": len(values), "mean": round(float(np.mean(values)), 3),
+            "median": round(float(np.median(values)), 3), "max": round(float(max(values)), 3),
+            "crops_over": int(sum(v > BODY_LOST for v in values)), "over": BODY_LOST,
+            "worst": [{"file": f, "masked": round(shares[f], 3)} for f in worst if shares[f] > 0]}
+
+
 def on_head(mask: Box, heads: list[Box]) -> float:
     """Share of ``mask``'s area that falls on the union of the (grown) head boxes."""
     grown = []
@@ -93,9 +119,11 @@ def on_head(mask: Box, heads: list[Box]) -> float:
 
 
 def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bool,
-             labels: Path = LABELS, mtcnn: bool = True, spec: str = "blur") -> dict[str, object]:
+             labels: Path = LABELS, mtcnn: bool = True, spec: str = "blur",
+             bodies: Path | None = None) -> dict[str, object]:
     """Mask every labelled crop with the defaults (or the mask mode ``spec``) and score the masks against the
-    hand-boxed heads; ``mtcnn=False`` masks without MTCNN (``OPREID_MTCNN_WEIGHTS=off``)."""
+    hand-boxed heads (and the hand-boxed main bodies of ``bodies``); ``mtcnn=False`` masks without MTCNN
+    (``OPREID_MTCNN_WEIGHTS=off``)."""
     import os
     import time
 
@@ -106,6 +134,10 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
     from opreid_bench.splits.mask import mask_face_detailed
 
     heads = read_heads(labels)
+    body_boxes = read_bodies(bodies) if bodies else {}
+    unknown = sorted(set(body_boxes) - set(heads))
+    if unknown:
+        raise click.ClickException(f"{bodies}: {unknown[0]} has a body box but no row in {labels}")
     paths = {f: str(data_root / f) for f in heads}
     missing = [p for p in paths.values() if not Path(p).is_file()]
     if missing:
@@ -168,10 +200,19 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             "masked_area_share": round(float(np.mean(area)), 3) if area else None,
             **({"kept_width_share": {"median": round(float(np.median(kept)), 3), "min": round(float(min(kept)), 3),
                                      "below_half": int(sum(k < 0.5 for k in kept))}} if kept else {}),
+            **({"main_body_masked": body_cost(results, body_boxes)} if body_boxes else {}),
             "left_visible": left_visible, "off_head": off_head, "review": review}
 
 
 REVIEW_SHARES = (0.1, 0.25, 0.5)
+
+
+def body_cell(row: dict) -> tuple[str, ...]:  # type: ignore[type-arg]
+    """The table's main-body cell of one masking's row (none without ``--bodies``)."""
+    cost = row.get("main_body_masked")
+    if cost is None:
+        return ()
+    return (f"{cost['median']:.0%} / {cost['max']:.0%} / {cost['crops_over']} of {cost['crops']}",)
 
 
 def review_ranking_speed(data_root: Path, n: int) -> dict[str, object]:
@@ -236,11 +277,14 @@ def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # typ
 @click.option("--outside-body-too", "outside", is_flag=True,
               help="also mask with --mask-outside-body (every face and everything outside the main person's body), "
               "in the same run: its row and the share of the crop's area it masks")
+@click.option("--bodies", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="hand-drawn main-body boxes of the same crops (file,left,top,right,bottom,note): how much of the "
+              "main person's body each masking covers")
 @click.option("--review-speed", default=0, show_default=True,
               help="also time the review sheet's ranking of this many PRID 2011 crops, 1 and 2 processes (0: skip)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | None, compare: bool,
-         outside: bool, review_speed: int, as_json: bool) -> None:
+         outside: bool, bodies: Path | None, review_speed: int, as_json: bool) -> None:
     """Faces left visible and masks off heads, default masking, on hand-boxed crowded crops."""
     import torch
     from rich.console import Console
@@ -249,16 +293,18 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
     torch.set_num_threads(1)  # masking runs one crop per core (build-split's workers)
     cache = cache or Path(tempfile.gettempdir()) / "opreid_bench_faces"
     cache.mkdir(parents=True, exist_ok=True)
-    result = evaluate(data_root, cache, pose, workers, progress=not as_json, labels=labels)
+    result = evaluate(data_root, cache, pose, workers, progress=not as_json, labels=labels, bodies=bodies)
     rows = [("default", result)]
     if compare:
-        without = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, mtcnn=False)
+        without = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, mtcnn=False,
+                           bodies=bodies)
         rows.append(("without MTCNN", without))
         result["without_mtcnn"] = {k: v for k, v in without.items() if k not in ("left_visible", "off_head")}
         if without["masking_ms_per_crop"]:
             result["masking_time_ratio"] = round(result["masking_ms_per_crop"] / without["masking_ms_per_crop"], 2)
     if outside:
-        around = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, spec=f"blur+{OUTSIDE_KIND}")
+        around = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, spec=f"blur+{OUTSIDE_KIND}",
+                          bodies=bodies)
         rows.append(("--mask-outside-body", around))
         result["outside_body"] = {k: v for k, v in around.items() if k not in ("off_head", "review")}
     if review_speed > 0:
@@ -266,13 +312,15 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
     console = Console(stderr=as_json, width=150)
     table = Table(title=f"face masking on hand-boxed crowded crops ({labels.name}; one thread)")
     for col in ("masking", "crops", "heads", "faces", "faces left visible (head box / face region)",
-                "crops with a face mask off every head", "crop area masked", "masks by kind", "ms per crop"):
+                "crops with a face mask off every head", "crop area masked",
+                *(("main body masked (median / max / crops over 10%)",) if bodies else ()), "masks by kind",
+                "ms per crop"):
         table.add_column(col, justify="right")
     for name, row in rows:
         table.add_row(name, str(row["crops"]), str(row["heads"]), str(row["faces"]),
                       f"{row['faces_left_visible']} / {row['faces_left_visible_face_region']}",
                       f"{row['masks_off_head_crops']} ({row['masks_off_head_share']:.1%})",
-                      f"{row['masked_area_share']:.0%}",
+                      f"{row['masked_area_share']:.0%}", *body_cell(row),
                       ", ".join(f"{k} {v}" for k, v in row["masked_by"].items()), f"{row['masking_ms_per_crop']}")
     console.print(table)
     if "masking_time_ratio" in result:
@@ -296,6 +344,11 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
     for row in result.get("outside_body", {}).get("left_visible", []):
         console.print(f"face left visible with --mask-outside-body: {row['file']} ({row['person']}, head "
                       f"{row['head']}, {row['covered']:.0%} covered)")
+    for name, row in rows:
+        cost = row.get("main_body_masked") or {}
+        if cost.get("worst"):
+            console.print(f"main body masked most ({name}): " + ", ".join(
+                f"{w['file']} {w['masked']:.0%}" for w in cost["worst"]))
     for row in result["off_head"]:
         console.print(f"mask off every head: {row['file']} {row['masks']} ({', '.join(row['kinds'])})")
     if as_json:

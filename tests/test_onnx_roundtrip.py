@@ -92,6 +92,9 @@ def test_onnx_run_becomes_a_measured_leaderboard_row(exported: dict, capsys: pyt
     (row,) = load_runs([tmp / "runs"])
     assert row.method == "my-onnx" and row.dataset == "cuhk03_labeled" and row.source == str(runs)
     assert row.details["model_format"] == "onnx" and (row.details["height"], row.details["width"]) == (32, 16)
+    # the backbone and epochs `export` wrote into the model's metadata, shown as a trained run's are
+    assert (info["backbone"], info["epochs"]) == ("resnet50", 1)
+    assert (row.details["backbone"], row.details["epochs"]) == ("resnet50", 1)
     assert row.rank1 == pytest.approx(round(100 * report["rank1"], 2))
     assert row.mAP == pytest.approx(round(100 * report["mAP"], 2))
     board = cli_ok(["leaderboard", "--runs", tmp / "runs", "--dataset", "cuhk03_labeled", "--json"])

@@ -410,8 +410,9 @@ def onnx_feature_sets(
     metric: str | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Query/gallery FeatureSets of ``dataset`` under ``root`` from an ONNX model, and the attributes that record
-    where they came from (model file and hash, resolved preprocessing, providers, the dataset's junk rule, and the
-    metric: ``metric`` when given, else the model's when its metadata names one)."""
+    where they came from (model file and hash, resolved preprocessing, providers, the dataset's junk rule, the
+    backbone and epochs that ``opreid-bench export`` wrote into the metadata, and the metric: ``metric`` when given,
+    else the model's when its metadata names one)."""
     from opreid_bench.data.datasets import load_dataset
     from opreid_bench.engine.extract import dataset_junk, default_junk, feature_set, options_text
     from opreid_bench.errors import DataError
@@ -433,6 +434,10 @@ def onnx_feature_sets(
         "providers": extractor.providers,
         **extractor.prep.to_attrs(),
     }
+    if meta.get(META_PREFIX + "backbone"):  # written by `opreid-bench export`: the leaderboard shows them
+        attrs["backbone"] = str(meta[META_PREFIX + "backbone"])
+    if str(meta.get(META_PREFIX + "epoch", "")).isdigit():
+        attrs["epochs"] = int(meta[META_PREFIX + "epoch"])
     metric = metric or meta.get(META_PREFIX + "metric")
     if metric in ("euclidean", "cosine"):
         attrs["metric"] = metric
@@ -470,7 +475,8 @@ def write_onnx_run(run_dir: str | Path, *, name: str, attrs: dict[str, Any], met
     options = str(attrs.get("dataset_options") or "")
     results[result_key(str(attrs["dataset"]), options)] = {**metrics, **({"dataset_options": options} if options
                                                                          else {})}
-    keep = ("onnx", "onnx_sha256", "height", "width", "channel_order", "mean", "std", "onnx_output", "providers")
+    keep = ("onnx", "onnx_sha256", "backbone", "epochs", "height", "width", "channel_order", "mean", "std",
+            "onnx_output", "providers")
     info = {
         "written_by": RUN_WRITER,
         "method": name,
