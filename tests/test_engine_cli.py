@@ -139,3 +139,8 @@ def test_evaluate_records_another_datasets_result_in_the_runs_own_run_json(tmp_p
     rows = json.loads(board.stdout)
     assert [(r["method"], r["dataset"]) for r in rows] == [("bot", "cuhk03_labeled")]
     assert rows[0]["mAP"] == pytest.approx(100 * printed["mAP"], abs=1e-3)
+    # a --resume of the finished run trains nothing (same weights): what evaluate recorded stays
+    resumed = CliRunner().invoke(cli, ["train", "--resume", *base, "--out", str(run)], catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
+    again = json.loads((run / "run.json").read_text())
+    assert again["results"] == info["results"] and again["evaluated"] == info["evaluated"]

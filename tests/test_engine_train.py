@@ -335,3 +335,12 @@ def test_the_amp_path_of_a_training_step_runs_under_cpu_autocast_in_bfloat16(tin
     after = list(model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
     assert all(torch.isfinite(p).all() for p in after)
+
+
+def test_the_epoch_line_prints_percent_like_the_final_table() -> None:
+    """metrics.jsonl keeps fractions; the log line a person reads beside the final table (percent) prints percent."""
+    from opreid_bench.engine.train import _epoch_summary
+
+    text = _epoch_summary({"epoch": 3, "loss": 1.23456, "acc": 0.8534, "lr": 3.5e-4, "img_per_s": 12.34,
+                           "eval": {"rank1": 0.51234, "mAP": 0.40104}})
+    assert "acc 85.3%" in text and "R-1 51.23% mAP 40.10%" in text, text

@@ -282,8 +282,11 @@ def train(
             save_checkpoint(out / "model.pt", model=model, cfg=cfg, num_classes=data.num_classes,
                             dataset=splits.name, epoch=epochs_done, metrics=history[-1] if history else {},
                             with_rng=False)
+            # a --resume of a finished run trains nothing: the weights are the same, so the results `evaluate
+            # --run-dir` and `reproduce` recorded for other datasets stay (new weights replace them)
+            unchanged = _recorded_results(out / "run.json") if start_epoch >= cfg.optim.epochs else {}
             write_run_json(out / "run.json", cfg, splits.name, epochs_done, minutes, final_metrics,
-                           hardware_description(dev, dist_info.world_size), stopped_early)
+                           hardware_description(dev, dist_info.world_size), stopped_early, keep=unchanged)
             if not stopped_early:  # every epoch trained: the marker says the run directory is whole
                 from opreid_bench.outputs import fingerprint, write_marker
 
@@ -361,12 +364,15 @@ def evaluate_during_training(model: torch.nn.Module, splits: DatasetSplits, cfg:
 
 
 def _epoch_summary(line: dict[str, Any]) -> str:
-    text = (f"epoch {line['epoch']}: loss {line.get('loss', float('nan')):.4f} acc {line.get('acc', float('nan')):.3f}"
+    """One epoch's log line; accuracy, R-1 and mAP in percent, as the final table and the leaderboard print them
+    (``metrics.jsonl`` keeps fractions)."""
+    nan = float("nan")
+    text = (f"epoch {line['epoch']}: loss {line.get('loss', nan):.4f} acc {100 * line.get('acc', nan):.1f}%"
             f" lr {line['lr']:.2e} {line['img_per_s']:.1f} img/s")
     if line.get("input_hw"):
         text += f" at {line['input_hw'][0]}x{line['input_hw'][1]}"
     if "eval" in line:
-        text += f" | R-1 {line['eval'].get('rank1', float('nan')):.4f} mAP {line['eval'].get('mAP', float('nan')):.4f}"
+        text += f" | R-1 {100 * line['eval'].get('rank1', nan):.2f}% mAP {100 * line['eval'].get('mAP', nan):.2f}%"
     return text
 
 
@@ -388,10 +394,27 @@ def _read_history(path: Path, epochs: int) -> list[dict[str, Any]]:
     return [h for h in lines if int(h.get("epoch", 0)) <= epochs]
 
 
+def _recorded_results(path: Path) -> dict[str, dict[str, Any]]:
+    """The ``results`` and ``evaluated`` entries of an existing ``run.json`` (``evaluate --weights RUN/model.pt
+    --run-dir RUN``, ``reproduce``); empty when there is none or it is unreadable."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    return {part: dict(info[part]) for part in ("results", "evaluated") if isinstance(info.get(part), dict)}
+
+
 def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, minutes: float,
-                   metrics: dict[str, Any], hardware: str, stopped_early: bool = False) -> None:
+                   metrics: dict[str, Any], hardware: str, stopped_early: bool = False,
+                   keep: dict[str, dict[str, Any]] | None = None) -> None:
     """``run.json``: what the leaderboard reads (metrics under ``results[dataset]``, as fractions in [0, 1]; the file
-    says so in ``metrics_unit``, so a reader never has to guess the unit from a value's size)."""
+    says so in ``metrics_unit``, so a reader never has to guess the unit from a value's size). ``keep``: ``results``
+    and ``evaluated`` entries recorded before that stay (the weights did not change); ``metrics``, when there are
+    any, replace the training dataset's."""
+    keep = keep or {}
+    evaluated = {k: v for k, v in (keep.get("evaluated") or {}).items() if not (metrics and k == dataset)}
     info = {
         "method": cfg.method,
         "dataset": dataset,
@@ -407,7 +430,8 @@ def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, min
         "minutes": round(minutes, 3),
         "final_metrics": metrics,
         "metrics_unit": "fraction",  # of final_metrics and results (leaderboard.rows reads it)
-        "results": {dataset: metrics} if metrics else {},
+        "results": {**(keep.get("results") or {}), **({dataset: metrics} if metrics else {})},
+        **({"evaluated": evaluated} if evaluated else {}),
         "config": cfg.to_dict(),
     }
     atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
