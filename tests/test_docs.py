@@ -149,3 +149,67 @@ def test_feature_file_route_of_the_tutorial_runs(tmp_path: Path) -> None:
 def test_public_names_and_their_loaders_agree() -> None:
     assert set(opreid_bench.__all__) - {"__version__"} == set(opreid_bench._API)
     assert all(getattr(opreid_bench, n) is not None for n in opreid_bench.__all__)
+
+
+def _command_lines(text: str) -> list[str]:
+    """``opreid-bench ...`` invocations in the fenced code blocks of a Markdown text (continuation lines joined,
+    comments and quoted messages left out)."""
+    out = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = line.split(" #")[0].strip()
+            if "opreid-bench " in line and "`" not in line and not line.startswith("#"):
+                out.append(line[line.find("opreid-bench "):])
+    return out
+
+
+def _unknown_in(line: str) -> str | None:
+    """What in one ``opreid-bench`` command line names no command or option of the CLI (None: all known)."""
+    import shlex
+
+    import click
+
+    from opreid_bench.cli import cli
+
+    tokens = shlex.split(line)
+    cmd: click.Command = cli
+    k, path = 1, []
+    while isinstance(cmd, click.Group) and k < len(tokens) and not tokens[k].startswith("-"):
+        if tokens[k] not in cmd.commands:
+            return f"no command {' '.join([*path, tokens[k]])!r}"
+        cmd, path, k = cmd.commands[tokens[k]], [*path, tokens[k]], k + 1
+    known = {o for p in cmd.params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
+    unknown = []
+    for token in tokens[k:]:
+        if token in ("|", "&&", ";", ">", "2>&1"):
+            break
+        if token.startswith("-") and not re.match(r"^-\d", token) and token.split("=")[0] not in known | {"-h", "--help"}:
+            unknown.append(token.split("=")[0])
+    return f"{' '.join(path)}: no option {unknown}" if unknown else None
+
+
+def test_every_command_line_in_the_manual_and_the_help_names_real_commands_and_options() -> None:
+    """A renamed command or option must not leave the README, the manual or a command's own examples behind."""
+    import click
+
+    from opreid_bench.cli import cli
+
+    lines = [(str(f.relative_to(REPO)), line) for f in [REPO / "README.md", *sorted(DOCS.rglob("*.md"))]
+             for line in _command_lines(f.read_text(encoding="utf-8"))]
+
+    def walk(group: click.Group, prefix: str = ""):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from walk(cmd, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", cmd
+
+    for name, cmd in walk(cli):
+        for line in re.sub(r"\\\n\s*", " ", cmd.help or "").splitlines():
+            if "opreid-bench " in line and "`" not in line:
+                lines.append((f"help of {name}", line[line.find("opreid-bench "):].split(" #")[0].strip()))
+    assert len(lines) > 150, len(lines)
+    wrong = [f"{where}: {line[:100]} ({problem})" for where, line in lines if (problem := _unknown_in(line))]
+    assert not wrong, "\n".join(wrong)
+    assert _unknown_in("opreid-bench evaluate --featurez f.h5") == "evaluate: no option ['--featurez']"
+    assert _unknown_in("opreid-bench datasets verifi x") == "no command 'datasets verifi'"
