@@ -67,6 +67,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from opreid_bench.evaluation.proportions import balanced_accuracy_interval, wilson_interval
 from opreid_bench.splits.classify import (
     STABILITY_SCORE_THRESHOLDS,
     STABILITY_SUPPORT_HEIGHTS,
@@ -346,7 +347,9 @@ def _lodo_rank(choice: LodoChoice) -> tuple[float, ...]:
 
 def dataset_scores(pred: np.ndarray, crops: Sequence[Crop], dataset: str) -> dict[str, object]:
     """Full-size crops of one set: precision, recall, balanced accuracy, holistic false-occluded (undetermined counts
-    as wrong on both sides), n; for Partial-REID also the recall on its occluded and its partial crops."""
+    as wrong on both sides), n; for Partial-REID also the recall on its occluded and its partial crops. ``*_ci95``:
+    95% intervals (Wilson; balanced accuracy by MOVER, ``opreid_bench.evaluation.proportions``) of what another
+    sample of crops from the same set could give."""
     groups, ds, sc = _meta(crops)
     full = (ds == dataset) & (sc == 1.0)
     pos = full & np.isin(groups, POSITIVE_GROUPS)
@@ -356,6 +359,11 @@ def dataset_scores(pred: np.ndarray, crops: Sequence[Crop], dataset: str) -> dic
     out: dict[str, object] = {k: round(v, 4) for k, v in
                               scores(truth, [bool(pred[i] == 1) if pos[i] else bool(pred[i] != 0) for i in idx]).items()}
     out["holistic_false_occluded"] = round(float(np.mean(pred[neg] != 0)), 4) if neg.any() else None
+    found, kept = int(np.sum(pred[pos] == 1)), int(np.sum(pred[neg] == 0))
+    ba_ci = balanced_accuracy_interval(found, int(pos.sum()), kept, int(neg.sum()))
+    fo_ci = wilson_interval(int(neg.sum()) - kept, int(neg.sum()))
+    out["balanced_accuracy_ci95"] = [round(v, 4) for v in ba_ci] if ba_ci else None
+    out["holistic_false_occluded_ci95"] = [round(v, 4) for v in fo_ci] if fo_ci else None
     out["n"] = int(len(idx))
     out["n_occluded"] = int(pos.sum())
     out["undetermined_share"] = round(float(np.mean(pred[idx] == 2)), 4) if len(idx) else None
@@ -363,7 +371,13 @@ def dataset_scores(pred: np.ndarray, crops: Sequence[Crop], dataset: str) -> dic
         m = full & (groups == g)
         if m.any():
             out[key] = round(float(np.mean(pred[m] == 1)), 4)
+            out[key + "_ci95"] = [round(v, 4) for v in wilson_interval(int(np.sum(pred[m] == 1)), int(m.sum()))]
     return out
+
+
+def _fmt_ci(ci: list[float] | None) -> str:
+    """`` [lo-hi]`` of a 95% interval for the tables ('' without one)."""
+    return f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""
 
 
 def leave_one_dataset_out(preds: dict[LodoChoice, np.ndarray], crops: Sequence[Crop]) -> dict[str, dict[str, object]]:
@@ -748,9 +762,12 @@ def print_accuracy(console: object, result: dict[str, object], per_chain: dict[s
                     "undetermined", "PR partial recall"):
             t2.add_column(col, justify="right")
         for d, v in lodo.items():
-            t2.add_row(d, f"{v['n']} ({v['n_occluded']})", _fmt_lodo(v["chosen"]), f"{v['balanced_accuracy']:.3f}",
-                       f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['holistic_false_occluded']}",
-                       f"{v['undetermined_share']}", f"{v.get('partial_recall', '')}")
+            t2.add_row(d, f"{v['n']} ({v['n_occluded']})", _fmt_lodo(v["chosen"]),
+                       f"{v['balanced_accuracy']:.3f}{_fmt_ci(v.get('balanced_accuracy_ci95'))}",
+                       f"{v['precision']:.3f}", f"{v['recall']:.3f}",
+                       f"{v['holistic_false_occluded']}{_fmt_ci(v.get('holistic_false_occluded_ci95'))}",
+                       f"{v['undetermined_share']}",
+                       f"{v.get('partial_recall', '')}{_fmt_ci(v.get('partial_recall_ci95'))}")
         console.print(t2)
         console.print(f"chosen with every set in view: {_fmt_lodo(result['leave_one_dataset_out_choice_on_all'])}")
     budget = result.get("review_budget")
