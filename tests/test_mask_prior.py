@@ -150,27 +150,28 @@ def test_a_rejected_upside_down_pose_keeps_the_person_detectors_bystanders() -> 
 
 
 def test_mask_outside_body_covers_all_but_the_main_body_below_the_shoulders() -> None:
-    """--mask-outside-body: the band above the shoulders across the crop and the sides beside the body's column
-    (arms included, grown by a foot's length, 0.15 of the keypoints' height 102: 15.3 px) are masked; the body
-    below the shoulders is untouched. Without a pose, the crop's central half is kept."""
+    """--mask-outside-body: the band above the shoulder line (y 32, without the head gate's margin: the collar and
+    upper chest stay) across the crop and the sides beside the body's column (arms included, grown by a foot's
+    length, 0.15 of the keypoints' height 102: 15.3 px) are masked; the body below the shoulders is untouched.
+    Without a pose, the crop's central half is kept below a quarter of its height."""
     from split_helpers import STANDING
 
     from opreid_bench.splits.all_faces import outside_body_boxes
     from opreid_bench.splits.mask import masks_outside_body
 
     kp = Keypoints(STANDING.copy(), np.full(17, 0.95, np.float32), image_size=(64, 128))
-    assert outside_body_boxes(kp, (64, 128)) == [(0, 0, 64, 39), (0, 39, 4, 128), (60, 39, 64, 128)]
-    assert outside_body_boxes(None, (64, 128)) == [(0, 0, 64, 39), (0, 39, 16, 128), (48, 39, 64, 128)]
+    assert outside_body_boxes(kp, (64, 128)) == [(0, 0, 64, 32), (0, 32, 4, 128), (60, 32, 64, 128)]
+    assert outside_body_boxes(None, (64, 128)) == [(0, 0, 64, 32), (0, 32, 16, 128), (48, 32, 64, 128)]
     assert masks_outside_body("fill+outside") and not masks_outside_body("fill") and parse_mask_mode("fill+outside")
     img = noise()
     res = mask_face_detailed(img, kp, "fill+outside")
     assert res.kinds.count("outside") == 3 and res.method.split("+")[0] == "keypoints" and "outside" in res.method
     out, before = np.asarray(res.image), np.asarray(img.convert("RGB"))
-    assert (out[:39] == 128).all() and (out[39:, :4] == 128).all() and (out[39:, 60:] == 128).all()
-    assert (out[39:, 4:60] == before[39:, 4:60]).all()  # the body below the shoulders, arms included
+    assert (out[:32] == 128).all() and (out[32:, :4] == 128).all() and (out[32:, 60:] == 128).all()
+    assert (out[32:, 4:60] == before[32:, 4:60]).all()  # the body below the shoulders, arms included
     # a side view: every keypoint within a few pixels (x 30-34); the column still holds a stride and the central half
     side = STANDING.copy()
     side[:, 0] = 30 + (side[:, 0] - 20) / 6
     narrow = Keypoints(side, np.full(17, 0.95, np.float32), image_size=(64, 128))
-    assert outside_body_boxes(narrow, (64, 128))[1:] == [(0, 39, 14, 128), (50, 39, 64, 128)]
+    assert outside_body_boxes(narrow, (64, 128))[1:] == [(0, 32, 14, 128), (50, 32, 64, 128)]
     assert not masks_outside_body("blur+main")

@@ -105,8 +105,9 @@ def _placed(pts: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (pts[:, 0] > -0.1 * w) & (pts[:, 0] < 1.1 * w) & (pts[:, 1] > -0.1 * h) & (pts[:, 1] < 1.1 * h)
 
 
-def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float, float]:
-    """(left, right, top) of the main person's body below the shoulders, in the crop's pixels (module docstring)."""
+def main_body(kp: Keypoints | None, size: tuple[int, int], margin: float = BODY_MARGIN) -> tuple[float, float, float]:
+    """(left, right, top) of the main person's body below the shoulders, in the crop's pixels (module docstring);
+    ``top`` is the shoulder line plus ``margin`` times the crop's height."""
     w, h = size
     if _visible_main(kp):
         pts = kp.xy[_BODY].astype(np.float64)  # type: ignore[union-attr]
@@ -114,9 +115,9 @@ def main_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
         if inside[:2].all():  # both shoulders placed: the body is every placed point below them
             x0, x1 = float(pts[inside, 0].min()), float(pts[inside, 0].max())
             grow = 0.25 * max(x1 - x0, 0.1 * w)
-            top = float(pts[:2, 1].mean()) + BODY_MARGIN * h
+            top = float(pts[:2, 1].mean()) + margin * h
             return x0 - grow, x1 + grow, top
-    return 0.25 * w, 0.75 * w, (NO_POSE_SHOULDER + BODY_MARGIN) * h
+    return 0.25 * w, 0.75 * w, (NO_POSE_SHOULDER + margin) * h
 
 
 FOOT_LENGTH = 0.15  # x a person's height: a foot's length (anthropometry), how far a stride reaches past the ankle
@@ -126,9 +127,12 @@ def kept_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
     """(left, right, top) of what ``--mask-outside-body`` leaves as it is: the head gate's body column
     (:func:`main_body`), widened on each side by :data:`FOOT_LENGTH` times the height of the main person's keypoints
     (a foot or a bag swung past the ankle keypoint in a side view, where the keypoints bunch into a few pixels) and
-    never narrower than the crop's central half (pedestrian crops are cut around the person)."""
+    never narrower than the crop's central half (pedestrian crops are cut around the person). Its top is the
+    shoulder line itself, without the head gate's margin: below the shoulder keypoints lie the collar and the upper
+    chest, which the margin would mask (``bench_faces.py --bodies``), while faces beside the main head mostly lie
+    outside the column, in the sides that are masked from the shoulder line down."""
     w = size[0]
-    left, right, top = main_body(kp, size)
+    left, right, top = main_body(kp, size, margin=0.0)
     if _visible_main(kp):
         pts = kp.xy.astype(np.float64)  # type: ignore[union-attr]
         inside = _placed(pts, size)
@@ -142,8 +146,8 @@ def kept_body(kp: Keypoints | None, size: tuple[int, int]) -> tuple[float, float
 
 def outside_body_boxes(kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
     """Boxes that cover everything outside the main person's body (:func:`kept_body`): the band above its body's
-    top (the shoulder line plus :data:`BODY_MARGIN`) across the whole crop, and the crop's sides left and right of
-    its body's column below that band (``--mask-outside-body``).
+    top (the shoulder line) across the whole crop, and the crop's sides left and right of its body's column below
+    that band (``--mask-outside-body``).
 
     Why: the faces every detector misses are mostly bystanders' heads cut by the crop's border or beside the main
     person's head (``benchmarks/bench_faces.py``); a mask that does not depend on finding them covers them. What it
