@@ -323,11 +323,12 @@ FACES_MEASURED = (
 
 # The same crops masked with --mask-outside-body (benchmarks/bench_faces.py --outside-body-too).
 FACES_OUTSIDE_MEASURED = (
-    "On the same hand-boxed crowded crops it left 3 of 50, 2 of 27, 4 of 61 and 9 of 58 faces visible by the head box "
-    "(all of them bystanders' beside or in front of the main person's body) where the default left 7, 5, 20 and 14, "
-    "and masked 30-39% of a crop's area on average; below the shoulders it kept the crop's whole width in most crops "
-    "and at least half of it in every crop, but its band above the shoulders covers the collar and upper chest: on "
-    "the last set a median 12% of the main person's hand-boxed body was masked, more than a tenth in 40 of 52 crops "
+    "On the same hand-boxed crowded crops it left 3 of 50, 3 of 27, 6 of 61 and 9 of 58 faces visible by the head box "
+    "(all of them bystanders' beside, over or in front of the main person's body) where the default left 7, 5, 20 and "
+    "14, and masked 25-35% of a crop's area on average; below the shoulders it kept the crop's whole width in most "
+    "crops and at least half of it in every crop; on the last set it masked a median 5.4% of the main person's "
+    "hand-boxed body (the top of the shoulders, and a limb or bag beyond the column), more than a tenth in 10 of 52 "
+    "crops "
     "(`benchmarks/bench_faces.py --outside-body-too --bodies`, 2026-12-07, opreid-bench 0.2.0, with MTCNN). Look at "
     "the sheet of `opreid-bench mask --review-faces` all the same."
 )
