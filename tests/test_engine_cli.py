@@ -142,5 +142,10 @@ def test_evaluate_records_another_datasets_result_in_the_runs_own_run_json(tmp_p
     # a --resume of the finished run trains nothing (same weights): what evaluate recorded stays
     resumed = CliRunner().invoke(cli, ["train", "--resume", *base, "--out", str(run)], catch_exceptions=False)
     assert resumed.exit_code == 0, resumed.output
-    again = json.loads((run / "run.json").read_text())
-    assert again["results"] == info["results"] and again["evaluated"] == info["evaluated"]
+    assert json.loads((run / "run.json").read_text()) == info  # results, provenance, hardware and minutes alike
+    # one more epoch: new weights, so what was measured with the old ones is gone
+    longer = CliRunner().invoke(cli, ["train", "--resume", *base, "--out", str(run), "--epochs", "2"],
+                                catch_exceptions=False)
+    assert longer.exit_code == 0, longer.output
+    after = json.loads((run / "run.json").read_text())
+    assert after["epochs"] == 2 and after["results"] == {} and "evaluated" not in after

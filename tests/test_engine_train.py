@@ -344,3 +344,15 @@ def test_the_epoch_line_prints_percent_like_the_final_table() -> None:
     text = _epoch_summary({"epoch": 3, "loss": 1.23456, "acc": 0.8534, "lr": 3.5e-4, "img_per_s": 12.34,
                            "eval": {"rank1": 0.51234, "mAP": 0.40104}})
     assert "acc 85.3%" in text and "R-1 51.23% mAP 40.10%" in text, text
+
+
+def test_resume_refuses_a_checkpoint_of_another_dataset(tiny_splits: DatasetSplits, tmp_path: Path) -> None:
+    """Same identities count, another dataset's name: resuming would file this dataset's results under the other's."""
+    from dataclasses import replace
+
+    cfg = tiny_cfg("bot", "optim.epochs=1", "optim.max_iters_per_epoch=1", "eval.at_end=false")
+    train(cfg, tiny_splits, tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "run.json").read_text()
+    with pytest.raises(CheckpointError, match="--resume of a run on 'tiny' with --dataset other"):
+        train(cfg, replace(tiny_splits, name="other"), tmp_path / "run", progress=False, resume=True)
+    assert (tmp_path / "run" / "run.json").read_text() == before

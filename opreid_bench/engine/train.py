@@ -212,7 +212,8 @@ def train(
         start_epoch, history = 0, []
         if resume and ckpt_path.exists():
             try:
-                start_epoch = _restore(ckpt_path, cfg, data.num_classes, model, optimizer, scheduler, scaler)
+                start_epoch = _restore(ckpt_path, cfg, data.num_classes, model, optimizer, scheduler, scaler,
+                                       splits.name)
             except UnreadableCheckpointError as exc:  # a crash mid-write: redo the run rather than block it
                 if dist_info.is_main:
                     _log(f"warning: {exc}; cannot resume from it, so the run starts again from epoch 1")
@@ -282,11 +283,11 @@ def train(
             save_checkpoint(out / "model.pt", model=model, cfg=cfg, num_classes=data.num_classes,
                             dataset=splits.name, epoch=epochs_done, metrics=history[-1] if history else {},
                             with_rng=False)
-            # a --resume of a finished run trains nothing: the weights are the same, so the results `evaluate
-            # --run-dir` and `reproduce` recorded for other datasets stay (new weights replace them)
-            unchanged = _recorded_results(out / "run.json") if start_epoch >= cfg.optim.epochs else {}
-            write_run_json(out / "run.json", cfg, splits.name, epochs_done, minutes, final_metrics,
-                           hardware_description(dev, dist_info.world_size), stopped_early, keep=unchanged)
+            # a --resume of a finished run trains nothing: its run.json (the results `evaluate --run-dir` and
+            # `reproduce` recorded there, the hardware and minutes of the training) stays as it is
+            if not (start_epoch >= cfg.optim.epochs and _run_json_of(out / "run.json", splits.name)):
+                write_run_json(out / "run.json", cfg, splits.name, epochs_done, minutes, final_metrics,
+                               hardware_description(dev, dist_info.world_size), stopped_early)
             if not stopped_early:  # every epoch trained: the marker says the run directory is whole
                 from opreid_bench.outputs import fingerprint, write_marker
 
@@ -324,10 +325,14 @@ def resume_config(out_dir: str | Path, overrides: list[str] | tuple[str, ...] = 
 
 
 def _restore(path: Path, cfg: MethodConfig, num_classes: int, model: torch.nn.Module,
-             optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any) -> int:
-    """Load a training checkpoint into fresh objects; returns the number of epochs it completed."""
+             optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, dataset: str) -> int:
+    """Load a training checkpoint into fresh objects; returns the number of epochs it completed. A checkpoint of a
+    run on another dataset is refused (its results would be filed under this one's name)."""
     state = load_checkpoint(path)
     stored = checkpoint_config(state, path)
+    if state.get("dataset") not in (None, dataset):
+        raise CheckpointError(f"{path}: --resume of a run on '{state['dataset']}' with --dataset {dataset}; use the "
+                              "run's own dataset or train into another --out")
     if stored.method != cfg.method:  # say the cause, not the first setting the two methods differ in
         raise CheckpointError(f"{path}: --resume of a '{stored.method}' run with method '{cfg.method}'; leave "
                               "--method out (the run's own config is used) or train into another --out")
@@ -394,27 +399,19 @@ def _read_history(path: Path, epochs: int) -> list[dict[str, Any]]:
     return [h for h in lines if int(h.get("epoch", 0)) <= epochs]
 
 
-def _recorded_results(path: Path) -> dict[str, dict[str, Any]]:
-    """The ``results`` and ``evaluated`` entries of an existing ``run.json`` (``evaluate --weights RUN/model.pt
-    --run-dir RUN``, ``reproduce``); empty when there is none or it is unreadable."""
+def _run_json_of(path: Path, dataset: str) -> bool:
+    """Whether ``path`` is a readable ``run.json`` that ``train`` wrote for a run on ``dataset``."""
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    if not isinstance(info, dict):
-        return {}
-    return {part: dict(info[part]) for part in ("results", "evaluated") if isinstance(info.get(part), dict)}
+        return False
+    return isinstance(info, dict) and isinstance(info.get("config"), dict) and info.get("dataset") == dataset
 
 
 def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, minutes: float,
-                   metrics: dict[str, Any], hardware: str, stopped_early: bool = False,
-                   keep: dict[str, dict[str, Any]] | None = None) -> None:
+                   metrics: dict[str, Any], hardware: str, stopped_early: bool = False) -> None:
     """``run.json``: what the leaderboard reads (metrics under ``results[dataset]``, as fractions in [0, 1]; the file
-    says so in ``metrics_unit``, so a reader never has to guess the unit from a value's size). ``keep``: ``results``
-    and ``evaluated`` entries recorded before that stay (the weights did not change); ``metrics``, when there are
-    any, replace the training dataset's."""
-    keep = keep or {}
-    evaluated = {k: v for k, v in (keep.get("evaluated") or {}).items() if not (metrics and k == dataset)}
+    says so in ``metrics_unit``, so a reader never has to guess the unit from a value's size)."""
     info = {
         "method": cfg.method,
         "dataset": dataset,
@@ -430,8 +427,7 @@ def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, min
         "minutes": round(minutes, 3),
         "final_metrics": metrics,
         "metrics_unit": "fraction",  # of final_metrics and results (leaderboard.rows reads it)
-        "results": {**(keep.get("results") or {}), **({dataset: metrics} if metrics else {})},
-        **({"evaluated": evaluated} if evaluated else {}),
+        "results": {dataset: metrics} if metrics else {},
         "config": cfg.to_dict(),
     }
     atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
