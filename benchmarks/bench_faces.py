@@ -23,6 +23,10 @@ closing verification included). Then:
   cover background by design, so they are left out of its masks off heads and counted in its ``masked_area_share``;
   ``kept_width_share``: the share of a crop's width left as it is below the shoulders (median, min, and the crops
   where it is below half).
+- ``main_body_masked`` (``--bodies FILE``): with a hand-drawn box around the main person's body from the shoulders
+  down (arms and what they carry included; ``benchmarks/labels/README.md``), the share of that box under the masks
+  of each crop: mean, median, max, and the crops where more than ``BODY_LOST`` (a tenth) of it is masked. What a
+  masking costs the appearance a ReID model learns from, measured directly rather than as kept width.
 - ``review``: where the crops with a face left visible fall in the order of the face review sheet (``mask
   --review-faces``), which ranks the masked crops by a permissive detector's best score outside the masks: how many
   lie within its first 10%, 25% and 50%, against a random order's expectation (the masked crops in memory, not
@@ -90,9 +94,16 @@ def read_bodies(path: Path) -> dict[str, Box]:
     """file -> the hand-drawn box of the main person's body below the shoulders (rows without a box are skipped)."""
     out: dict[str, Box] = {}
     with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row["left"]:
-                out[row["file"]] = (int(row["left"]), int(row["top"]), int(row["right"]), int(row["bottom"]))
+        for n, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                if row["left"]:
+                    box = (int(row["left"]), int(row["top"]), int(row["right"]), int(row["bottom"]))
+                    if not (box[0] < box[2] and box[1] < box[3]):
+                        raise ValueError("an empty box")
+                    out[row["file"]] = box
+            except (KeyError, TypeError, ValueError) as exc:
+                raise click.ClickException(f"{path}, line {n}: expected file,left,top,right,bottom,note with a "
+                                           f"non-empty box of whole pixels ({exc})") from None
     return out
 
 
@@ -200,7 +211,7 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             "masked_area_share": round(float(np.mean(area)), 3) if area else None,
             **({"kept_width_share": {"median": round(float(np.median(kept)), 3), "min": round(float(min(kept)), 3),
                                      "below_half": int(sum(k < 0.5 for k in kept))}} if kept else {}),
-            **({"main_body_masked": body_cost(results, body_boxes)} if body_boxes else {}),
+            **({"main_body_masked": body_cost(results, body_boxes)} if bodies else {}),
             "left_visible": left_visible, "off_head": off_head, "review": review}
 
 
@@ -209,9 +220,11 @@ REVIEW_SHARES = (0.1, 0.25, 0.5)
 
 def body_cell(row: dict) -> tuple[str, ...]:  # type: ignore[type-arg]
     """The table's main-body cell of one masking's row (none without ``--bodies``)."""
-    cost = row.get("main_body_masked")
-    if cost is None:
+    if "main_body_masked" not in row:
         return ()
+    cost = row["main_body_masked"]
+    if cost is None:  # --bodies given, but none of its boxes is of a labelled crop
+        return ("-",)
     return (f"{cost['median']:.0%} / {cost['max']:.0%} / {cost['crops_over']} of {cost['crops']}",)
 
 

@@ -153,14 +153,20 @@ def test_public_names_and_their_loaders_agree() -> None:
 
 def _command_lines(text: str) -> list[str]:
     """``opreid-bench ...`` invocations in the fenced code blocks of a Markdown text (continuation lines joined,
-    comments and quoted messages left out)."""
+    comments left out); each command of a pipeline or a ``&&``/``;`` chain on its own."""
     out = []
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-            line = line.split(" #")[0].strip()
-            if "opreid-bench " in line and "`" not in line and not line.startswith("#"):
-                out.append(line[line.find("opreid-bench "):])
+            if line.lstrip().startswith("#"):
+                continue
+            out += _invocations(re.sub(r"\s#\s.*$", "", line))
     return out
+
+
+def _invocations(line: str) -> list[str]:
+    """The ``opreid-bench ...`` commands in one shell line (split at ``|``, ``||``, ``&&``, ``&`` and ``;``)."""
+    parts = re.split(r"\s(?:\|\|?|&&?|;)\s", line)
+    return [part[part.find("opreid-bench "):].strip() for part in parts if "opreid-bench " in part]
 
 
 def _unknown_in(line: str) -> str | None:
@@ -171,7 +177,10 @@ def _unknown_in(line: str) -> str | None:
 
     from opreid_bench.cli import cli
 
-    tokens = shlex.split(line)
+    try:
+        tokens = shlex.split(line)
+    except ValueError as exc:
+        return f"not a shell command line ({exc})"
     cmd: click.Command = cli
     k, path = 1, []
     while isinstance(cmd, click.Group) and k < len(tokens) and not tokens[k].startswith("-"):
@@ -181,7 +190,7 @@ def _unknown_in(line: str) -> str | None:
     known = {o for p in cmd.params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
     unknown = []
     for token in tokens[k:]:
-        if token in ("|", "&&", ";", ">", "2>&1"):
+        if token in (">", "2>&1", ">>"):
             break
         if token.startswith("-") and not re.match(r"^-\d", token) and token.split("=")[0] not in known | {"-h", "--help"}:
             unknown.append(token.split("=")[0])
@@ -195,21 +204,22 @@ def test_every_command_line_in_the_manual_and_the_help_names_real_commands_and_o
     from opreid_bench.cli import cli
 
     lines = [(str(f.relative_to(REPO)), line) for f in [REPO / "README.md", *sorted(DOCS.rglob("*.md"))]
-             for line in _command_lines(f.read_text(encoding="utf-8"))]
+             for line in _command_lines(f.read_text(encoding="utf-8")) if "`" not in line]
 
-    def walk(group: click.Group, prefix: str = ""):
-        for name, cmd in group.commands.items():
-            if isinstance(cmd, click.Group):
-                yield from walk(cmd, f"{prefix}{name} ")
-            else:
-                yield f"{prefix}{name}", cmd
+    def walk(cmd: click.Command, name: str = "opreid-bench"):
+        yield name, cmd
+        for sub_name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, f"{name} {sub_name}")
 
-    for name, cmd in walk(cli):
+    for name, cmd in walk(cli):  # groups' help too (the root's and `datasets`' examples)
         for line in re.sub(r"\\\n\s*", " ", cmd.help or "").splitlines():
-            if "opreid-bench " in line and "`" not in line:
-                lines.append((f"help of {name}", line[line.find("opreid-bench "):].split(" #")[0].strip()))
+            if "`" not in line:
+                lines += [(f"help of {name}", c) for c in _invocations(re.sub(r"\s#\s.*$", "", line))]
     assert len(lines) > 150, len(lines)
     wrong = [f"{where}: {line[:100]} ({problem})" for where, line in lines if (problem := _unknown_in(line))]
     assert not wrong, "\n".join(wrong)
     assert _unknown_in("opreid-bench evaluate --featurez f.h5") == "evaluate: no option ['--featurez']"
     assert _unknown_in("opreid-bench datasets verifi x") == "no command 'datasets verifi'"
+    assert _unknown_in('opreid-bench train --out "runs/a').startswith("not a shell command line")
+    assert _invocations("opreid-bench synth --out s && opreid-bench train --out r | tee log") == [
+        "opreid-bench synth --out s", "opreid-bench train --out r"]

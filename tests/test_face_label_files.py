@@ -10,7 +10,10 @@ import pytest
 from PIL import Image
 
 LABELS = Path(__file__).resolve().parents[1] / "benchmarks" / "labels"
-SETS = ("faces_heads.csv", "faces_heads_heldout.csv", "faces_heads_heldout2.csv")
+SETS = ("faces_heads.csv", "faces_heads_heldout.csv", "faces_heads_heldout2.csv", "faces_heads_heldout3.csv",
+        "faces_heads_heldout4.csv")
+BODIES = {"faces_heads_heldout3.csv": "body_heldout3.csv", "faces_heads_heldout4.csv": "body_heldout4.csv"}
+BODY_COLUMNS = ["file", "left", "top", "right", "bottom", "note"]
 COLUMNS = ["file", "n_heads", "person", "left", "top", "right", "bottom", "face_visible", "note"]
 
 
@@ -43,7 +46,26 @@ def test_held_out_sets_share_no_crop_with_the_tuning_set() -> None:
     tuning = {r["file"] for r in _rows(SETS[0])}
     for name in SETS[1:]:
         assert not tuning & {r["file"] for r in _rows(name)}, name
-    assert not {r["file"] for r in _rows(SETS[1])} & {r["file"] for r in _rows(SETS[2])}
+    files = [{r["file"] for r in _rows(name)} for name in SETS]
+    for i, a in enumerate(files):
+        for j in range(i + 1, len(files)):
+            assert not a & files[j], (SETS[i], SETS[j])
+
+
+def _bodies(name: str) -> list[dict[str, str]]:
+    with (LABELS / name).open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == BODY_COLUMNS, name
+        return list(reader)
+
+
+@pytest.mark.parametrize("heads", sorted(BODIES))
+def test_each_crop_of_a_body_file_has_one_main_body_box(heads: str) -> None:
+    bodies = _bodies(BODIES[heads])
+    assert sorted(r["file"] for r in bodies) == sorted({r["file"] for r in _rows(heads)})
+    for row in bodies:
+        left, top, right, bottom = (int(row[k]) for k in ("left", "top", "right", "bottom"))
+        assert 0 <= left < right and 0 <= top < bottom, row
 
 
 @pytest.mark.shared_data
@@ -58,3 +80,6 @@ def test_boxes_lie_inside_their_crops(name: str, shared_data: Path) -> None:
                 sizes[row["file"]] = im.size
         w, h = sizes[row["file"]]
         assert int(row["right"]) <= w and int(row["bottom"]) <= h, row
+    for row in _bodies(BODIES[name]) if name in BODIES else []:
+        with Image.open(shared_data / row["file"]) as im:
+            assert int(row["right"]) <= im.size[0] and int(row["bottom"]) <= im.size[1], row

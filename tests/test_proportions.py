@@ -32,6 +32,9 @@ def test_balanced_accuracy_interval_contains_the_point_and_narrows_with_more_cro
     pr, ps = 20 / 30, 150 / 170
     assert lo == pytest.approx((pr + ps - ((pr - r[0]) ** 2 + (ps - s[0]) ** 2) ** 0.5) / 2)
     assert hi == pytest.approx((pr + ps + ((r[1] - pr) ** 2 + (s[1] - ps) ** 2) ** 0.5) / 2)
+    # a value worked out by hand: 20/30 -> Wilson [0.4878, 0.8077], 150/170 -> [0.8255, 0.9225];
+    # MOVER: (1.5490 - hypot(0.1789, 0.0571)) / 2 = 0.6806, (1.5490 + hypot(0.1410, 0.0402)) / 2 = 0.8478
+    assert (lo, hi) == pytest.approx((0.6806, 0.8478), abs=1e-4)
     # three positives, none found: the interval is wide, not a point
     lo3, hi3 = balanced_accuracy_interval(0, 3, 112, 124)
     assert lo3 < 0.45 and hi3 - lo3 > 0.25

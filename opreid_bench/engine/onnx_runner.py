@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -436,7 +437,7 @@ def onnx_feature_sets(
     }
     if meta.get(META_PREFIX + "backbone"):  # written by `opreid-bench export`: the leaderboard shows them
         attrs["backbone"] = str(meta[META_PREFIX + "backbone"])
-    if str(meta.get(META_PREFIX + "epoch", "")).isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", str(meta.get(META_PREFIX + "epoch", ""))):  # ASCII digits only ('²' is a digit too)
         attrs["epochs"] = int(meta[META_PREFIX + "epoch"])
     metric = metric or meta.get(META_PREFIX + "metric")
     if metric in ("euclidean", "cosine"):

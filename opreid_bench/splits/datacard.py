@@ -325,9 +325,9 @@ FACES_MEASURED = (
 FACES_OUTSIDE_MEASURED = (
     "On the same hand-boxed crowded crops it left 3 of 50, 3 of 27, 6 of 61, 9 of 58 and 11 of 58 faces visible by "
     "the head box (all of them bystanders' beside, over or in front of the main person's body) where the default left "
-    "7, 5, 20, 14 and 17, and masked 25-35% of a crop's area on average; below the shoulders it kept the crop's whole "
-    "width in most crops and at least half of it in every crop; on the last two sets it masked a median 5.4% and "
-    "6.8% of the main person's hand-boxed body (the top of the shoulders, and a limb or bag beyond the column), more "
+    "7, 5, 20, 14 and 17, and masked 25-35% of a crop's area on average; below the shoulders it kept at least half "
+    "the crop's width in every crop (median 83-100% by set); on the last two sets it masked a median 5.4% (in-sample) "
+    "and 6.8% of the main person's hand-boxed body (the top of the shoulders, and a limb or bag beyond the column), more "
     "than a tenth in 10 and 9 of 52 crops "
     "(`benchmarks/bench_faces.py --outside-body-too --bodies`, 2026-12-07, opreid-bench 0.2.0, with MTCNN). Look at "
     "the sheet of `opreid-bench mask --review-faces` all the same."
