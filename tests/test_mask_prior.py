@@ -175,3 +175,17 @@ def test_mask_outside_body_covers_all_but_the_main_body_below_the_shoulders() ->
     narrow = Keypoints(side, np.full(17, 0.95, np.float32), image_size=(64, 128))
     assert outside_body_boxes(narrow, (64, 128))[1:] == [(0, 32, 14, 128), (50, 32, 64, 128)]
     assert not masks_outside_body("blur+main")
+
+
+def test_a_haar_box_low_in_the_crop_is_not_taken_for_the_main_face(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a usable pose the Haar cascade places the main face; its boxes low in a crop (a shoe, a bag at the
+    bottom border) cannot be the main person's head, so the head prior at the crop's top masks it instead."""
+    import opreid_bench.splits.mask as mask
+
+    img = noise()  # 64 x 128
+    monkeypatch.setattr(mask, "detect_faces", lambda rgb: [(2, 100, 16, 114)])  # centred at y 107 of 128
+    low = mask_face_detailed(img, None, "blur", all_faces=False)
+    assert low.method == "prior" and low.boxes == [head_prior_box(None, img.size)]
+    monkeypatch.setattr(mask, "detect_faces", lambda rgb: [(2, 100, 16, 114), (26, 6, 40, 20)])
+    high = mask_face_detailed(img, None, "blur", all_faces=False)
+    assert high.method == "haar" and high.boxes == [(26, 6, 40, 20)]

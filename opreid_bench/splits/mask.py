@@ -6,7 +6,9 @@ Where the face is found, in this order (the first that gives a box wins; ``MaskR
    unless the pose puts the head low in the crop or below the shoulders (:func:`upright_pose`): such a pose is not
    used for the main face at all;
 2. ``haar``: where fewer than ``min_head_points`` head keypoints are visible, OpenCV's Haar face cascade
-   (:mod:`opreid_bench.splits.face_detect`);
+   (:mod:`opreid_bench.splits.face_detect`), its boxes taken where the main person's head can be: a plausible head
+   (:func:`opreid_bench.splits.all_faces.plausible_head`) centred in the upper :data:`HEAD_LOWEST` of the crop, as
+   for the keypoints' head (:func:`upright_pose`); the cascade fires on shoes and bags low in a crop;
 3. ``prior``: where neither locates the head, a **head prior** is masked (:func:`head_prior_box`): the top of the
    person's box from the keypoints that were found, or, when no person was found, the top of the crop (pedestrian
    crops are cut around the person, head up). Leaving a face visible is never the silent default: such crops are
@@ -145,6 +147,15 @@ def effective_pose(kp: Keypoints | None, image_size: tuple[int, int], score_thre
     return kp
 
 
+def _main_face_candidates(boxes: list[Box], kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
+    """The Haar boxes that can be the main person's face: a plausible head centred in the upper :data:`HEAD_LOWEST`
+    of the crop (module docstring)."""
+    from opreid_bench.splits.all_faces import head_gate
+
+    plausible = head_gate(kp, size)
+    return [b for b in boxes if plausible(b) and (b[1] + b[3]) / 2 <= HEAD_LOWEST * size[1]]
+
+
 def head_prior_box(kp: Keypoints | None, image_size: tuple[int, int]) -> Box:
     """Where the head should be when nothing located it (see the module docstring).
 
@@ -245,7 +256,7 @@ def mask_face_detailed(
     """Mask the faces of one crop: the main person's (keypoint box, else Haar, else the head prior), then every other
     plausible face, then what the closing verification still finds (module docstring). ``all_faces`` None follows
     ``mode`` (``+main`` turns it off)."""
-    from opreid_bench.splits.all_faces import find_faces, head_gate
+    from opreid_bench.splits.all_faces import find_faces
 
     outside_body = masks_outside_body(mode)
     mode, spec_all = parse_mask_mode(mode)
@@ -260,7 +271,7 @@ def mask_face_detailed(
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:
         boxes, method = [box], "keypoints"
-    elif haar_fallback and (found := list(filter(head_gate(kp, rgb.size), detect_faces(rgb)))):
+    elif haar_fallback and (found := _main_face_candidates(detect_faces(rgb), kp, rgb.size)):
         boxes, method = found, "haar"
     elif head_prior:
         boxes, method = [head_prior_box(kp, rgb.size)], "prior"
