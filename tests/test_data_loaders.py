@@ -191,6 +191,9 @@ def test_partial_reid_folder_choice_and_alias(tmp_path: Path) -> None:
         data = load_dataset("partial_reid", tmp_path, query_folder=choice)
         assert len(data.query) == 300 and len({r.pid for r in data.query}) == 60
         assert all(f"{choice}_body_images" in r.path for r in data.query)
+        # `datasets verify` says which probes the default reads, and which the published numbers use
+        notes = get_dataset("partial_reid", tmp_path, query_folder=choice).verify().notes
+        assert any("--option query_folder=partial" in n for n in notes) == (choice == "occluded"), notes
     with pytest.raises(DataError, match="query_folder='side'"):
         load_dataset("partial_reid", tmp_path, query_folder="side")
 

@@ -43,4 +43,7 @@ class PartialREID(ReIDDataset):
                                       occluded=True))
         raw.add("gallery", parse_folder(self.folder("gallery"), dataset_dir, cross_set_parser(GALLERY_CAMID),
                                         occluded=False))
+        if self.split_folders()["query"] == QUERY_FOLDERS["occluded"]:
+            raw.notes.append("query: the occluded probes (query_folder=occluded, the default); published Partial-REID "
+                             "results use the partial probes: --option query_folder=partial")
         return raw
