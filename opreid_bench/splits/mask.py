@@ -8,7 +8,7 @@ Where the face is found, in this order (the first that gives a box wins; ``MaskR
 2. ``haar``: where fewer than ``min_head_points`` head keypoints are visible, OpenCV's Haar face cascade
    (:mod:`opreid_bench.splits.face_detect`), its boxes taken where the main person's head can be: a plausible head
    (:func:`opreid_bench.splits.all_faces.plausible_head`) centred in the upper :data:`HEAD_LOWEST` of the crop, as
-   for the keypoints' head (:func:`upright_pose`); the cascade fires on shoes and bags low in a crop;
+   for the keypoints' head (:func:`upright_pose`): low in a crop the cascade fires near the feet;
 3. ``prior``: where neither locates the head, a **head prior** is masked (:func:`head_prior_box`): the top of the
    person's box from the keypoints that were found, or, when no person was found, the top of the crop (pedestrian
    crops are cut around the person, head up). Leaving a face visible is never the silent default: such crops are
@@ -106,7 +106,7 @@ def face_box_from_keypoints(
     return (left, top, right, bottom)
 
 
-HEAD_LOWEST = 0.5  # of the crop's height: a main person's head found below this is not trusted (upright_pose)
+HEAD_LOWEST = 0.5  # of the crop's height: a main head found below this is not trusted (upright_pose, Haar)
 
 
 def upright_pose(kp: Keypoints, image_size: tuple[int, int], score_threshold: float = 0.5) -> bool:
@@ -149,7 +149,8 @@ def effective_pose(kp: Keypoints | None, image_size: tuple[int, int], score_thre
 
 def _main_face_candidates(boxes: list[Box], kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
     """The Haar boxes that can be the main person's face: a plausible head centred in the upper :data:`HEAD_LOWEST`
-    of the crop (module docstring)."""
+    of the crop (module docstring). A box lower down is not masked at all: the head prior takes the main face, and a
+    bystander's face low in the crop is left to the all-faces detectors (the frontal cascade is none of them)."""
     from opreid_bench.splits.all_faces import head_gate
 
     plausible = head_gate(kp, size)
