@@ -21,7 +21,9 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_verify_json_matching(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_cross_set(tmp_path / "Partial_REID", {"occluded_body_images": 300, "whole_body_images": 300}, ids=60)
     code, out, err = _run(["datasets", "verify", "partial_reid", "--root", str(tmp_path), "--json"], capsys)
-    assert code == 0 and err == ""
+    assert code == 0 and err.splitlines() == ["note: query: the occluded probes (query_folder=occluded, the default); "
+                                              "published Partial-REID results use the partial probes: --option "
+                                              "query_folder=partial"]
     obj = json.loads(out)  # exactly one JSON object on stdout
     assert obj["dataset"] == "partial_reid" and obj["matches_known_counts"] is True
     assert obj["splits"] == {"query": {"images": 300, "ids": 60, "cameras": 1},
