@@ -11,8 +11,8 @@ from PIL import Image
 
 LABELS = Path(__file__).resolve().parents[1] / "benchmarks" / "labels"
 SETS = ("faces_heads.csv", "faces_heads_heldout.csv", "faces_heads_heldout2.csv", "faces_heads_heldout3.csv",
-        "faces_heads_heldout4.csv")
-BODIES = {"faces_heads_heldout3.csv": "body_heldout3.csv", "faces_heads_heldout4.csv": "body_heldout4.csv"}
+        "faces_heads_heldout4.csv", "faces_heads_heldout5.csv")
+BODIES = {f"faces_heads_heldout{k}.csv": f"body_heldout{k}.csv" for k in (3, 4, 5)}
 BODY_COLUMNS = ["file", "left", "top", "right", "bottom", "note"]
 COLUMNS = ["file", "n_heads", "person", "left", "top", "right", "bottom", "face_visible", "note"]
 
