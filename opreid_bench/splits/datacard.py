@@ -325,7 +325,7 @@ FACES_MEASURED = (
 FACES_OUTSIDE_MEASURED = (
     "On the same hand-boxed crowded crops it left 3 of 50, 3 of 27, 6 of 61, 9 of 58, 11 of 58 and 11 of 70 faces "
     "visible by the head box (all of them bystanders' beside, over or in front of the main person's body) where the"
-    " default left 7, 5, 20, 14, 17 and 19, and masked 25-35% of a crop's area on average; below the shoulders it "
+    " default left 7, 5, 20, 14, 17 and 19, and masked 24-35% of a crop's area on average; below the shoulders it "
     "kept at least half the crop's width in every crop (median 83-100% by set); on the last three sets it masked a "
     "median 5.4% (in-sample), 6.8% and 5.4% of the main person's hand-boxed body (the top of the shoulders, and a "
     "limb or bag beyond the column), more than a tenth in 10, 9 and 6 of 52 crops (`benchmarks/bench_faces.py "

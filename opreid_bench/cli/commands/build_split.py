@@ -56,7 +56,7 @@ FACE_BOXES_HELP = ("CSV source_path,left,top,right,bottom of faces boxed by hand
 
 OUTSIDE_BODY_HELP = ("Also mask everything outside the main person's body below the shoulders (the band above them "
                      "across the crop, and the sides beside the body): bystanders' faces that the detectors miss "
-                     "are mostly there. Costs the background (25-35% of a crop's area on the measured crowded sets); "
+                     "are mostly there. Costs the background (24-35% of a crop's area on the measured crowded sets); "
                      "the data card says so.")
 
 
