@@ -359,13 +359,14 @@ def dataset_scores(pred: np.ndarray, crops: Sequence[Crop], dataset: str) -> dic
     out: dict[str, object] = {k: round(v, 4) for k, v in
                               scores(truth, [bool(pred[i] == 1) if pos[i] else bool(pred[i] != 0) for i in idx]).items()}
     out["holistic_false_occluded"] = round(float(np.mean(pred[neg] != 0)), 4) if neg.any() else None
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
     found, kept = int(np.sum(pred[pos] == 1)), int(np.sum(pred[neg] == 0))
-    ba_ci = balanced_accuracy_interval(found, int(pos.sum()), kept, int(neg.sum()))
-    fo_ci = wilson_interval(int(neg.sum()) - kept, int(neg.sum()))
+    ba_ci = balanced_accuracy_interval(found, n_pos, kept, n_neg)
+    fo_ci = wilson_interval(n_neg - kept, n_neg)
     out["balanced_accuracy_ci95"] = [round(v, 4) for v in ba_ci] if ba_ci else None
     out["holistic_false_occluded_ci95"] = [round(v, 4) for v in fo_ci] if fo_ci else None
     out["n"] = int(len(idx))
-    out["n_occluded"] = int(pos.sum())
+    out["n_occluded"] = n_pos
     out["undetermined_share"] = round(float(np.mean(pred[idx] == 2)), 4) if len(idx) else None
     for g, key in (("occ", "occluded_recall"), ("par", "partial_recall")):
         m = full & (groups == g)

@@ -26,7 +26,7 @@ def check_run_record(run_dir: str | os.PathLike[str], weights: str | os.PathLike
         raise OpreidError(f"--run-dir {run_dir}: with --weights the results go into the checkpoint's own run folder "
                           f"({weights.parent}), next to the run.json `train` wrote there")
     path = run_dir / "run.json"
-    info = _read(path)
+    info = read_run_json(path)
     if info is None:
         raise OutputError(f"{path}: no run.json that `opreid-bench train` wrote (the run has not finished, or the "
                           "folder is not a run folder)")
@@ -44,7 +44,7 @@ def record_run_result(run_dir: str | os.PathLike[str], *, dataset: str, options:
 
     path = Path(run_dir) / "run.json"
     with lock_inside(run_dir, "evaluate"):
-        info = _read(path)
+        info = read_run_json(path)
         if info is None:
             raise OutputError(f"{path}: no run.json that `opreid-bench train` wrote")
         key = result_key(dataset, options)
@@ -58,8 +58,8 @@ def record_run_result(run_dir: str | os.PathLike[str], *, dataset: str, options:
     return path
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """A run.json that ``train`` wrote (it holds the run's config), else None."""
+def read_run_json(path: Path) -> dict[str, Any] | None:
+    """A run.json that ``train`` wrote (it holds the run's config), else None (missing, unreadable, another file)."""
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -52,6 +52,7 @@ from opreid_bench.engine.distributed import (
 )
 from opreid_bench.engine.hardware import hardware_description
 from opreid_bench.engine.optim import build_optimizer, build_scheduler
+from opreid_bench.engine.run_results import read_run_json
 from opreid_bench.errors import CheckpointError, OpreidError
 
 
@@ -285,7 +286,8 @@ def train(
                             with_rng=False)
             # a --resume of a finished run trains nothing: its run.json (the results `evaluate --run-dir` and
             # `reproduce` recorded there, the hardware and minutes of the training) stays as it is
-            if not (start_epoch >= cfg.optim.epochs and _run_json_of(out / "run.json", splits.name)):
+            recorded = read_run_json(out / "run.json") if start_epoch >= cfg.optim.epochs else None
+            if not (recorded and recorded.get("dataset") == splits.name):
                 write_run_json(out / "run.json", cfg, splits.name, epochs_done, minutes, final_metrics,
                                hardware_description(dev, dist_info.world_size), stopped_early)
             if not stopped_early:  # every epoch trained: the marker says the run directory is whole
@@ -397,15 +399,6 @@ def _read_history(path: Path, epochs: int) -> list[dict[str, Any]]:
         return []
     lines = [json.loads(t) for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
     return [h for h in lines if int(h.get("epoch", 0)) <= epochs]
-
-
-def _run_json_of(path: Path, dataset: str) -> bool:
-    """Whether ``path`` is a readable ``run.json`` that ``train`` wrote for a run on ``dataset``."""
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(info, dict) and isinstance(info.get("config"), dict) and info.get("dataset") == dataset
 
 
 def write_run_json(path: Path, cfg: MethodConfig, dataset: str, epochs: int, minutes: float,
