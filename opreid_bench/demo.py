@@ -227,6 +227,26 @@ class _TrainJob:
     fingerprint: str
 
 
+def source_digest(*parts: str) -> str:
+    """sha256 of the Python source of these parts of the package (``"splits"``, ``"synth"``, ``"data.py"``...).
+
+    A demo stage is reused only when the code that made it is the code that would make it again: a folder built by an
+    earlier version keeps, say, that version's face masks, which the current one might draw elsewhere. Source files
+    only, so a checkout and an installed copy of one version give the same digest."""
+    import hashlib
+
+    import opreid_bench
+
+    root = Path(opreid_bench.__file__).parent
+    h = hashlib.sha256()
+    for part in sorted(parts):
+        base = root / part
+        files = [base] if base.is_file() else sorted(base.rglob("*.py"))
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _cores() -> int:
     """CPU cores this process may run on."""
     try:
@@ -409,7 +429,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     lo, hi = cfg.images_per_id
     synth_cfg = SynthConfig(num_ids=cfg.ids, min_images=lo, max_images=hi, width=cfg.width, height=cfg.height,
                             seed=cfg.seed)
-    pool_fp = pool_fingerprint(synth_cfg)
+    pool_fp = fingerprint({"pool": pool_fingerprint(synth_cfg), "code": source_digest("synth")})
     if not stages.fresh("pool", pool_fp, pool_dir / "manifest.csv"):
         stages.start("pool")
         generate_pool(pool_dir, synth_cfg, workers=cfg.workers)
@@ -422,7 +442,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     # SynthOcc crops hold drawn figures and no real face, so the demo masks the main figure's face only and skips the
     # bystander detectors, which would cost about a minute over its 3,900 crops (its data card says so)
     split_fp = fingerprint({"pool": pool_fp, "protocol": content_digest(protocol_file), "seed": cfg.seed,
-                            "mask": DEMO_MASK})
+                            "mask": DEMO_MASK, "code": source_digest("splits", "data", "outputs.py", "atomic.py")})
     if not stages.fresh("split", split_fp, res.split / "manifest.csv"):
         stages.start("split")
         pool = load_pool(pool_dir / "manifest.csv", "manifest")
@@ -436,7 +456,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     ch_dir = out / "clever_hans"
     ch_cfg = CleverHansConfig(num_ids=cfg.clever_hans_ids, distractor_ids=cfg.clever_hans_ids, width=cfg.width,
                               height=cfg.height, seed=cfg.seed)  # rendered at the input size, as the pool
-    ch_fp = fingerprint(asdict(ch_cfg))
+    ch_fp = fingerprint({"clever_hans": asdict(ch_cfg), "code": source_digest("synth")})
     if not stages.fresh("clever_hans", ch_fp, ch_dir / "different" / "occluders.csv"):
         stages.start("clever_hans")
         build_clever_hans(ch_dir, ch_cfg)
@@ -448,6 +468,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
         run_dir = out / "runs" / method
         method_cfg = _method_config(method, cfg)
         run_fp = fingerprint({"config": method_cfg.to_dict(), "split": split_fp, "ranks": cfg.ranks,
+                              "code": source_digest("engine", "modeling", "data"),
                               "pretrained": content_digest(cfg.pretrained) if cfg.pretrained else None})
         stage = f"runs/{method}"
         res.runs[method] = run_dir

@@ -167,3 +167,18 @@ def test_demo_reuses_a_stage_only_when_its_options_match(tmp_path, monkeypatch) 
     assert run(epochs=3, seed=1, pretrained=str(weights)) == ["train bot epochs=3"]
     weights.write_bytes(b"b")  # same path, other content
     assert run(epochs=3, seed=1, pretrained=str(weights)) == ["train bot epochs=3"]
+    # Another version's code: the stages it touches are made again (a demo folder built before keeps, say, the old face
+    # masks otherwise), the others reused.
+    real_digest = demo.source_digest
+
+    def changed(*touched: str):
+        return lambda *parts: real_digest(*parts) + ("x" if set(parts) & set(touched) else "")
+
+    kw = {"epochs": 3, "seed": 1, "pretrained": str(weights)}
+    monkeypatch.setattr(demo, "source_digest", changed("splits"))
+    assert run(**kw) == ["split seed=1", "train bot epochs=3"]
+    monkeypatch.setattr(demo, "source_digest", changed("splits", "modeling"))
+    assert run(**kw) == ["train bot epochs=3"]
+    monkeypatch.setattr(demo, "source_digest", changed("splits", "modeling", "synth"))
+    assert run(**kw) == ["pool seed=1 ids=700", "split seed=1", "clever_hans", "train bot epochs=3"]
+    assert run(**kw) == []
