@@ -61,6 +61,24 @@ def test_train_extract_evaluate(tmp_path: Path) -> None:
                                    "--root", str(root), "--option", "nope=1"])
     assert opt.exit_code != 0 and "dataset cuhk03_labeled: unknown option(s) nope" in str(opt.exception)
 
+    # The loader's note on the protocol it read is printed where the numbers are: Partial-REID's default occluded
+    # probes are no published Partial-REID figure.
+    rng = np.random.default_rng(1)
+    for folder in ("occluded_body_images", "partial_body_images", "whole_body_images"):
+        (root / "Partial_REID" / folder).mkdir(parents=True)
+        for pid in (1, 2):
+            img = rng.integers(0, 256, size=(64, 32, 3)).astype(np.uint8)
+            Image.fromarray(img).save(root / "Partial_REID" / folder / f"{pid:03d}_001.jpg")
+    note = "note (partial_reid): query: the occluded probes (query_folder=occluded, the default)"
+    for command in ("evaluate", "extract"):
+        for options in ([], ["--option", "query_folder=partial"]):
+            out = ["--out", str(tmp_path / f"partial{len(options)}.h5")] if command == "extract" else []
+            res = CliRunner().invoke(cli, [command, *out, "--weights", str(run / "model.pt"), "--dataset",
+                                           "partial_reid", "--root", str(root), *options, "--json"],
+                                     catch_exceptions=False)
+            assert res.exit_code == 0 and json.loads(res.stdout)  # stdout still holds one JSON object
+            assert (note in res.stderr) == (not options)
+
 
 def test_train_errors_are_one_line(tmp_path: Path) -> None:
     root = _tree(tmp_path / "data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from opreid_bench.errors import OpreidError
 from opreid_bench.outputs import refuse_output_over_input
 
-__all__ = ["ZOO_HELP", "parse_key_values", "refuse_output_over_input", "support_kwargs"]
+__all__ = ["ZOO_HELP", "echo_dataset_notes", "parse_key_values", "refuse_output_over_input", "support_kwargs"]
 
 
 def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str = "--option") -> dict[str, str]:
@@ -18,6 +18,18 @@ def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str = "--option")
                               "`opreid-bench datasets list`)")
         out[key.strip()] = value
     return out
+
+
+def echo_dataset_notes(dataset: str, root: object, options: dict[str, str]) -> None:
+    """Print on stderr what the dataset's loader says about the protocol it read (``datasets verify``'s notes), after
+    a command's result: a Partial-REID evaluation with the occluded probes is no published Partial-REID figure, and
+    the reader of the numbers must see that where the numbers are."""
+    import click
+
+    from opreid_bench.data.datasets import get_dataset
+
+    for note in get_dataset(dataset, root, **options).read().notes:  # type: ignore[arg-type]
+        click.echo(f"note ({dataset}): {note}", err=True)
 
 
 def support_kwargs(value: str | None) -> dict[str, float | None]:

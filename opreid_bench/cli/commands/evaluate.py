@@ -20,7 +20,7 @@ from opreid_bench.cli.onnx_options import (
     preprocessing_from_options,
     zoo_input_size,
 )
-from opreid_bench.cli.options import ZOO_HELP, parse_key_values, refuse_output_over_input
+from opreid_bench.cli.options import ZOO_HELP, echo_dataset_notes, parse_key_values, refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
 if TYPE_CHECKING:
@@ -287,6 +287,8 @@ def evaluate(features: Path | None, weights: Path | None, onnx_model: Path | Non
         path = write_onnx_run(run_dir, name=name or str(attrs["method"]), attrs=attrs, metrics=metrics_dict(report))
         click.echo(f"wrote {path}", err=True)
     print_report(report, json_out, title=Path(source).name, settings=settings)
+    if dataset is not None and features is None:
+        echo_dataset_notes(dataset, root, parse_key_values(dataset_option))
 
 
 COMMANDS = [evaluate]

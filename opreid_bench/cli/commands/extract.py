@@ -13,7 +13,7 @@ from opreid_bench.cli.onnx_options import (
     preprocessing_from_options,
     zoo_input_size,
 )
-from opreid_bench.cli.options import ZOO_HELP, parse_key_values, refuse_output_over_input
+from opreid_bench.cli.options import ZOO_HELP, echo_dataset_notes, parse_key_values, refuse_output_over_input
 from opreid_bench.errors import OpreidError
 
 
@@ -90,6 +90,7 @@ def extract_cmd(weights: Path | None, onnx_model: Path | None, zoo: str | None, 
     else:
         click.echo(f"wrote {out}: {len(query)} query + {len(gallery)} gallery features of dimension "
                    f"{info['dim']} ({attrs['method']}, junk={attrs['junk']}, metric={attrs.get('metric', '-')})", err=True)
+    echo_dataset_notes(dataset, root, parse_key_values(dataset_option))
 
 
 COMMANDS = [extract_cmd]
