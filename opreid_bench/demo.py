@@ -247,6 +247,20 @@ def source_digest(*parts: str) -> str:
     return h.hexdigest()
 
 
+def library_versions(*names: str) -> dict[str, str | None]:
+    """Installed versions of these distributions (None where one is missing): what a stage's output also depends on
+    (Pillow's JPEG encoder, OpenCV's face cascade, torch's kernels)."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def _cores() -> int:
     """CPU cores this process may run on."""
     try:
@@ -429,7 +443,8 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     lo, hi = cfg.images_per_id
     synth_cfg = SynthConfig(num_ids=cfg.ids, min_images=lo, max_images=hi, width=cfg.width, height=cfg.height,
                             seed=cfg.seed)
-    pool_fp = fingerprint({"pool": pool_fingerprint(synth_cfg), "code": source_digest("synth")})
+    pool_fp = fingerprint({"pool": pool_fingerprint(synth_cfg), "code": source_digest("synth"),
+                           "libraries": library_versions("pillow", "numpy")})
     if not stages.fresh("pool", pool_fp, pool_dir / "manifest.csv"):
         stages.start("pool")
         generate_pool(pool_dir, synth_cfg, workers=cfg.workers)
@@ -442,7 +457,8 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     # SynthOcc crops hold drawn figures and no real face, so the demo masks the main figure's face only and skips the
     # bystander detectors, which would cost about a minute over its 3,900 crops (its data card says so)
     split_fp = fingerprint({"pool": pool_fp, "protocol": content_digest(protocol_file), "seed": cfg.seed,
-                            "mask": DEMO_MASK, "code": source_digest("splits", "data", "outputs.py", "atomic.py")})
+                            "mask": DEMO_MASK, "code": source_digest("splits", "data", "outputs.py", "atomic.py"),
+                            "libraries": library_versions("pillow", "opencv-python-headless", "opencv-python")})
     if not stages.fresh("split", split_fp, res.split / "manifest.csv"):
         stages.start("split")
         pool = load_pool(pool_dir / "manifest.csv", "manifest")
@@ -456,7 +472,8 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     ch_dir = out / "clever_hans"
     ch_cfg = CleverHansConfig(num_ids=cfg.clever_hans_ids, distractor_ids=cfg.clever_hans_ids, width=cfg.width,
                               height=cfg.height, seed=cfg.seed)  # rendered at the input size, as the pool
-    ch_fp = fingerprint({"clever_hans": asdict(ch_cfg), "code": source_digest("synth")})
+    ch_fp = fingerprint({"clever_hans": asdict(ch_cfg), "code": source_digest("synth"),
+                         "libraries": library_versions("pillow", "numpy")})
     if not stages.fresh("clever_hans", ch_fp, ch_dir / "different" / "occluders.csv"):
         stages.start("clever_hans")
         build_clever_hans(ch_dir, ch_cfg)
@@ -469,6 +486,7 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
         method_cfg = _method_config(method, cfg)
         run_fp = fingerprint({"config": method_cfg.to_dict(), "split": split_fp, "ranks": cfg.ranks,
                               "code": source_digest("engine", "modeling", "data"),
+                              "libraries": library_versions("torch", "numpy"),
                               "pretrained": content_digest(cfg.pretrained) if cfg.pretrained else None})
         stage = f"runs/{method}"
         res.runs[method] = run_dir

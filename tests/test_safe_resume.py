@@ -182,3 +182,12 @@ def test_demo_reuses_a_stage_only_when_its_options_match(tmp_path, monkeypatch) 
     monkeypatch.setattr(demo, "source_digest", changed("splits", "modeling", "synth"))
     assert run(**kw) == ["pool seed=1 ids=700", "split seed=1", "clever_hans", "train bot epochs=3"]
     assert run(**kw) == []
+    real_versions = demo.library_versions
+
+    def upgraded(name: str):
+        return lambda *names: {**real_versions(*names), **({name: "99"} if name in names else {})}
+
+    monkeypatch.setattr(demo, "library_versions", upgraded("torch"))
+    assert run(**kw) == ["train bot epochs=3"]
+    monkeypatch.setattr(demo, "library_versions", upgraded("opencv-python-headless"))
+    assert run(**kw) == ["split seed=1", "train bot epochs=3"]
