@@ -37,9 +37,10 @@ closing verification included). Then:
 - ``review_ranking`` (``--review-speed N``): the face review sheet's ranking (``face_review.rank_crops``) of the
   first N PRID 2011 camera-B crops, read from disk, in one process and in two worker processes, in the same run:
   crops per second of each, their ratio, and whether both gave the same sizes, risks, boxes and crowd counts.
-- ``haar_anywhere`` (``--haar-anywhere-too``): the same crops masked with the Haar cascade's main-face boxes taken
-  anywhere the head gate finds them plausible, in the same run: the masking without its rule that the main face the
-  cascade places lies in the upper half of the crop. What that rule changes, on crops where the pose places no head.
+- ``haar_upper_half`` and ``haar_anywhere`` (``--haar-too``): the same crops masked, in the same run, with the Haar
+  cascade also asked for the main face where the pose stage ran and placed no head (the masking asks it only for a
+  crop without a pose result), its boxes taken in the upper half of the crop (``haar_upper_half``) or wherever the
+  head gate finds them plausible (``haar_anywhere``): what asking the cascade there would change.
 
 \\b
 Examples:
@@ -281,23 +282,25 @@ def review_order_numbers(results: dict, kps: dict, paths: dict[str, str],  # typ
 
 
 @contextlib.contextmanager
-def haar_boxes_anywhere() -> Iterator[None]:
-    """The masking with the Haar cascade's main-face boxes taken wherever the head gate finds them plausible, as
-    before the upper-half rule (``mask._main_face_candidates``): the ablation of that rule."""
+def haar_where_the_pose_ran(anywhere: bool) -> Iterator[None]:
+    """The masking with the Haar cascade also asked where the pose stage ran and placed no head (the masking asks it
+    only for crops without a pose result), its boxes taken in the upper half of the crop or, ``anywhere``, wherever
+    the head gate finds them plausible: alternatives the masking does not use, for comparison."""
     from opreid_bench.splits import mask
     from opreid_bench.splits.all_faces import head_gate
 
-    def anywhere(boxes, kp, size):  # type: ignore[no-untyped-def]
+    def candidates(boxes, kp, size):  # type: ignore[no-untyped-def]
         plausible = head_gate(kp, size)
         return [b for b in boxes if plausible(b)]
 
-    saved = mask._main_face_candidates
-    mask._main_face_candidates = anywhere
+    saved = mask._haar_asked, mask._main_face_candidates
+    mask._haar_asked = lambda kp: True
+    if anywhere:
+        mask._main_face_candidates = candidates
     try:
         yield
     finally:
-        mask._main_face_candidates = saved
-
+        mask._haar_asked, mask._main_face_candidates = saved
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -315,9 +318,9 @@ def haar_boxes_anywhere() -> Iterator[None]:
 @click.option("--outside-body-too", "outside", is_flag=True,
               help="also mask with --mask-outside-body (every face and everything outside the main person's body), "
               "in the same run: its row and the share of the crop's area it masks")
-@click.option("--haar-anywhere-too", "haar_anywhere", is_flag=True,
-              help="also mask with the Haar cascade's main-face boxes taken anywhere in the crop (the masking's "
-                   "upper-half rule off), to measure what that rule changes")
+@click.option("--haar-too", "haar_variants", is_flag=True,
+              help="also mask with the Haar cascade asked for the main face where the pose placed no head, its boxes "
+                   "in the crop's upper half and anywhere, in the same run (alternatives the masking does not use)")
 @click.option("--bodies", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="hand-drawn main-body boxes of the same crops (file,left,top,right,bottom,note): how much of the "
               "main person's body each masking covers")
@@ -325,7 +328,7 @@ def haar_boxes_anywhere() -> Iterator[None]:
               help="also time the review sheet's ranking of this many PRID 2011 crops, 1 and 2 processes (0: skip)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | None, compare: bool,
-         outside: bool, haar_anywhere: bool, bodies: Path | None, review_speed: int, as_json: bool) -> None:
+         outside: bool, haar_variants: bool, bodies: Path | None, review_speed: int, as_json: bool) -> None:
     """Faces left visible and masks off heads, default masking, on hand-boxed crowded crops."""
     import torch
     from rich.console import Console
@@ -348,11 +351,13 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
                           bodies=bodies)
         rows.append(("--mask-outside-body", around))
         result["outside_body"] = {k: v for k, v in around.items() if k not in ("off_head", "review")}
-    if haar_anywhere:
-        with haar_boxes_anywhere():
-            anywhere = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, bodies=bodies)
-        rows.append(("Haar main face anywhere", anywhere))
-        result["haar_anywhere"] = {k: v for k, v in anywhere.items() if k != "review"}
+    if haar_variants:
+        for key, anywhere, name in (("haar_upper_half", False, "Haar where no head (upper half)"),
+                                    ("haar_anywhere", True, "Haar where no head (anywhere)")):
+            with haar_where_the_pose_ran(anywhere):
+                variant = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, bodies=bodies)
+            rows.append((name, variant))
+            result[key] = {k: v for k, v in variant.items() if k != "review"}
     if review_speed > 0:
         result["review_ranking"] = review_ranking_speed(data_root, review_speed)
     console = Console(stderr=as_json, width=150)

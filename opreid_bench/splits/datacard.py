@@ -315,7 +315,7 @@ STABILITY_MEASURED = (
 FACES_MEASURED = (
     "Face detectors miss faces, above all bystanders' heads cut by the crop's border: on hand-boxed crowded crops of "
     "GRID, Partial-REID, CUHK03, PRID 2011 and VIPeR the default masking left 7 of 50, 5 of 27, 20 of 61, 14 of "
-    "58, 17 of 58 and 19 of 70 faces visible (`benchmarks/bench_faces.py`, 2026-12-07, opreid-bench 0.2.0, with "
+    "58, 16 of 58 and 19 of 70 faces visible (`benchmarks/bench_faces.py`, 2026-12-07, opreid-bench 0.2.0, with "
     "MTCNN). Before publishing a crowded split, look at every crop on the sheet of `opreid-bench mask --review-faces`, box what is left, and build again "
     "with `--face-boxes` (counted above as kind `hand`)."
 )

@@ -5,10 +5,13 @@ Where the face is found, in this order (the first that gives a box wins; ``MaskR
 1. ``keypoints``: the face box from the head keypoints (documented geometry, :func:`face_box_from_keypoints`),
    unless the pose puts the head low in the crop or below the shoulders (:func:`upright_pose`): such a pose is not
    used for the main face at all;
-2. ``haar``: where fewer than ``min_head_points`` head keypoints are visible, OpenCV's Haar face cascade
-   (:mod:`opreid_bench.splits.face_detect`), its boxes taken where the main person's head can be: a plausible head
-   (:func:`opreid_bench.splits.all_faces.plausible_head`) centred in the upper :data:`HEAD_LOWEST` of the crop, as
-   for the keypoints' head (:func:`upright_pose`): low in a crop the cascade fires near the feet;
+2. ``haar``: for a crop with no pose result at all (``mask`` or ``build-split`` without keypoints, or a crop the
+   keypoint file lacks), OpenCV's Haar face cascade (:mod:`opreid_bench.splits.face_detect`), its boxes taken where
+   the main person's head can be: a plausible head (:func:`opreid_bench.splits.all_faces.plausible_head`) centred in
+   the upper :data:`HEAD_LOWEST` of the crop, as for the keypoints' head (:func:`upright_pose`): low in a crop the
+   cascade fires near the feet. Where the pose stage ran and placed no head, the cascade is not asked: on the crops
+   where it then gave such a box (low-resolution GRID crops; ``benchmarks/labels/faces_heads_heldout6.csv``), masking
+   with it put a mask off every head in 12 of 28 and left 7 main faces visible; with the head prior, 3 and none;
 3. ``prior``: where neither locates the head, a **head prior** is masked (:func:`head_prior_box`): the top of the
    person's box from the keypoints that were found, or, when no person was found, the top of the crop (pedestrian
    crops are cut around the person, head up). Leaving a face visible is never the silent default: such crops are
@@ -116,7 +119,7 @@ def upright_pose(kp: Keypoints, image_size: tuple[int, int], score_threshold: fl
     Why: a pedestrian crop is cut around an upright person, head up. BlazePose sometimes returns a confident pose
     that is upside down (nose on the feet) or slid down the body (head on the chest); a face mask placed from it
     covers feet or clothing and leaves the real face visible. Such a pose is not used to place the main face's mask:
-    the Haar detector or the head prior of the crop's top does (``method`` says which). The 0.5 line was set from
+    the head prior of the crop's top does (``method == "prior"``). The 0.5 line was set from
     the geometry of pedestrian crops (a standing person's head is in the top fifth), not fitted to any data."""
     w, h = image_size
     head = [COCO17_INDEX[n] for n in HEAD_KEYPOINTS]
@@ -145,6 +148,11 @@ def effective_pose(kp: Keypoints | None, image_size: tuple[int, int], score_thre
     if kp is not None and kp.detected and not upright_pose(kp, image_size, score_threshold):
         return replace(kp, detected=False, score=np.zeros_like(kp.score), support=None)
     return kp
+
+
+def _haar_asked(kp: Keypoints | None) -> bool:
+    """Whether the Haar cascade may place the main face: only for a crop with no pose result (module docstring)."""
+    return kp is None
 
 
 def _main_face_candidates(boxes: list[Box], kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
@@ -254,9 +262,9 @@ def mask_face_detailed(
     all_faces: bool | None = None,
     verify: bool = True,
 ) -> MaskResult:
-    """Mask the faces of one crop: the main person's (keypoint box, else Haar, else the head prior), then every other
-    plausible face, then what the closing verification still finds (module docstring). ``all_faces`` None follows
-    ``mode`` (``+main`` turns it off)."""
+    """Mask the faces of one crop: the main person's (keypoint box; else, for a crop without keypoints, the Haar
+    cascade; else the head prior), then every other plausible face, then what the closing verification still finds
+    (module docstring). ``all_faces`` None follows ``mode`` (``+main`` turns it off)."""
     from opreid_bench.splits.all_faces import find_faces
 
     outside_body = masks_outside_body(mode)
@@ -272,7 +280,7 @@ def mask_face_detailed(
         box = face_box_from_keypoints(kp, rgb.size, score_threshold=score_threshold, min_head_points=min_head_points)
     if box is not None:
         boxes, method = [box], "keypoints"
-    elif haar_fallback and (found := _main_face_candidates(detect_faces(rgb), kp, rgb.size)):
+    elif haar_fallback and _haar_asked(kp) and (found := _main_face_candidates(detect_faces(rgb), kp, rgb.size)):
         boxes, method = found, "haar"
     elif head_prior:
         boxes, method = [head_prior_box(kp, rgb.size)], "prior"
