@@ -69,6 +69,7 @@ import numpy as np
 
 from opreid_bench.splits.all_faces import covered_share as coverage  # share of a box under the union of masks
 from opreid_bench.splits.all_faces import face_sources
+from opreid_bench.splits.keypoints import Keypoints
 from opreid_bench.splits.mask import OUTSIDE_KIND
 from opreid_bench.splits.mtcnn import WEIGHTS_ENV
 
@@ -289,7 +290,7 @@ def haar_where_the_pose_ran(anywhere: bool) -> Iterator[None]:
     from opreid_bench.splits import mask
     from opreid_bench.splits.all_faces import head_gate
 
-    def candidates(boxes, kp, size):  # type: ignore[no-untyped-def]
+    def candidates(boxes: list[Box], kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
         plausible = head_gate(kp, size)
         return [b for b in boxes if plausible(b)]
 

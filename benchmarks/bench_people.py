@@ -127,6 +127,7 @@ def _cell(s: dict[str, object]) -> str:
 @click.option("--workers", default=2, show_default=True, help="pose worker processes")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def main(data_root: Path, cache: Path | None, workers: int, as_json: bool) -> None:
+    """Other people found by each detector on the hand-labelled crowded sets: a table, and JSON with ``--json``."""
     from rich.console import Console
     from rich.table import Table
 

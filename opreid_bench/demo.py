@@ -228,22 +228,25 @@ class _TrainJob:
 
 
 def source_digest(*parts: str) -> str:
-    """sha256 of the Python source of these parts of the package (``"splits"``, ``"synth"``, ``"data.py"``...).
+    """sha256 of the Python source of these subpackages (``"splits"``, ``"synth"``...) and of the package's top-level
+    modules, which every subpackage uses.
 
-    A demo stage is reused only when the code that made it is the code that would make it again: a folder built by an
-    earlier version keeps, say, that version's face masks, which the current one might draw elsewhere. Source files
-    only, so a checkout and an installed copy of one version give the same digest."""
+    A demo stage is reused only when the code that made it is the code that would make it again: a folder built by
+    another version keeps, say, that version's face masks, which this one might draw elsewhere. Source files only, so
+    a checkout and an installed copy of one version give the same digest."""
     import hashlib
 
     import opreid_bench
 
     root = Path(opreid_bench.__file__).parent
+    files = sorted(root.glob("*.py"))
+    for part in sorted(set(parts)):
+        if not (root / part).is_dir():
+            raise ValueError(f"source_digest: {part!r} is no subpackage of opreid_bench")
+        files += sorted((root / part).rglob("*.py"))
     h = hashlib.sha256()
-    for part in sorted(parts):
-        base = root / part
-        files = [base] if base.is_file() else sorted(base.rglob("*.py"))
-        for f in files:
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -457,8 +460,9 @@ def _run_demo(cfg: DemoConfig, out: Path) -> DemoResult:
     # SynthOcc crops hold drawn figures and no real face, so the demo masks the main figure's face only and skips the
     # bystander detectors, which would cost about a minute over its 3,900 crops (its data card says so)
     split_fp = fingerprint({"pool": pool_fp, "protocol": content_digest(protocol_file), "seed": cfg.seed,
-                            "mask": DEMO_MASK, "code": source_digest("splits", "data", "outputs.py", "atomic.py"),
-                            "libraries": library_versions("pillow", "opencv-python-headless", "opencv-python")})
+                            "mask": DEMO_MASK, "code": source_digest("splits", "data"),
+                            "libraries": library_versions("pillow", "opencv-python-headless", "opencv-python",
+                                                          "opencv-contrib-python")})
     if not stages.fresh("split", split_fp, res.split / "manifest.csv"):
         stages.start("split")
         pool = load_pool(pool_dir / "manifest.csv", "manifest")

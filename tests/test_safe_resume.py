@@ -111,6 +111,17 @@ def test_clever_hans_rerun_leaves_no_stale_crop(tmp_path) -> None:
         assert on_disk == listed
 
 
+def test_source_digest_names_its_parts_and_covers_the_top_level_modules() -> None:
+    import opreid_bench.demo as demo
+
+    assert demo.source_digest("splits") != demo.source_digest("splits", "synth")
+    assert demo.source_digest("splits", "splits") == demo.source_digest("splits")
+    with pytest.raises(ValueError, match="'no_such_part' is no subpackage"):
+        demo.source_digest("no_such_part")
+    with pytest.raises(ValueError, match="'outputs.py' is no subpackage"):
+        demo.source_digest("outputs.py")
+
+
 def test_demo_reuses_a_stage_only_when_its_options_match(tmp_path, monkeypatch) -> None:
     import opreid_bench.data.datasets as datasets
     import opreid_bench.demo as demo

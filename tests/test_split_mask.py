@@ -97,6 +97,12 @@ def test_haar_fallback_runs_only_without_a_pose(monkeypatch: pytest.MonkeyPatch)
     assert res.method == "prior" and res.boxes == [head_prior_box(headless, img.size)]
     assert mask_face_detailed(img, headless, "blur", all_faces=False, head_prior=False).method == "none"
     assert mask_face_detailed(img, None, "blur", haar_fallback=False, head_prior=False).method == "none"
+    # The pose ran and found nobody, or a pose upside down (taken as nobody): the head prior of the crop's top.
+    nobody = Keypoints.empty((64, 128))
+    upside_down = Keypoints(STANDING[::-1].copy(), np.full(17, 0.95, np.float32), image_size=(64, 128))
+    for kp in (nobody, upside_down):
+        res = mask_face_detailed(img, kp, "blur", all_faces=False)
+        assert res.method == "prior" and res.boxes == [head_prior_box(None, img.size)]
 
 
 @pytest.mark.shared_data

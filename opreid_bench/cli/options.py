@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from opreid_bench.errors import OpreidError
 from opreid_bench.outputs import refuse_output_over_input
 
@@ -20,7 +22,7 @@ def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str = "--option")
     return out
 
 
-def echo_dataset_notes(dataset: str, root: object, options: dict[str, str]) -> None:
+def echo_dataset_notes(dataset: str, root: str | os.PathLike[str], options: dict[str, str]) -> None:
     """Print on stderr what the dataset's loader says about the protocol it read (``datasets verify``'s notes), after
     a command's result: a Partial-REID evaluation with the occluded probes is no published Partial-REID figure, and
     the reader of the numbers must see that where the numbers are."""
@@ -28,7 +30,7 @@ def echo_dataset_notes(dataset: str, root: object, options: dict[str, str]) -> N
 
     from opreid_bench.data.datasets import get_dataset
 
-    for note in get_dataset(dataset, root, **options).read().notes:  # type: ignore[arg-type]
+    for note in get_dataset(dataset, root, **options).read().notes:
         click.echo(f"note ({dataset}): {note}", err=True)
 
 

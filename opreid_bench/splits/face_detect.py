@@ -1,7 +1,7 @@
 """Face detectors for masking and for checking masks, all shipped inside wheels the project already needs.
 
-- OpenCV's frontal-face Haar cascade (:func:`detect_faces`): the masking fallback when the main person's head
-  keypoints are missing, and ``verify --verify-detector haar``. Person crops are small (a face is often 8-20 px wide),
+- OpenCV's frontal-face Haar cascade (:func:`detect_faces`): where the masking locates the main person's face in a
+  crop with no pose result, and ``verify --verify-detector haar``. Person crops are small (a face is often 8-20 px wide),
   below the cascade's 24 px window, so the crop is upscaled (``upscale``, default 3x) before detection and the boxes
   are mapped back.
 - mediapipe's BlazeFace, full range (:func:`detect_faces_mediapipe`, ``mediapipe.solutions.face_detection``, shipped
