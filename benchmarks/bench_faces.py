@@ -51,12 +51,15 @@ Examples:
   python benchmarks/bench_faces.py --outside-body-too --labels benchmarks/labels/faces_heads_heldout2.csv
   python benchmarks/bench_faces.py --outside-body-too --labels benchmarks/labels/faces_heads_heldout3.csv \\
       --bodies benchmarks/labels/body_heldout3.csv
+  python benchmarks/bench_faces.py --haar-too --labels benchmarks/labels/faces_heads_heldout6.csv \\
+      --bodies benchmarks/labels/body_heldout6.csv
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import sys
 import tempfile
@@ -69,7 +72,6 @@ import numpy as np
 
 from opreid_bench.splits.all_faces import covered_share as coverage  # share of a box under the union of masks
 from opreid_bench.splits.all_faces import face_sources
-from opreid_bench.splits.keypoints import Keypoints
 from opreid_bench.splits.mask import OUTSIDE_KIND
 from opreid_bench.splits.mtcnn import WEIGHTS_ENV
 
@@ -288,16 +290,11 @@ def haar_where_the_pose_ran(anywhere: bool) -> Iterator[None]:
     only for crops without a pose result), its boxes taken in the upper half of the crop or, ``anywhere``, wherever
     the head gate finds them plausible: alternatives the masking does not use, for comparison."""
     from opreid_bench.splits import mask
-    from opreid_bench.splits.all_faces import head_gate
-
-    def candidates(boxes: list[Box], kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
-        plausible = head_gate(kp, size)
-        return [b for b in boxes if plausible(b)]
 
     saved = mask._haar_asked, mask._main_face_candidates
     mask._haar_asked = lambda kp: True
-    if anywhere:
-        mask._main_face_candidates = candidates
+    if anywhere:  # every box the head gate finds plausible: no line below which a box is refused
+        mask._main_face_candidates = functools.partial(saved[1], lowest=1.0)
     try:
         yield
     finally:

@@ -155,14 +155,15 @@ def _haar_asked(kp: Keypoints | None) -> bool:
     return kp is None
 
 
-def _main_face_candidates(boxes: list[Box], kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
-    """The Haar boxes that can be the main person's face: a plausible head centred in the upper :data:`HEAD_LOWEST`
-    of the crop (module docstring). A box lower down is not masked at all: the head prior takes the main face, and a
+def _main_face_candidates(boxes: list[Box], kp: Keypoints | None, size: tuple[int, int],
+                          lowest: float = HEAD_LOWEST) -> list[Box]:
+    """The Haar boxes that can be the main person's face: a plausible head centred in the upper ``lowest`` (by default
+    :data:`HEAD_LOWEST`) of the crop (module docstring). A box lower down is not masked at all: the head prior takes the main face, and a
     bystander's face low in the crop is left to the all-faces detectors (the frontal cascade is none of them)."""
     from opreid_bench.splits.all_faces import head_gate
 
     plausible = head_gate(kp, size)
-    return [b for b in boxes if plausible(b) and (b[1] + b[3]) / 2 <= HEAD_LOWEST * size[1]]
+    return [b for b in boxes if plausible(b) and (b[1] + b[3]) / 2 <= lowest * size[1]]
 
 
 def head_prior_box(kp: Keypoints | None, image_size: tuple[int, int]) -> Box:
