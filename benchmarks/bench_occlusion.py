@@ -25,6 +25,11 @@ picks on all identities; ``classify.DEFAULT_SCORE_THRESHOLD``, ``DEFAULT_SUPPORT
 earlier runs. A crop where no person is found is *undetermined*: counted as a miss on positives and as a false
 occluded on negatives (the worst case), and its share is ``undetermined_share``.
 
+Leave one dataset out (``leave_one_dataset_out``): each labelled set in turn is scored with the setting chosen on
+the other four (score threshold, support threshold and height; with ``--pose mediapipe:flip=1`` also the
+mirror-consistency threshold of ``FLIP_THRESHOLDS``); ``leave_one_dataset_out_choice_on_all`` is the choice with
+every set in view, which the classifier's defaults follow.
+
 Review budget (``review_budget``): for each set left out, its held-out labels after a reviewer has checked a share of
 its crops in the review sheet's order (undetermined first, then ``classify.label_stability`` from the least stable
 label up), against the same share in a random order; the reviewer is taken to agree with the hand labels.
@@ -52,6 +57,7 @@ Examples:
   python benchmarks/bench_occlusion.py --json
   python benchmarks/bench_occlusion.py --speed-crops 0 --review-plot docs/review_budget.png
   python benchmarks/bench_occlusion.py --workers 2 --scaling
+  python benchmarks/bench_occlusion.py --pose mediapipe:flip=1 --speed-crops 0
 """
 
 from __future__ import annotations
@@ -319,25 +325,38 @@ def summarise(pred: np.ndarray, crops: Sequence[Crop], positive: str = "occ") ->
 # ---- leave one dataset out ----
 
 LODO_THRESHOLDS = STABILITY_SCORE_THRESHOLDS
-# (score threshold, support threshold or None, support min height, cut margin or None, people cover)
-LodoChoice = tuple[float, float | None, int, float | None, bool]
+# Mirror-consistency thresholds searched where the keypoints carry Keypoints.flip_shift (--pose mediapipe:flip=1), in
+# crop heights; None = the signal off. Set before any was scored.
+FLIP_THRESHOLDS: tuple[float | None, ...] = (None, 0.03, 0.05, 0.08, 0.12, 0.2)
+# (score threshold, support threshold or None, support min height, cut margin or None, people cover, flip threshold
+# or None)
+LodoChoice = tuple[float, float | None, int, float | None, bool, float | None]
+
+
+def lodo_rule(choice: Sequence[object]):  # type: ignore[no-untyped-def]
+    """The ``OcclusionRule`` of one leave-one-dataset-out setting (:data:`LodoChoice`)."""
+    from opreid_bench.splits.classify import OcclusionRule
+
+    t, sup, h, cut, cover, flip = choice
+    return OcclusionRule(score_threshold=t, support_threshold=sup, support_min_height=h,  # type: ignore[arg-type]
+                         cut_margin=cut, people_cover=cover, flip_threshold=flip)  # type: ignore[arg-type]
 
 
 def lodo_predictions(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
                      people_signals: bool = True) -> dict[LodoChoice, np.ndarray]:
     """Predictions of every rule setting the leave-one-dataset-out procedure chooses among: the thresholds of the
-    pose signals (default chains). The people signals are part of the rule's definition, not tuned: on
-    (``classify.DEFAULT_CUT_MARGIN``, ``DEFAULT_PEOPLE_COVER``) or, with ``people_signals`` False, off."""
-    from opreid_bench.splits.classify import DEFAULT_CUT_MARGIN, DEFAULT_PEOPLE_COVER, OcclusionRule
+    pose signals (default chains), the mirror-consistency threshold among them where the keypoints carry it. The
+    people signals are part of the rule's definition, not tuned: on (``classify.DEFAULT_CUT_MARGIN``,
+    ``DEFAULT_PEOPLE_COVER``) or, with ``people_signals`` False, off."""
+    from opreid_bench.splits.classify import DEFAULT_CUT_MARGIN, DEFAULT_PEOPLE_COVER
 
     has_support = any(kp.support is not None for kp in kps.values())
     supports = SUPPORTS if has_support else (None,)
+    flips = FLIP_THRESHOLDS if any(kp.flip_shift is not None for kp in kps.values()) else (None,)
     cut, cover = (DEFAULT_CUT_MARGIN, DEFAULT_PEOPLE_COVER) if people_signals else (None, False)
-    grid = [(t, sup, h, cut, cover) for t in LODO_THRESHOLDS for sup in supports
+    grid = [(t, sup, h, cut, cover, f) for f in flips for t in LODO_THRESHOLDS for sup in supports
             for h in ((0,) if sup is None else SUPPORT_HEIGHTS)]
-    return {c: predict_all(kps, crops, OcclusionRule(score_threshold=c[0], support_threshold=c[1],
-                                                     support_min_height=c[2], cut_margin=c[3], people_cover=c[4]))
-            for c in grid}
+    return {c: predict_all(kps, crops, lodo_rule(c)) for c in grid}
 
 
 def _lodo_rank(choice: LodoChoice) -> tuple[float, ...]:
@@ -463,16 +482,14 @@ def review_budget(kps: dict, crops: Sequence[Crop],  # type: ignore[type-arg]
     the first 20 random orders). ``errors_by_stability``: per bin of label stability (``STABILITY_BINS``), its
     crops and the share of them the rule gets wrong (undetermined crops sit in the lowest bin). ``stable_only``:
     the labels left when the unstable ones are set aside (:func:`_stable_only`)."""
-    from opreid_bench.splits.classify import KeypointArrays, OcclusionRule, label_codes, label_stability, review_order
+    from opreid_bench.splits.classify import KeypointArrays, label_codes, label_stability, review_order
     from opreid_bench.splits.keypoints import Keypoints
 
     groups, ds, sc = _meta(crops)
     out: dict[str, dict[str, object]] = {}
     for d, v in lodo.items():
         idx = np.flatnonzero((ds == d) & (sc == 1.0) & np.isin(groups, POSITIVE_GROUPS + HOLISTIC_GROUPS))
-        t, sup, h, cut, cover = v["chosen"]  # type: ignore[misc]
-        rule = OcclusionRule(score_threshold=t, support_threshold=sup, support_min_height=h, cut_margin=cut,
-                             people_cover=cover)
+        rule = lodo_rule(v["chosen"])  # type: ignore[arg-type]
         arrays = KeypointArrays.stack([kps.get(crops[i].path) or Keypoints.empty() for i in idx])
         pred = label_codes(arrays, rule)
         truth = np.isin(groups[idx], POSITIVE_GROUPS)
@@ -509,9 +526,9 @@ def lodo_choice_on_all(preds: dict[LodoChoice, np.ndarray], crops: Sequence[Crop
 
 
 def _fmt_lodo(choice: Sequence[object]) -> str:
-    t, sup, h, cut, cover = choice
+    t, sup, h, cut, cover, flip = choice
     return (f"{t:g}/{'-' if sup is None else f'{sup:g}@{h}px'}/cut {'-' if cut is None else f'{cut:g}'}"
-            f"/{'people' if cover else '-'}")
+            f"/{'people' if cover else '-'}{'' if flip is None else f'/flip {flip:g}'}")
 
 
 def _fmt_choice(choice: Choice) -> str:

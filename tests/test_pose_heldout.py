@@ -277,7 +277,7 @@ def test_review_budget_reviews_the_least_stable_labels_first():
     for i in range(2):
         kps[f"z_hol{i}"] = borderline
         crops.append(bench.Crop(f"z_hol{i}", "grid", "hol", 20 + i, 1.0, ""))
-    lodo = {"grid": {"chosen": [0.74, None, 0, None, False]}}
+    lodo = {"grid": {"chosen": [0.74, None, 0, None, False, None]}}
     out = bench.review_budget(kps, crops, lodo)["grid"]
     assert out["n"] == 10 and out["errors"] == 0.2
     assert out["by_share"]["0"]["holistic_false_occluded"] == pytest.approx(2 / 6, abs=1e-3)

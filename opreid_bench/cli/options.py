@@ -7,7 +7,8 @@ import os
 from opreid_bench.errors import OpreidError
 from opreid_bench.outputs import refuse_output_over_input
 
-__all__ = ["ZOO_HELP", "echo_dataset_notes", "parse_key_values", "refuse_output_over_input", "support_kwargs"]
+__all__ = ["ZOO_HELP", "echo_dataset_notes", "flip_kwargs", "parse_key_values", "refuse_output_over_input",
+           "support_kwargs"]
 
 
 def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str = "--option") -> dict[str, str]:
@@ -34,24 +35,37 @@ def echo_dataset_notes(dataset: str, root: str | os.PathLike[str], options: dict
         click.echo(f"note ({dataset}): {note}", err=True)
 
 
-def support_kwargs(value: str | None) -> dict[str, float | None]:
-    """``--support-threshold`` -> ``OcclusionRule`` keyword arguments: a number in [0, 1], ``none`` (visibility
-    only), or unset (``{}``: the classifier's default)."""
+def _threshold_kwargs(value: str | None, flag: str, key: str, top: float) -> dict[str, float | None]:
+    """A threshold option that also takes ``none`` -> ``OcclusionRule`` keyword arguments: a number in [0, ``top``],
+    ``none`` (the signal off), or unset (``{}``: the classifier's default)."""
     if value is None:
         return {}
     if value.strip().lower() == "none":
-        return {"support_threshold": None}
+        return {key: None}
     try:
         number = float(value)
     except ValueError:
-        raise OpreidError(f"--support-threshold must be a number in [0, 1] or 'none', got '{value}'") from None
-    if not 0.0 <= number <= 1.0:
-        raise OpreidError(f"--support-threshold must be in [0, 1], got {value}")
-    return {"support_threshold": number}
+        raise OpreidError(f"{flag} must be a number in [0, {top:g}] or 'none', got '{value}'") from None
+    if not 0.0 <= number <= top:
+        raise OpreidError(f"{flag} must be in [0, {top:g}], got {value}")
+    return {key: number}
+
+
+def support_kwargs(value: str | None) -> dict[str, float | None]:
+    """``--support-threshold`` -> ``OcclusionRule`` keyword arguments (``none``: visibility only)."""
+    return _threshold_kwargs(value, "--support-threshold", "support_threshold", 1.0)
+
+
+def flip_kwargs(value: str | None) -> dict[str, float | None]:
+    """``--flip-threshold`` -> ``OcclusionRule`` keyword arguments (``none``: the mirror signal off)."""
+    return _threshold_kwargs(value, "--flip-threshold", "flip_threshold", 2.0)
 
 
 SUPPORT_THRESHOLD_HELP = ("Person-segmentation support below which a keypoint is missing (it sits on an occluder), "
                           "a number in [0, 1] or 'none' for visibility only (default: the classifier's).")
+FLIP_THRESHOLD_HELP = ("Share of the crop's height a keypoint may move between the crop and its mirror image before it "
+                       "counts as missing, where the pose stage measured it (--pose mediapipe:flip=1); a number in "
+                       "[0, 2] or 'none' to ignore it (default: the classifier's, 0.05).")
 
 ZOO_HELP = ("A model-zoo model (torchreid:ARCH or fastreid:CONFIG.yml) rebuilt here with the zoo's parameter names, its checkpoint given with --weights "
             "(torchreid:osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, osnet_ibn_x1_0, osnet_ain_x1_0, "

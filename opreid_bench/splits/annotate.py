@@ -25,7 +25,7 @@ from opreid_bench.atomic import atomic_write_text
 from opreid_bench.data.records import ImageRecord
 from opreid_bench.errors import OpreidError
 from opreid_bench.splits.cache import Entry, KeypointStore, stack_people
-from opreid_bench.splits.keypoints import NUM_KEYPOINTS, Keypoints
+from opreid_bench.splits.keypoints import KEYPOINT_SIGNALS, NUM_KEYPOINTS, Keypoints, stack_signal
 
 REPORT_NAME = "annotate_report.json"
 ENGINES = ("local", "ray")
@@ -156,13 +156,10 @@ def results_to_batch(results: Sequence[Result]) -> dict[str, np.ndarray]:
     score = np.zeros((n, NUM_KEYPOINTS), np.float32)
     size = np.zeros((n, 2), np.int32)
     detected = np.zeros(n, bool)
-    support = np.full((n, NUM_KEYPOINTS), np.nan, np.float32)
     for i, r in enumerate(results):
         if r.keypoints is not None:
             xy[i], score[i], detected[i] = r.keypoints.xy, r.keypoints.score, r.keypoints.detected
             size[i] = r.keypoints.image_size or (0, 0)
-            if r.keypoints.support is not None:
-                support[i] = r.keypoints.support
     out = {
         "source_path": np.array([r.source_path for r in results], dtype=object),
         "sha1": np.array([r.sha1 or "" for r in results], dtype=object),
@@ -171,7 +168,7 @@ def results_to_batch(results: Sequence[Result]) -> dict[str, np.ndarray]:
         "score": score,
         "image_size": size,
         "detected": detected,
-        "support": support,
+        **{name: stack_signal([r.keypoints for r in results], name) for name in KEYPOINT_SIGNALS},
     }
     people = stack_people([r.keypoints.people if r.keypoints is not None else None for r in results])
     if people is not None:
@@ -191,8 +188,8 @@ def batch_to_results(batch: dict[str, np.ndarray]) -> list[Result]:
             kp = Keypoints(
                 batch["xy"][i], batch["score"][i], image_size=(w, h) if w and h else None,
                 detected=bool(batch["detected"][i]),
-                support=batch["support"][i] if "support" in batch else None,
                 people=batch["people"][i] if "people" in batch else None,
+                **{name: batch[name][i] for name in KEYPOINT_SIGNALS if name in batch},
             )
         out.append(Result(str(p), sha1, kp, err))
     return out

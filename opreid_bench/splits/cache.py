@@ -13,6 +13,8 @@ Layout of ``keypoints.h5`` (one row per crop, rows sorted by ``source_path``; fo
     detected     (N,)        bool           False when the backend found no person
     support      (N, 17)     float32        optional: person-segmentation support per keypoint, NaN where unknown
                                             (``Keypoints.support``; files without it read as "unknown")
+    flip_shift   (N, 17)     float32        optional: distance to the keypoint on the mirror image, in crop heights,
+                                            NaN where unknown (``Keypoints.flip_shift``; files without it: unknown)
     people       (N, P, 9)   float32        optional: the people a person detector found (``Keypoints.people``),
                                             rows of NaN past the last one; files without it read as "unknown"
 
@@ -42,7 +44,14 @@ import numpy as np
 
 from opreid_bench.atomic import atomic_path
 from opreid_bench.errors import DataError
-from opreid_bench.splits.keypoints import COCO17_NAMES, NUM_KEYPOINTS, PEOPLE_WIDTH, Keypoints
+from opreid_bench.splits.keypoints import (
+    COCO17_NAMES,
+    KEYPOINT_SIGNALS,
+    NUM_KEYPOINTS,
+    PEOPLE_WIDTH,
+    Keypoints,
+    stack_signal,
+)
 
 FORMAT = "opreid-keypoints"
 VERSION = 1
@@ -73,14 +82,12 @@ def write_h5(path: str | Path, entries: dict[str, Entry], backend: str, *, abs_p
     score = np.zeros((n, NUM_KEYPOINTS), np.float32)
     size = np.zeros((n, 2), np.int32)
     detected = np.zeros(n, bool)
-    support = np.full((n, NUM_KEYPOINTS), np.nan, np.float32)
+    signals = {name: stack_signal([entries[k].keypoints for k in keys], name) for name in KEYPOINT_SIGNALS}
     people = stack_people([entries[k].keypoints.people for k in keys])
     for i, k in enumerate(keys):
         kp = entries[k].keypoints
         xy[i], score[i], detected[i] = kp.xy, kp.score, kp.detected
         size[i] = kp.image_size if kp.image_size is not None else (0, 0)
-        if kp.support is not None:
-            support[i] = kp.support
     with atomic_path(path, durable=durable) as tmp, h5py.File(tmp, "w", track_order=False) as f:
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
@@ -93,8 +100,9 @@ def write_h5(path: str | Path, entries: dict[str, Entry], backend: str, *, abs_p
         f.create_dataset("score", data=score, **opts)
         f.create_dataset("image_size", data=size, **opts)
         f.create_dataset("detected", data=detected, **opts)
-        if not np.isnan(support).all():
-            f.create_dataset("support", data=support, **opts)
+        for name, values in signals.items():
+            if not np.isnan(values).all():
+                f.create_dataset(name, data=values, **opts)
         if people is not None:
             f.create_dataset("people", data=people, **opts)
         if abs_paths:
@@ -138,22 +146,24 @@ def read_h5(path: str | Path) -> tuple[dict[str, Entry], str]:
         sha1 = [s.decode("ascii") for s in f["sha1"][()]]
         xy, score, size, detected = f["xy"][()], f["score"][()], f["image_size"][()], f["detected"][()]
         backend = str(f.attrs.get("backend", ""))
-        support = f["support"][()] if "support" in f else None
+        signals = {name: f[name][()] for name in KEYPOINT_SIGNALS if name in f}
         people = f["people"][()] if "people" in f else None
         absolute = ([p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in f["abs_path"][()]]
                     if "abs_path" in f else [None] * len(paths))
     n = len(paths)
     if not (len(sha1) == xy.shape[0] == score.shape[0] == size.shape[0] == detected.shape[0] == len(absolute) == n):
         raise DataError(f"{path}: keypoint datasets have different lengths")
-    if support is not None and support.shape != (n, NUM_KEYPOINTS):
-        raise DataError(f"{path}: keypoint dataset 'support' has shape {support.shape}, expected ({n}, 17)")
+    for name, values in signals.items():
+        if values.shape != (n, NUM_KEYPOINTS):
+            raise DataError(f"{path}: keypoint dataset '{name}' has shape {values.shape}, expected ({n}, 17)")
     if people is not None and (people.ndim != 3 or people.shape[0] != n or people.shape[2] != PEOPLE_WIDTH):
         raise DataError(f"{path}: keypoint dataset 'people' has shape {people.shape}, expected ({n}, P, 9)")
     entries = {}
     for i, p in enumerate(paths):
         w, h = int(size[i, 0]), int(size[i, 1])
         kp = Keypoints(xy[i], score[i], image_size=(w, h) if w > 0 and h > 0 else None, detected=bool(detected[i]),
-                       support=None if support is None else support[i], people=None if people is None else people[i])
+                       people=None if people is None else people[i],
+                       **{name: values[i] for name, values in signals.items()})
         entries[p] = Entry(sha1[i], kp, absolute[i])
     return entries, backend
 

@@ -12,7 +12,10 @@ Definitions used here:
   (``cut_margin`` not None) the keypoint would lie more than that margin beyond the crop's border by the detected
   body's alignment, though the pose model squeezed it inside (a body cut mid-thigh, a head cut at the top: a partial
   crop is an occluded crop, as with the paper's OpenPose); (``people_cover``) it falls inside the body of another
-  person standing in front of the main one. That second signal
+  person standing in front of the main one. One more where the backend measured it (``Keypoints.flip_shift``; the
+  mediapipe backend with ``flip=1``): (``flip_threshold`` not None) the keypoint lies more than that share of the
+  crop's height from where the pose model places it on the crop's mirror image: a joint it sees does not move, a
+  joint it guesses often does. The support signal
   exists because pose models score hidden joints as visible far too often (``Keypoints.support``; the mediapipe
   backend measures it by default, lowered by BlazePose's presence and, for knees and ankles, by the mask along the
   limb: ``pose_backends.mediapipe.occlusion_support``). It counts only on crops at least ``support_min_height``
@@ -65,7 +68,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from opreid_bench.errors import DataError, OpreidError
-from opreid_bench.splits.keypoints import COCO17_INDEX, COCO17_NAMES, NUM_KEYPOINTS, Keypoints
+from opreid_bench.splits.keypoints import COCO17_INDEX, COCO17_NAMES, NUM_KEYPOINTS, Keypoints, stack_signal
 from opreid_bench.splits.people import beyond_border, covered_by_people
 
 if TYPE_CHECKING:
@@ -106,6 +109,10 @@ DEFAULT_OUTSIDE_MARGIN = 0.05
 # leave-one-dataset-out procedure; 0.1 rather than 0.05 or 0.2 was picked with Partial-REID's partial crops in view.
 DEFAULT_CUT_MARGIN: float | None = 0.1
 DEFAULT_PEOPLE_COVER = True
+# A keypoint that moves more than 5% of the crop's height between the crop and its mirror image is missing (where the
+# backend measured it: mediapipe with flip=1). The leave-one-dataset-out procedure of benchmarks/bench_occlusion.py
+# --pose mediapipe:flip=1 chose 0.05 with every labelled set in view and on four of its five folds.
+DEFAULT_FLIP_THRESHOLD: float | None = 0.05
 
 # The rule settings a label's stability is measured over (:func:`label_stability`): the threshold grid that
 # benchmarks/bench_occlusion.py's leave-one-dataset-out procedure searches.
@@ -164,6 +171,7 @@ class OcclusionRule:
     support_min_height: int = DEFAULT_SUPPORT_MIN_HEIGHT
     cut_margin: float | None = DEFAULT_CUT_MARGIN
     people_cover: bool = DEFAULT_PEOPLE_COVER
+    flip_threshold: float | None = DEFAULT_FLIP_THRESHOLD
     _chain_idx: list[np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +183,8 @@ class OcclusionRule:
             raise OpreidError(f"support min height must be >= 0, got {self.support_min_height}")
         if self.cut_margin is not None and not -0.5 <= self.cut_margin <= 2.0:
             raise OpreidError(f"cut margin must be in [-0.5, 2], got {self.cut_margin}")
+        if self.flip_threshold is not None and not 0.0 <= self.flip_threshold <= 2.0:
+            raise OpreidError(f"flip threshold must be in [0, 2], got {self.flip_threshold}")
         if self.min_missing_run < 1:
             raise OpreidError(f"min missing run must be >= 1, got {self.min_missing_run}")
         self._chain_idx = [np.array([COCO17_INDEX[n] for n in c], int) for c in resolve_chains(self.chains)]
@@ -182,7 +192,9 @@ class OcclusionRule:
     def raw_missing(self, kp: Keypoints) -> np.ndarray:
         """(17,) bool: score below the threshold, (``outside_margin``) outside the grown crop, (``support_threshold``)
         person-segmentation support below that threshold where the backend measured it, (``cut_margin``) beyond the
-        crop's border by the detected body's alignment, or (``people_cover``) behind another person in front."""
+        crop's border by the detected body's alignment, (``people_cover``) behind another person in front, or
+        (``flip_threshold``) moved more than that between the crop and its mirror image where the backend measured
+        it."""
         missing = kp.score < self.score_threshold
         if self.support_threshold is not None and kp.support is not None and self._support_counts(kp.image_size):
             with np.errstate(invalid="ignore"):
@@ -194,6 +206,9 @@ class OcclusionRule:
                 missing |= beyond_border(kp) > self.cut_margin  # NaN (unknown) compares False
         if self.people_cover and kp.people is not None:
             missing |= covered_by_people(kp)
+        if self.flip_threshold is not None and kp.flip_shift is not None:
+            with np.errstate(invalid="ignore"):
+                missing |= kp.flip_shift > self.flip_threshold  # NaN (unknown) compares False
         if not kp.detected:
             missing[:] = True
         return missing
@@ -286,15 +301,14 @@ class KeypointArrays:
     detected: np.ndarray  # (N,)
     beyond: np.ndarray | None = None  # (N, 17) people.beyond_border, NaN where unknown
     covered: np.ndarray | None = None  # (N, 17) people.covered_by_people
+    flip_shift: np.ndarray | None = None  # (N, 17) Keypoints.flip_shift, NaN where unknown
 
     @classmethod
     def stack(cls, kps: list[Keypoints]) -> KeypointArrays:
         n = len(kps)
-        support = np.full((n, len(COCO17_NAMES)), np.nan, np.float32)
+        support = stack_signal(list(kps), "support")
         size = np.zeros((n, 2), np.int64)
         for i, kp in enumerate(kps):
-            if kp.support is not None:
-                support[i] = kp.support
             if kp.image_size is not None:
                 size[i] = kp.image_size
         beyond = np.full((n, NUM_KEYPOINTS), np.nan, np.float32)
@@ -304,7 +318,7 @@ class KeypointArrays:
                 beyond[i], covered[i] = beyond_border(kp), covered_by_people(kp)
         return cls(np.stack([kp.xy for kp in kps]) if n else np.zeros((0, 17, 2), np.float32),
                    np.stack([kp.score for kp in kps]) if n else np.zeros((0, 17), np.float32), support, size,
-                   np.array([kp.detected for kp in kps], bool), beyond, covered)
+                   np.array([kp.detected for kp in kps], bool), beyond, covered, stack_signal(list(kps), "flip_shift"))
 
 
 def label_codes(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
@@ -329,6 +343,9 @@ def label_codes(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
             missing |= a.beyond > rule.cut_margin
     if rule.people_cover and a.covered is not None:
         missing |= a.covered
+    if rule.flip_threshold is not None and a.flip_shift is not None:
+        with np.errstate(invalid="ignore"):
+            missing |= a.flip_shift > rule.flip_threshold
     missing[~a.detected] = True
     if rule.back_view:
         back = (a.detected & ~missing[:, _LS] & ~missing[:, _RS] & (a.xy[:, _LS, 0] < a.xy[:, _RS, 0])
@@ -348,7 +365,7 @@ def label_codes(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
 def stability_settings(rule: OcclusionRule) -> list[OcclusionRule]:
     """The rules a label's stability is measured over: ``rule`` with its score threshold, and (when ``rule`` uses
     person-segmentation support) its support threshold and minimum height, taken from the benchmark's search grid
-    (``STABILITY_*``); chains, run length and the people signals stay the rule's own."""
+    (``STABILITY_*``); chains, run length, the people signals and the flip threshold stay the rule's own."""
     supports: list[tuple[float | None, int]] = [(None, 0)]
     if rule.support_threshold is not None:
         supports += [(s, h) for s in STABILITY_SUPPORT_THRESHOLDS for h in STABILITY_SUPPORT_HEIGHTS]

@@ -285,6 +285,7 @@ def labelling_summary(labels: pd.DataFrame, rule: Any, undetermined: str) -> dic
         "chains": rule.chains if isinstance(rule.chains, str) else "custom",
         "cut_margin": getattr(rule, "cut_margin", None),
         "people_cover": bool(getattr(rule, "people_cover", False)),
+        "flip_threshold": getattr(rule, "flip_threshold", None),
         "undetermined_paths": labels.loc[label == "undetermined", "source_path"].astype(str).tolist(),
     }
 
@@ -400,6 +401,9 @@ def _labelling_lines(lab: dict[str, Any]) -> list[str]:
                      "(a body cut by the border)")
     if lab.get("people_cover"):
         extra.append("inside another person standing in front")
+    if lab.get("flip_threshold") is not None:
+        extra.append(f"moved more than {lab['flip_threshold']:g} of the crop's height between the crop and its "
+                     "mirror image (where the pose stage measured it: `mediapipe:flip=1`)")
     reasons = [f"score below {lab['score_threshold']:g}", "outside the crop", support, *extra]
     lines = [
         "",

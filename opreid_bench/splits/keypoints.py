@@ -74,6 +74,11 @@ class Keypoints:
     pixels. They tell where the main person's body continues beyond the crop's border and who stands in front of it
     (:mod:`opreid_bench.splits.people`). ``None``: the backend has no detector; an empty (0, 9) array: it ran and
     found nobody.
+
+    ``flip_shift`` (optional, (17,) float32 >= 0, NaN where unknown) is how far each keypoint lies from where the
+    backend places it on the crop's mirror image (left and right swapped back), in crop heights. A joint the model
+    sees lands at the same place in both; a joint it guesses (hidden, or beyond a cut border) often does not. The
+    mediapipe backend measures it with ``flip=1``; ``None``: not measured.
     """
 
     xy: np.ndarray
@@ -82,6 +87,7 @@ class Keypoints:
     detected: bool = field(default=True)
     support: np.ndarray | None = None
     people: np.ndarray | None = None
+    flip_shift: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=np.float32).reshape(NUM_KEYPOINTS, 2)
@@ -94,6 +100,11 @@ class Keypoints:
             self.support = np.where(np.isnan(sup), np.nan, np.clip(sup, 0.0, 1.0)).astype(np.float32)
             if np.isnan(self.support).all():
                 self.support = None
+        if self.flip_shift is not None:
+            shift = np.asarray(self.flip_shift, dtype=np.float32).reshape(NUM_KEYPOINTS)
+            self.flip_shift = np.where(np.isnan(shift), np.nan, np.maximum(shift, 0.0)).astype(np.float32)
+            if np.isnan(self.flip_shift).all():
+                self.flip_shift = None
         if self.people is not None:
             people = np.asarray(self.people, dtype=np.float32).reshape(-1, PEOPLE_WIDTH)
             self.people = people[~np.isnan(people).any(axis=1)]
@@ -127,3 +138,17 @@ class Keypoints:
     def to_flat(self) -> list[float]:
         """COCO's flat ``[x, y, score] * 17`` list (what the precomputed backends read back)."""
         return np.concatenate([self.xy, self.score[:, None]], axis=1).reshape(-1).astype(float).tolist()
+
+
+# Optional per-keypoint signals of :class:`Keypoints` (NaN where unknown; a file or batch without the column: unknown).
+KEYPOINT_SIGNALS = ("support", "flip_shift")
+
+
+def stack_signal(kps: list[Keypoints | None], name: str) -> np.ndarray:
+    """One optional per-keypoint signal (:data:`KEYPOINT_SIGNALS`) of many crops as (N, 17), NaN where unknown."""
+    out = np.full((len(kps), NUM_KEYPOINTS), np.nan, np.float32)
+    for i, kp in enumerate(kps):
+        value = None if kp is None else getattr(kp, name)
+        if value is not None:
+            out[i] = value
+    return out

@@ -146,7 +146,7 @@ def effective_pose(kp: Keypoints | None, image_size: tuple[int, int], score_thre
     are still masked). The masking, the writer's check of the written crop and ``mask --verify`` all use it, so that
     they judge a detection against the same main body."""
     if kp is not None and kp.detected and not upright_pose(kp, image_size, score_threshold):
-        return replace(kp, detected=False, score=np.zeros_like(kp.score), support=None)
+        return replace(kp, detected=False, score=np.zeros_like(kp.score), support=None, flip_shift=None)
     return kp
 
 

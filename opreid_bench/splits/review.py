@@ -330,6 +330,9 @@ def write_review_html(
     chains = rule.chains if isinstance(rule.chains, str) else "custom"
     support_text = ("" if rule.support_threshold is None else
                     f", or person-segmentation support below {rule.support_threshold:g} (on an occluder)")
+    if rule.flip_threshold is not None and any(kp.flip_shift is not None for kp in keypoints.values()):
+        support_text += (f", or moved more than {rule.flip_threshold:g} of the crop's height between the crop and "
+                         "its mirror image")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">{REVIEW_TITLE}
 <style>

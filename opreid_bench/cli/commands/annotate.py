@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opreid_bench.cli.options import SUPPORT_THRESHOLD_HELP, support_kwargs
+from opreid_bench.cli.options import FLIP_THRESHOLD_HELP, SUPPORT_THRESHOLD_HELP, flip_kwargs, support_kwargs
 
 
 def _skipped_from_pool(pool) -> list[dict[str, str]]:  # pool: opreid_bench.data.datasets.Pool
@@ -27,7 +27,8 @@ def _skipped_from_pool(pool) -> list[dict[str, str]]:  # pool: opreid_bench.data
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for keypoints.h5 and annotate_report.json (a rerun resumes).")
 @click.option("--pose", default="mediapipe", show_default=True,
-              help="mediapipe[:pad=0.25,conf=0.5] | precomputed:FILE | mmpose:CONFIG,CHECKPOINT")
+              help="mediapipe[:pad=0.25,conf=0.5,seg=1,people=1,flip=0] | precomputed:FILE | mmpose:CONFIG,CHECKPOINT "
+                   "(flip=1: also the mirror image, for the mirror-consistency signal).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Processes (local) or actors (ray), one pose model each.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -89,6 +90,7 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
               help="An annotate folder or its keypoints.h5.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="labels.csv to write.")
 @click.option("--support-threshold", "support", default=None, help=SUPPORT_THRESHOLD_HELP)
+@click.option("--flip-threshold", "flip", default=None, help=FLIP_THRESHOLD_HELP)
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Keypoint score below which it is missing [default: the classifier's, chosen by cross-validation "
                    "for mediapipe].")
@@ -114,7 +116,7 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the review sample (--review-order label).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")
-def classify(keypoints_path: Path, out: Path, support: str | None, threshold: float | None,
+def classify(keypoints_path: Path, out: Path, support: str | None, flip: str | None, threshold: float | None,
              min_missing_run: int | None,
              chains: str | None, undetermined: str, corrections: Path | None, review: Path | None,
              review_masks: str | None, review_order: str, review_limit: int | None, seed: int,
@@ -123,7 +125,8 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
 
     A crop is occluded when at least --min-missing-run (3) sequential keypoints along a body chain are missing: a
     score below --threshold, outside the crop, or (when the backend measured it) person-segmentation support below
-    --support-threshold; a crop where no person was found is undetermined. Writes OUT with columns
+    --support-threshold, placed beyond the border or behind another person by the person detector, or moved more
+    than --flip-threshold between the crop and its mirror image; a crop where no person was found is undetermined. Writes OUT with columns
     source_path,occluded,label,missing_keypoints,longest_missing_run,visible_fraction,missing_run,back_view,
     label_stability (the share of the threshold settings that give the same label; below 0.75 the label is
     unstable), label_source (rule, hand for a correction, policy for --undetermined). With --review, also
@@ -164,6 +167,7 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         min_missing_run=DEFAULT_MIN_MISSING_RUN if min_missing_run is None else min_missing_run,
         chains=chains or DEFAULT_CHAINS,
         **support_kwargs(support),
+        **flip_kwargs(flip),
     )
     template = review.with_name(review.stem + ".corrections.csv") if review is not None else None
     refuse_classify_outputs(out, review, template, {"--keypoints": keypoints_path, "--corrections": corrections})
@@ -193,6 +197,7 @@ def classify(keypoints_path: Path, out: Path, support: str | None, threshold: fl
         "unstable": trust["unstable"],
         "score_threshold": rule.score_threshold,
         "support_threshold": rule.support_threshold,
+        "flip_threshold": rule.flip_threshold,
         "min_missing_run": rule.min_missing_run,
         "chains": rule.chains,
         "review": str(review) if review is not None else None,

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from opreid_bench.cli.options import SUPPORT_THRESHOLD_HELP, support_kwargs
+from opreid_bench.cli.options import FLIP_THRESHOLD_HELP, SUPPORT_THRESHOLD_HELP, flip_kwargs, support_kwargs
 from opreid_bench.splits.mask import mask_spec
 
 MASK_CHOICES = ["blur", "pixelate", "fill"]
@@ -72,7 +72,8 @@ UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one che
 @click.option("--seed", type=click.IntRange(min=0), required=True,
               help="Sampling seed: same seed, byte-identical split.")
 @click.option("--pose", default="mediapipe", show_default=True,
-              help="Pose backend: mediapipe, precomputed:FILE or mmpose:CONFIG,CHECKPOINT.")
+              help="Pose backend: mediapipe (mediapipe:flip=1 adds the mirror-consistency signal, one more landmark "
+                   "pass per crop), precomputed:FILE or mmpose:CONFIG,CHECKPOINT.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Processes for pose and writing.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--mask", type=click.Choice(MASK_CHOICES), default="blur", show_default=True, help="Face mask.")
@@ -89,6 +90,7 @@ UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one che
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
               help="Keypoint score below which a keypoint is missing (default: the classifier's).")
 @click.option("--support-threshold", "support", default=None, help=SUPPORT_THRESHOLD_HELP)
+@click.option("--flip-threshold", "flip", default=None, help=FLIP_THRESHOLD_HELP)
 @click.option("--min-missing-run", type=click.IntRange(1), default=None,
               help="Sequential missing keypoints that make a crop occluded (default 3, the paper's rule).")
 @click.option("--corrections", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -99,7 +101,8 @@ UNSTABLE_HELP = ("Labels the rule gave with stability below 0.75 that no one che
 def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, protocol_path: str, out: Path, seed: int,
                     pose: str, workers: int, engine: str, mask: str, mask_all_faces: bool, main_face_only: bool,
                     outside_body: bool, undetermined: str, unstable: str,
-                    score_threshold: float | None, support: str | None, min_missing_run: int | None,
+                    score_threshold: float | None, support: str | None, flip: str | None,
+                    min_missing_run: int | None,
                     corrections: Path | None, face_boxes: Path | None,
                     as_json: bool) -> None:
     """Turn a pool of labelled crops into an OPReID-style occluded benchmark (paper Section 4), end to end.
@@ -133,10 +136,10 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     protocol = load_protocol(protocol_path)
     pool = _load_pool(pool_path, pool_format, pattern)
     rule = None
-    if score_threshold is not None or min_missing_run is not None or support is not None:
+    if score_threshold is not None or min_missing_run is not None or support is not None or flip is not None:
         from opreid_bench.splits.classify import OcclusionRule
 
-        kw: dict[str, Any] = dict(support_kwargs(support))
+        kw: dict[str, Any] = {**support_kwargs(support), **flip_kwargs(flip)}
         if score_threshold is not None:
             kw["score_threshold"] = score_threshold
         if min_missing_run is not None:

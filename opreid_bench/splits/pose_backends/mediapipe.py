@@ -41,9 +41,19 @@ of it, which is how ``classify`` tells a body cut by the border, and it finds ot
 scheduler runs the two models side by side (one worker process then uses two cores); it costs about half the landmark
 pass's CPU time: ``benchmarks/bench_occlusion.py`` measures the pose stage with and without it. ``people=0`` skips it.
 
-Spec options: ``mediapipe:mode=roi,size=256,roi=1.25,pad=0.25,conf=0.5,seg=1,people=1`` (``conf`` =
+Mirror consistency (``flip=1``; off by default): the pass that found the person runs once more on the crop's mirror
+image, and each keypoint gets ``Keypoints.flip_shift``, how far it lies from its mirrored twin (left and right
+swapped back), in crop heights. BlazePose places a joint it sees at the same place in both images, while a joint it
+cannot see (behind an occluder, or beyond the border of a cut body) is guessed from the body model, and the two
+guesses often differ. ``classify`` counts a keypoint that moves more than ``OcclusionRule.flip_threshold`` as
+missing. It costs one more landmark pass per crop (the pose stage's CPU time grows by about 60%); held out it
+finds more of Partial-REID's partial crops and calls more low-resolution holistic crops occluded
+(``benchmarks/bench_occlusion.py --pose mediapipe:flip=1``; docs/concepts/occlusion-rule.md has the table).
+
+Spec options: ``mediapipe:mode=roi,size=256,roi=1.25,pad=0.25,conf=0.5,seg=1,people=1,flip=0`` (``conf`` =
 ``min_detection_confidence``; ``size=0`` keeps the crop's own size; ``seg=0`` skips the segmentation, so
-``support`` is unknown; ``people=0`` skips the person detector, so ``people`` is unknown).
+``support`` is unknown; ``people=0`` skips the person detector, so ``people`` is unknown; ``flip=1`` measures
+``flip_shift``).
 """
 
 from __future__ import annotations
@@ -71,6 +81,11 @@ MODES = ("roi", "detect")
 GREY = 128
 MAX_PEOPLE = 6  # detections kept per crop (best first)
 SUPPORT_GRID = (32, 64)  # (width, height) cells over the crop in which the segmentation is averaged
+# BlazePose landmark index of each landmark's mirror twin (left <-> right; the nose maps to itself).
+MIRROR: list[int] = list(range(33))
+for _a, _b in ((1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20), (21, 22),
+               (23, 24), (25, 26), (27, 28), (29, 30), (31, 32)):
+    MIRROR[_a], MIRROR[_b] = _b, _a
 
 _ROI_GRAPH = """
 input_stream: "IMAGE:image"
@@ -212,6 +227,20 @@ def occlusion_support(mask: np.ndarray | None, xy: np.ndarray, presence: np.ndar
     return np.where(np.isnan(point), np.nan, np.fmin(point, other)).astype(np.float32)
 
 
+def flip_shift(xy: np.ndarray, mirrored_xy: np.ndarray | None, width: float, height: float) -> np.ndarray:
+    """Per landmark of ``xy`` (33, in a ``width`` x ``height`` crop): its distance, in crop heights, from where the
+    same pass placed it on the crop's mirror image (``mirrored_xy``, in the mirror image's pixels; mapped back and
+    left/right swapped: :data:`MIRROR`); all NaN when the mirror pass found nobody.
+
+    Why: a landmark BlazePose sees lands at the same place in both images; one it guesses (hidden, or beyond the
+    border of a cut body) often does not (module docstring)."""
+    if mirrored_xy is None or height <= 0:
+        return np.full(len(xy), np.nan, np.float32)
+    back = np.asarray(mirrored_xy, np.float32)[MIRROR].copy()
+    back[:, 0] = width - back[:, 0]
+    return (np.linalg.norm(np.asarray(xy, np.float32) - back, axis=1) / height).astype(np.float32)
+
+
 @dataclass
 class RawPose:
     """All 33 BlazePose landmarks of one crop in the crop's pixels, and which pass found them."""
@@ -221,11 +250,12 @@ class RawPose:
     presence: np.ndarray  # (33,), NaN where the pass does not report it
     stage: str  # "roi", "detect", "detect_retry" or "none"
     support: np.ndarray | None = None  # (33,), person-segmentation support (module docstring); None with seg=0
+    flip_shift: np.ndarray | None = None  # (33,), distance to the mirror pass's landmark (flip_shift); None: flip=0
 
 
 def _parse_options(arg: str | None) -> dict[str, Any]:
     opts: dict[str, Any] = {"mode": "roi", "size": DEFAULT_SIZE, "roi": DEFAULT_ROI_SCALE, "pad": DEFAULT_PAD,
-                            "conf": DEFAULT_MIN_DETECTION_CONFIDENCE, "seg": 1, "people": 1}
+                            "conf": DEFAULT_MIN_DETECTION_CONFIDENCE, "seg": 1, "people": 1, "flip": 0}
     if not arg:
         return opts
     for part in arg.split(","):
@@ -233,7 +263,7 @@ def _parse_options(arg: str | None) -> dict[str, Any]:
         key = key.strip().lower()
         if not sep or key not in opts:
             raise OpreidError(f"mediapipe backend: bad option '{part}'; use mediapipe:mode=roi,size=256,roi=1.25,"
-                              "pad=0.25,conf=0.5,seg=1,people=1")
+                              "pad=0.25,conf=0.5,seg=1,people=1,flip=0")
         if key == "mode":
             if value.strip() not in MODES:
                 raise OpreidError(f"mediapipe backend: mode must be one of {', '.join(MODES)}, got '{value}'")
@@ -247,13 +277,11 @@ def _parse_options(arg: str | None) -> dict[str, Any]:
         raise OpreidError("mediapipe backend: pad must be in [0, 2] and conf in [0, 1]")
     if not 0 <= opts["size"] <= 2048 or not 0.5 <= opts["roi"] <= 3.0:
         raise OpreidError("mediapipe backend: size must be in [0, 2048] and roi in [0.5, 3]")
-    if opts["seg"] not in (0.0, 1.0):
-        raise OpreidError(f"mediapipe backend: seg must be 0 or 1, got '{opts['seg']:g}'")
-    if opts["people"] not in (0.0, 1.0):
-        raise OpreidError(f"mediapipe backend: people must be 0 or 1, got '{opts['people']:g}'")
+    for switch in ("seg", "people", "flip"):
+        if opts[switch] not in (0.0, 1.0):
+            raise OpreidError(f"mediapipe backend: {switch} must be 0 or 1, got '{opts[switch]:g}'")
+        opts[switch] = bool(opts[switch])
     opts["size"] = int(opts["size"])
-    opts["seg"] = bool(opts["seg"])
-    opts["people"] = bool(opts["people"])
     return opts
 
 
@@ -273,6 +301,7 @@ class MediaPipePose(PoseBackend):
         roi_scale: float = DEFAULT_ROI_SCALE,
         segmentation: bool = True,
         people: bool = True,
+        flip: bool = False,
     ):
         try:
             import mediapipe as mp
@@ -290,17 +319,19 @@ class MediaPipePose(PoseBackend):
         self.roi_scale = float(roi_scale)
         self.segmentation = bool(segmentation)
         self.people = bool(people)
+        self.flip = bool(flip)
         self._pose: Any = None  # built on first use
         self._people: Any = None
         self._retry: Any = None
         self._roi: Any = None
         self._roi_people: Any = None
+        self._roi_mirror: Any = None
 
     @classmethod
     def from_arg(cls, arg: str | None) -> MediaPipePose:
         opts = _parse_options(arg)
         return cls(pad=opts["pad"], min_detection_confidence=opts["conf"], mode=opts["mode"], size=opts["size"],
-                   roi_scale=opts["roi"], segmentation=opts["seg"], people=opts["people"])
+                   roi_scale=opts["roi"], segmentation=opts["seg"], people=opts["people"], flip=opts["flip"])
 
     @property
     def cache_key(self) -> str:
@@ -313,7 +344,8 @@ class MediaPipePose(PoseBackend):
         key += f":size={self.size}:retry"
         key += (f":seg={SUPPORT_GRID[0]}x{SUPPORT_GRID[1]}:legs{SEGMENT_SAMPLES}:presence"
                 if self.segmentation else "")
-        return key + (f":people{MAX_PEOPLE}@crop" if self.people else "")
+        key += f":people{MAX_PEOPLE}@crop" if self.people else ""
+        return key + (":flip" if self.flip else "")
 
     # ---- the passes ----
 
@@ -353,6 +385,13 @@ class MediaPipePose(PoseBackend):
             self._roi = self._solution(_ROI_GRAPH, outputs, side)
         return self._roi
 
+    def _roi_mirror_graph(self) -> Any:
+        """The ROI pass without the segmentation: the mirror pass needs the landmarks alone."""
+        if self._roi_mirror is None:
+            self._roi_mirror = self._solution(_ROI_GRAPH, ["pose_landmarks"],
+                                              {"model_complexity": 1, "enable_segmentation": False})
+        return self._roi_mirror
+
     def _roi_people_graph(self) -> Any:
         if self._roi_people is None:
             side, outputs = self._landmark_outputs()
@@ -386,16 +425,21 @@ class MediaPipePose(PoseBackend):
         rows.sort(key=lambda r: -r[0])
         return np.array(rows[:MAX_PEOPLE], np.float32).reshape(-1, 9)
 
+    def _crop_roi(self, image: np.ndarray) -> Any:
+        """The ROI pass's region: a square of ``roi_scale`` x the height, centred on ``image``."""
+        from mediapipe.framework.formats import rect_pb2
+
+        h, w = image.shape[:2]
+        side = self.roi_scale * h
+        return rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=side / w, height=side / h, rotation=0.0)
+
     def _run_roi(
         self, image: np.ndarray, people_image: np.ndarray | None = None
     ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None, Any]:
         """The ROI pass on ``image`` (landmarks in its pixels, or None) and, when ``people_image`` is given, the
         person detector's raw detections on it, from the same graph call."""
-        from mediapipe.framework.formats import rect_pb2
-
         h, w = image.shape[:2]
-        side = self.roi_scale * h
-        roi = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=side / w, height=side / h, rotation=0.0)
+        roi = self._crop_roi(image)
         if people_image is None:
             result, detections = self._roi_graph().process({"image": image, "roi": roi}), None
         else:
@@ -414,6 +458,28 @@ class MediaPipePose(PoseBackend):
         pres = np.array([lm.presence for lm in lms], np.float32)
         mask = getattr(result, "segmentation_mask", None) if self.segmentation else None
         return xy, vis, pres, occlusion_support(mask, xy, pres) if self.segmentation else None
+
+    def _mirror_xy(self, work: np.ndarray, stage: str) -> np.ndarray | None:
+        """The landmarks (33, 2) that pass ``stage`` places on ``work``'s mirror image, in the mirror image's pixels;
+        None when it finds nobody there."""
+        mirror = np.ascontiguousarray(work[:, ::-1])
+        if stage == "roi":
+            result = self._roi_mirror_graph().process({"image": mirror, "roi": self._crop_roi(mirror)})
+            if result.pose_landmarks is None:
+                return None
+            h, w = mirror.shape[:2]
+            return np.array([[lm.x * w, lm.y * h] for lm in result.pose_landmarks.landmark], np.float32)
+        retry = stage == "detect_retry"
+        got = self._run_detect(mirror, max(0.5, 2 * self.pad) if retry else self.pad, retry)
+        return None if got is None else got[0]
+
+    def _with_flip(self, pose: RawPose, work: np.ndarray, scale: float) -> RawPose:
+        """``pose`` with its ``flip_shift`` measured (``flip=1``; module docstring)."""
+        if not self.flip or pose.stage == "none":
+            return pose
+        h, w = work.shape[:2]
+        pose.flip_shift = flip_shift(pose.xy * scale, self._mirror_xy(work, pose.stage), w, h)
+        return pose
 
     def _run_detect(
         self, image: np.ndarray, pad: float, retry: bool
@@ -455,13 +521,14 @@ class MediaPipePose(PoseBackend):
             if padded is not None:
                 people = self._people_rows(detections, padded[0].shape, padded[1])
             if found is not None:
-                return RawPose(found[0] / scale, found[1], found[2], "roi", found[3]), people
+                pose = RawPose(found[0] / scale, found[1], found[2], "roi", found[3])
+                return self._with_flip(pose, work, scale), people
         if with_people and people is None:
             people = self.detect_people(image)
         for stage, pad, retry in (("detect", self.pad, False), ("detect_retry", max(0.5, 2 * self.pad), True)):
             got = self._run_detect(work, pad, retry)
             if got is not None:
-                return RawPose(got[0] / scale, got[1], nan, stage, got[2]), people
+                return self._with_flip(RawPose(got[0] / scale, got[1], nan, stage, got[2]), work, scale), people
         return RawPose(np.zeros((33, 2), np.float32), np.zeros(33, np.float32), nan, "none"), people
 
     def predict(self, image: np.ndarray, source_path: str) -> Keypoints:
@@ -473,11 +540,12 @@ class MediaPipePose(PoseBackend):
             return empty
         idx = BLAZEPOSE_TO_COCO17
         support = None if raw.support is None else raw.support[idx]
+        shift = None if raw.flip_shift is None else raw.flip_shift[idx]
         return Keypoints(raw.xy[idx], raw.visibility[idx], image_size=(w, h), detected=True, support=support,
-                         people=people)
+                         people=people, flip_shift=shift)
 
     def close(self) -> None:
-        for graph in (self._pose, self._retry, self._roi, self._people, self._roi_people):
+        for graph in (self._pose, self._retry, self._roi, self._people, self._roi_people, self._roi_mirror):
             if graph is not None:
                 graph.close()
-        self._pose = self._retry = self._roi = self._people = self._roi_people = None
+        self._pose = self._retry = self._roi = self._people = self._roi_people = self._roi_mirror = None
