@@ -173,3 +173,145 @@ def test_classify_flip_threshold_option(tmp_path, capsys):
               "--flip-threshold", "high"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--flip-threshold" in err and "Traceback" not in err
+
+
+BLAZEPOSE_NAMES = [
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+]
+
+
+def test_mirror_table_swaps_every_left_and_right_landmark_by_name():
+    """BlazePose's 33 landmarks (mediapipe's PoseLandmark order): each maps to the same name with left and right
+    swapped; the nose to itself."""
+    from opreid_bench.splits.pose_backends.mediapipe import MIRROR
+
+    def twin(name: str) -> str:
+        swapped = name.replace("left", "@").replace("right", "left").replace("@", "right")
+        return swapped
+
+    assert [BLAZEPOSE_NAMES[j] for j in MIRROR] == [twin(n) for n in BLAZEPOSE_NAMES]
+
+
+def _consistent_mirror(xy: np.ndarray, width: int) -> np.ndarray:
+    """What a model that sees every joint places on the mirror image (in the mirror image's pixels)."""
+    from opreid_bench.splits.pose_backends.mediapipe import MIRROR
+
+    out = np.asarray(xy, np.float32)[MIRROR].copy()
+    out[:, 0] = width - out[:, 0]
+    return out
+
+
+@pytest.mark.parametrize("stage", ["roi", "detect", "detect_retry"])
+def test_mirror_pass_runs_the_stage_that_found_the_person_on_the_mirrored_work_image(stage, monkeypatch):
+    """``_with_flip`` runs the pass that found the person (the ROI pass, or the detector pass with that pass's border)
+    on the mirror of the resized crop and compares in the resized crop's pixels: a model that sees every joint gives
+    a shift of 0 whatever the resize scale."""
+    pytest.importorskip("mediapipe")
+    from types import SimpleNamespace
+
+    from opreid_bench.splits.pose_backends.mediapipe import MediaPipePose, RawPose
+
+    backend = MediaPipePose(flip=True, pad=0.3)
+    rng = np.random.default_rng(2)
+    work = rng.integers(0, 255, (256, 100, 3), dtype=np.uint8)
+    scale = 256 / 64  # the crop was 64 px high
+    xy_work = rng.uniform(0, [100, 256], (33, 2)).astype(np.float32)
+    mirror_xy = _consistent_mirror(xy_work, 100)
+    calls = []
+
+    def fake_detect(image, pad, retry):
+        calls.append((image.copy(), pad, retry))
+        return mirror_xy, np.ones(33, np.float32), None
+
+    landmarks = [SimpleNamespace(x=x / 100, y=y / 256) for x, y in mirror_xy]
+
+    class FakeGraph:
+        def process(self, inputs):
+            calls.append((inputs["image"].copy(), None, None))
+            return SimpleNamespace(pose_landmarks=SimpleNamespace(landmark=landmarks))
+
+    monkeypatch.setattr(backend, "_run_detect", fake_detect)
+    monkeypatch.setattr(backend, "_roi_mirror_graph", lambda: FakeGraph())
+    pose = RawPose(xy_work / scale, np.ones(33, np.float32), np.full(33, np.nan, np.float32), stage)
+    out = backend._with_flip(pose, work, scale)
+    np.testing.assert_allclose(out.flip_shift, 0.0, atol=1e-4)
+    (image, pad, retry), = calls
+    np.testing.assert_array_equal(image, work[:, ::-1])
+    assert (pad, retry) == {"roi": (None, None), "detect": (0.3, False), "detect_retry": (0.6, True)}[stage]
+    backend.flip = False
+    assert backend._with_flip(RawPose(xy_work, np.ones(33), np.ones(33), stage), work, 1.0).flip_shift is None
+
+
+def test_a_keypoint_file_with_a_misshapen_flip_shift_is_refused(tmp_path):
+    import h5py
+
+    from opreid_bench.errors import DataError
+
+    write_h5(tmp_path / "k.h5", {"a.jpg": Entry("a" * 40, standing(legs_moved(0.1)))}, "test")
+    with h5py.File(tmp_path / "k.h5", "a") as f:
+        del f["flip_shift"]
+        f.create_dataset("flip_shift", data=np.zeros((1, 5), np.float32))
+    with pytest.raises(DataError, match="flip_shift"):
+        read_h5(tmp_path / "k.h5")
+
+
+def test_data_card_names_the_mirror_signal_only_where_it_was_measured():
+    import pandas as pd
+
+    from opreid_bench.splits.datacard import _labelling_lines, labelling_summary
+
+    labels = pd.DataFrame({"label": ["occluded", "holistic"], "source_path": ["a.jpg", "b.jpg"]})
+    labels.attrs["flip_measured"] = 2
+    with_flip = "\n".join(_labelling_lines(labelling_summary(labels, OcclusionRule(), "exclude")))
+    assert "mirror image (measured on 2 crops" in with_flip and "more than 0.05" in with_flip
+    labels.attrs["flip_measured"] = 0
+    assert "mirror" not in "\n".join(_labelling_lines(labelling_summary(labels, OcclusionRule(), "exclude")))
+    labels.attrs["flip_measured"] = 2
+    assert "mirror" not in "\n".join(_labelling_lines(labelling_summary(labels, OcclusionRule(flip_threshold=None),
+                                                                        "exclude")))
+
+
+def test_build_split_flip_threshold_option_is_checked(tmp_path, capsys):
+    from opreid_bench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["build-split", "--pool", str(tmp_path / "pool.csv"), "--protocol", "opreid-mini", "--out",
+              str(tmp_path / "split"), "--seed", "0", "--flip-threshold", "3"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--flip-threshold must be in [0, 2]" in err and "Traceback" not in err
+
+
+def test_leave_one_dataset_out_searches_the_flip_threshold_where_keypoints_carry_it():
+    """benchmarks/bench_occlusion.py: with the mirror signal in the keypoints, the procedure chooses its threshold
+    among ``FLIP_THRESHOLDS``, and a set whose occluded crops only the signal finds gets a flip threshold chosen on
+    the others; without it, the grid is the one without the signal."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_occlusion.py"
+    spec = importlib.util.spec_from_file_location("bench_occlusion", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_occlusion"] = bench
+    spec.loader.exec_module(bench)
+
+    kps, crops = {}, []
+    for d, offset in (("grid", 0), ("prid2011", 100)):
+        for i in range(4):
+            kps[f"{d}_occ{i}"] = standing(legs_moved(0.1))  # legs guessed: only the mirror signal finds them
+            crops.append(bench.Crop(f"{d}_occ{i}", d, "cocc", offset + i, 1.0, ""))
+            kps[f"{d}_hol{i}"] = standing(legs_moved(0.02))
+            crops.append(bench.Crop(f"{d}_hol{i}", d, "hol", offset + 10 + i, 1.0, ""))
+    preds = bench.lodo_predictions(kps, crops)
+    assert {c[5] for c in preds} == set(bench.FLIP_THRESHOLDS) and all(len(c) == 6 for c in preds)
+    lodo = bench.leave_one_dataset_out(preds, crops)
+    for d in ("grid", "prid2011"):
+        assert lodo[d]["chosen"][5] is not None and 0.02 <= lodo[d]["chosen"][5] < 0.1
+        assert lodo[d]["balanced_accuracy"] == 1.0
+    plain = {k: Keypoints(kp.xy, kp.score, image_size=kp.image_size) for k, kp in kps.items()}
+    assert {c[5] for c in bench.lodo_predictions(plain, crops)} == {None}
+    assert "flip 0.05" in bench._fmt_lodo((0.74, 0.8, 128, 0.1, True, 0.05))

@@ -111,7 +111,8 @@ DEFAULT_CUT_MARGIN: float | None = 0.1
 DEFAULT_PEOPLE_COVER = True
 # A keypoint that moves more than 5% of the crop's height between the crop and its mirror image is missing (where the
 # backend measured it: mediapipe with flip=1). The leave-one-dataset-out procedure of benchmarks/bench_occlusion.py
-# --pose mediapipe:flip=1 chose 0.05 with every labelled set in view and on four of its five folds.
+# --pose mediapipe:flip=1 chose 0.05 with every labelled set in view and on four of its five folds (2026-12-07,
+# opreid-bench 0.2.0).
 DEFAULT_FLIP_THRESHOLD: float | None = 0.05
 
 # The rule settings a label's stability is measured over (:func:`label_stability`): the threshold grid that
@@ -504,7 +505,8 @@ def classify_store(
     leaves them out unless ``undetermined`` is ``occluded`` or ``holistic`` (the user's decision for all of them) or a
     correction decides them one by one. With ``corrections_csv`` the hand-checked labels replace the automatic ones
     (the other columns keep what the keypoints say); ``df.attrs["corrected"]`` counts the labels that changed and
-    ``df.attrs["undetermined"]`` the crops still undetermined. A correction naming a crop not in the keypoint file is
+    ``df.attrs["undetermined"]`` the crops still undetermined, ``df.attrs["flip_measured"]`` the crops whose
+    keypoints carry the mirror signal (``Keypoints.flip_shift``). A correction naming a crop not in the keypoint file is
     an error (most likely a typo in the path).
     """
     import pandas as pd
@@ -558,6 +560,7 @@ def classify_store(
         df.attrs["corrected"] = int(changed.sum())
         df.attrs["checked_by_hand"] = int(hand.sum())
     df.attrs["undetermined"] = int((df["label"] == "undetermined").sum())
+    df.attrs["flip_measured"] = int(sum(kp.flip_shift is not None for kp in kps.values()))
     return df
 
 

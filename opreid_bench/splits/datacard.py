@@ -286,6 +286,7 @@ def labelling_summary(labels: pd.DataFrame, rule: Any, undetermined: str) -> dic
         "cut_margin": getattr(rule, "cut_margin", None),
         "people_cover": bool(getattr(rule, "people_cover", False)),
         "flip_threshold": getattr(rule, "flip_threshold", None),
+        "flip_measured": int(labels.attrs.get("flip_measured", 0)),
         "undetermined_paths": labels.loc[label == "undetermined", "source_path"].astype(str).tolist(),
     }
 
@@ -401,9 +402,9 @@ def _labelling_lines(lab: dict[str, Any]) -> list[str]:
                      "(a body cut by the border)")
     if lab.get("people_cover"):
         extra.append("inside another person standing in front")
-    if lab.get("flip_threshold") is not None:
+    if lab.get("flip_threshold") is not None and lab.get("flip_measured"):
         extra.append(f"moved more than {lab['flip_threshold']:g} of the crop's height between the crop and its "
-                     "mirror image (where the pose stage measured it: `mediapipe:flip=1`)")
+                     f"mirror image (measured on {lab['flip_measured']} crops: `--pose mediapipe:flip=1`)")
     reasons = [f"score below {lab['score_threshold']:g}", "outside the crop", support, *extra]
     lines = [
         "",

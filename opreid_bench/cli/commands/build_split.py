@@ -133,8 +133,6 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
     from opreid_bench.splits.sample import cross_camera_warning
 
     spec = mask_spec(mask, main_face_only, outside_body)
-    protocol = load_protocol(protocol_path)
-    pool = _load_pool(pool_path, pool_format, pattern)
     rule = None
     if score_threshold is not None or min_missing_run is not None or support is not None or flip is not None:
         from opreid_bench.splits.classify import OcclusionRule
@@ -145,6 +143,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
         if min_missing_run is not None:
             kw["min_missing_run"] = min_missing_run
         rule = OcclusionRule(**kw)
+    protocol = load_protocol(protocol_path)
+    pool = _load_pool(pool_path, pool_format, pattern)
     result = build_split(pool, protocol, out, seed, pose=pose, workers=workers, engine=engine,
                          mask=spec, rule=rule, corrections=corrections,
                          pool_name=str(pool_path), undetermined=undetermined, face_boxes=face_boxes,

@@ -46,7 +46,8 @@ image, and each keypoint gets ``Keypoints.flip_shift``, how far it lies from its
 swapped back), in crop heights. BlazePose places a joint it sees at the same place in both images, while a joint it
 cannot see (behind an occluder, or beyond the border of a cut body) is guessed from the body model, and the two
 guesses often differ. ``classify`` counts a keypoint that moves more than ``OcclusionRule.flip_threshold`` as
-missing. It costs one more landmark pass per crop (the pose stage's CPU time grows by about 60%); held out it
+missing. It costs one more landmark pass per crop (the pose stage's CPU time per crop 61 ms against 38.5 ms,
+2-core Intel Xeon, 2026-12-07, opreid-bench 0.2.0); held out it
 finds more of Partial-REID's partial crops and calls more low-resolution holistic crops occluded
 (``benchmarks/bench_occlusion.py --pose mediapipe:flip=1``; docs/concepts/occlusion-rule.md has the table).
 
