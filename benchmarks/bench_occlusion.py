@@ -78,6 +78,7 @@ import numpy as np
 
 from opreid_bench.evaluation.proportions import balanced_accuracy_interval, wilson_interval
 from opreid_bench.splits.classify import (
+    STABILITY_FLIP_THRESHOLDS,
     STABILITY_SCORE_THRESHOLDS,
     STABILITY_SUPPORT_HEIGHTS,
     STABILITY_SUPPORT_THRESHOLDS,
@@ -330,7 +331,7 @@ def summarise(pred: np.ndarray, crops: Sequence[Crop], positive: str = "occ") ->
 LODO_THRESHOLDS = STABILITY_SCORE_THRESHOLDS
 # Mirror-consistency thresholds searched where the keypoints carry Keypoints.flip_shift (--pose mediapipe:flip=1), in
 # crop heights; None = the signal off. Fixed before any leave-one-dataset-out score was computed.
-FLIP_THRESHOLDS: tuple[float | None, ...] = (None, 0.03, 0.05, 0.08, 0.12, 0.2)
+FLIP_THRESHOLDS = STABILITY_FLIP_THRESHOLDS
 # (score threshold, support threshold or None, support min height, cut margin or None, people cover, flip threshold
 # or None)
 LodoChoice = tuple[float, float | None, int, float | None, bool, float | None]

@@ -315,3 +315,18 @@ def test_leave_one_dataset_out_searches_the_flip_threshold_where_keypoints_carry
     plain = {k: Keypoints(kp.xy, kp.score, image_size=kp.image_size) for k, kp in kps.items()}
     assert {c[5] for c in bench.lodo_predictions(plain, crops)} == {None}
     assert "flip 0.05" in bench._fmt_lodo((0.74, 0.8, 128, 0.1, True, 0.05))
+
+
+def test_label_stability_varies_the_flip_threshold_where_the_signal_was_measured():
+    """A crop occluded only because its legs moved 6% of its height on the mirror image is an unstable label: of the
+    flip thresholds the stability grid holds (none, 0.03, 0.05, 0.08, 0.12, 0.2) two agree. Without the signal in the
+    keypoints the grid does not vary it."""
+    from opreid_bench.splits.classify import STABILITY_FLIP_THRESHOLDS, label_stability
+
+    assert STABILITY_FLIP_THRESHOLDS == (None, 0.03, 0.05, 0.08, 0.12, 0.2)
+    arrays = KeypointArrays.stack([standing(legs_moved(0.06)), standing(legs_moved(0.3)), standing(None)])
+    assert label_codes(arrays, OcclusionRule()).tolist() == [1, 1, 0]
+    stability = label_stability(arrays, OcclusionRule())
+    assert stability[0] == pytest.approx(2 / 6) and stability[1] == pytest.approx(5 / 6) and stability[2] == 1.0
+    plain = KeypointArrays.stack([standing(None)] * 2)
+    assert label_stability(plain, OcclusionRule()).tolist() == [1.0, 1.0]

@@ -120,6 +120,8 @@ DEFAULT_FLIP_THRESHOLD: float | None = 0.05
 STABILITY_SCORE_THRESHOLDS = tuple(round(0.30 + 0.04 * i, 2) for i in range(17))
 STABILITY_SUPPORT_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 STABILITY_SUPPORT_HEIGHTS = (0, 64, 96, 128)
+# Mirror-consistency thresholds (in crop heights; None = the signal off), varied where the keypoints carry the signal.
+STABILITY_FLIP_THRESHOLDS: tuple[float | None, ...] = (None, 0.03, 0.05, 0.08, 0.12, 0.2)
 # A label with stability below this is *unstable*: a quarter or more of the settings above give the other label. The
 # data card counts the unstable labels no one checked by hand (:func:`label_reliability`).
 UNSTABLE_BELOW = 0.75
@@ -363,15 +365,17 @@ def label_codes(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
     return codes
 
 
-def stability_settings(rule: OcclusionRule) -> list[OcclusionRule]:
-    """The rules a label's stability is measured over: ``rule`` with its score threshold, and (when ``rule`` uses
-    person-segmentation support) its support threshold and minimum height, taken from the benchmark's search grid
-    (``STABILITY_*``); chains, run length, the people signals and the flip threshold stay the rule's own."""
+def stability_settings(rule: OcclusionRule, flip: bool = False) -> list[OcclusionRule]:
+    """The rules a label's stability is measured over: ``rule`` with its score threshold, (when ``rule`` uses
+    person-segmentation support) its support threshold and minimum height, and (``flip``: the keypoints carry the
+    mirror signal and ``rule`` counts it) its flip threshold, taken from the benchmark's search grid
+    (``STABILITY_*``); chains, run length and the people signals stay the rule's own."""
     supports: list[tuple[float | None, int]] = [(None, 0)]
     if rule.support_threshold is not None:
         supports += [(s, h) for s in STABILITY_SUPPORT_THRESHOLDS for h in STABILITY_SUPPORT_HEIGHTS]
-    return [replace(rule, score_threshold=t, support_threshold=s, support_min_height=h)
-            for t in STABILITY_SCORE_THRESHOLDS for s, h in supports]
+    flips = STABILITY_FLIP_THRESHOLDS if flip and rule.flip_threshold is not None else (rule.flip_threshold,)
+    return [replace(rule, score_threshold=t, support_threshold=s, support_min_height=h, flip_threshold=f)
+            for f in flips for t in STABILITY_SCORE_THRESHOLDS for s, h in supports]
 
 
 def label_stability(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
@@ -385,7 +389,8 @@ def label_stability(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
     labels, so nothing in it is fitted to a dataset.
     """
     codes = label_codes(arrays, rule)
-    settings = stability_settings(rule)
+    flip = arrays.flip_shift is not None and not np.isnan(arrays.flip_shift).all()
+    settings = stability_settings(rule, flip)
     agree = np.zeros(len(codes), np.int64)
     for other in settings:
         agree += label_codes(arrays, other) == codes
