@@ -47,9 +47,9 @@ swapped back), in crop heights. BlazePose places a joint it sees at the same pla
 cannot see (behind an occluder, or beyond the border of a cut body) is guessed from the body model, and the two
 guesses often differ. ``classify`` counts a keypoint that moves more than ``OcclusionRule.flip_threshold`` as
 missing. It costs one more landmark pass per crop (the pose stage's CPU time per crop 61 ms against 38.5 ms,
-2-core Intel Xeon, 2026-12-07, opreid-bench 0.2.0); held out it
-finds more of Partial-REID's partial crops and calls more low-resolution holistic crops occluded
-(``benchmarks/bench_occlusion.py --pose mediapipe:flip=1``; docs/concepts/occlusion-rule.md has the table).
+2-core Intel Xeon, 2026-12-07, opreid-bench 0.2.0); held out it finds more of Partial-REID's partial crops and calls
+more low-resolution holistic crops occluded (``benchmarks/bench_occlusion.py --pose mediapipe:flip=1``;
+docs/concepts/occlusion-rule.md has the table). Off by default for both reasons.
 
 Spec options: ``mediapipe:mode=roi,size=256,roi=1.25,pad=0.25,conf=0.5,seg=1,people=1,flip=0`` (``conf`` =
 ``min_detection_confidence``; ``size=0`` keeps the crop's own size; ``seg=0`` skips the segmentation, so
