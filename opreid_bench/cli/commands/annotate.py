@@ -52,6 +52,7 @@ def annotate(pool_path: Path, pool_format: str, pattern: str | None, out_dir: Pa
           --out ann/ --workers 4
       opreid-bench annotate --pool pool/manifest.csv --out ann/ --pose precomputed:openpose_json/
       opreid-bench annotate --pool pool/manifest.csv --out ann/ --engine ray --workers 8
+      opreid-bench annotate --pool pool/manifest.csv --out ann/ --pose mediapipe:flip=1
     """
     from rich.console import Console
     from rich.table import Table
