@@ -304,7 +304,7 @@ class KeypointArrays:
     detected: np.ndarray  # (N,)
     beyond: np.ndarray | None = None  # (N, 17) people.beyond_border, NaN where unknown
     covered: np.ndarray | None = None  # (N, 17) people.covered_by_people
-    flip_shift: np.ndarray | None = None  # (N, 17) Keypoints.flip_shift, NaN where unknown
+    flip_shift: np.ndarray | None = None  # (N, 17) Keypoints.flip_shift, NaN where unknown; None: no crop has it
 
     @classmethod
     def stack(cls, kps: list[Keypoints]) -> KeypointArrays:
@@ -319,9 +319,11 @@ class KeypointArrays:
         for i, kp in enumerate(kps):
             if kp.people is not None:
                 beyond[i], covered[i] = beyond_border(kp), covered_by_people(kp)
+        flip = stack_signal(list(kps), "flip_shift")
         return cls(np.stack([kp.xy for kp in kps]) if n else np.zeros((0, 17, 2), np.float32),
                    np.stack([kp.score for kp in kps]) if n else np.zeros((0, 17), np.float32), support, size,
-                   np.array([kp.detected for kp in kps], bool), beyond, covered, stack_signal(list(kps), "flip_shift"))
+                   np.array([kp.detected for kp in kps], bool), beyond, covered,
+                   None if np.isnan(flip).all() else flip)
 
 
 def label_codes(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
@@ -389,8 +391,7 @@ def label_stability(arrays: KeypointArrays, rule: OcclusionRule) -> np.ndarray:
     labels, so nothing in it is fitted to a dataset.
     """
     codes = label_codes(arrays, rule)
-    flip = arrays.flip_shift is not None and not np.isnan(arrays.flip_shift).all()
-    settings = stability_settings(rule, flip)
+    settings = stability_settings(rule, flip=arrays.flip_shift is not None)
     agree = np.zeros(len(codes), np.int64)
     for other in settings:
         agree += label_codes(arrays, other) == codes

@@ -448,13 +448,20 @@ class MediaPipePose(PoseBackend):
             detections = result.detections
         return self._roi_landmarks(result, w, h), detections
 
+    @staticmethod
+    def _landmark_xy(result: Any, w: int, h: int) -> np.ndarray | None:
+        """The ROI pass's 33 landmarks (33, 2) in the pixels of its ``w`` x ``h`` image; None when it found nobody."""
+        if result.pose_landmarks is None:
+            return None
+        return np.array([[lm.x * w, lm.y * h] for lm in result.pose_landmarks.landmark], np.float32)
+
     def _roi_landmarks(
         self, result: Any, w: int, h: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
-        if result.pose_landmarks is None:
+        xy = self._landmark_xy(result, w, h)
+        if xy is None:
             return None
         lms = result.pose_landmarks.landmark
-        xy = np.array([[lm.x * w, lm.y * h] for lm in lms], np.float32)
         vis = np.array([lm.visibility for lm in lms], np.float32)
         pres = np.array([lm.presence for lm in lms], np.float32)
         mask = getattr(result, "segmentation_mask", None) if self.segmentation else None
@@ -466,10 +473,7 @@ class MediaPipePose(PoseBackend):
         mirror = np.ascontiguousarray(work[:, ::-1])
         if stage == "roi":
             result = self._roi_mirror_graph().process({"image": mirror, "roi": self._crop_roi(mirror)})
-            if result.pose_landmarks is None:
-                return None
-            h, w = mirror.shape[:2]
-            return np.array([[lm.x * w, lm.y * h] for lm in result.pose_landmarks.landmark], np.float32)
+            return self._landmark_xy(result, mirror.shape[1], mirror.shape[0])
         retry = stage == "detect_retry"
         got = self._run_detect(mirror, max(0.5, 2 * self.pad) if retry else self.pad, retry)
         return None if got is None else got[0]
