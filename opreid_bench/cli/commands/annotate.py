@@ -142,6 +142,7 @@ def classify(keypoints_path: Path, out: Path, support: str | None, flip: str | N
           --review-limit 50
       opreid-bench classify --keypoints ann/ --out labels.csv --corrections checked.csv
       opreid-bench classify --keypoints ann/keypoints.h5 --out labels.csv --threshold 0.5 --json
+      opreid-bench classify --keypoints ann/ --out labels.csv --flip-threshold 0.08
     """
     from rich.console import Console
     from rich.table import Table

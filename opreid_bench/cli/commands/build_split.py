@@ -119,6 +119,8 @@ def build_split_cmd(pool_path: Path, pool_format: str, pattern: str | None, prot
       opreid-bench build-split --pool pool/manifest.csv --pose precomputed:pool/keypoints.csv \\
           --protocol opreid-mini --out split --seed 1 --mask pixelate --json
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 --main-face-only
+      opreid-bench build-split --pool pool/manifest.csv --pose mediapipe:flip=1 --protocol opreid-mini \\
+          --out split --seed 0
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
           --mask-outside-body
       opreid-bench build-split --pool pool/manifest.csv --protocol opreid-mini --out split --seed 0 \\
