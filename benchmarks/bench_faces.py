@@ -33,7 +33,8 @@ closing verification included). Then:
   re-read from JPEG as the sheet does).
 - ``masking_ms_per_crop``: the masking's time per crop on one thread (pose stage excluded); with
   ``--without-mtcnn-too`` the same crops are masked again without MTCNN in the same run (``without_mtcnn``) and
-  ``masking_time_ratio`` is default / without.
+  ``masking_time_ratio`` is default / without; with ``--without-yunet-too`` they are masked again without YuNet
+  (``without_yunet``).
 - ``review_ranking`` (``--review-speed N``): the face review sheet's ranking (``face_review.rank_crops``) of the
   first N PRID 2011 camera-B crops, read from disk, in one process and in two worker processes, in the same run:
   crops per second of each, their ratio, and whether both gave the same sizes, risks, boxes and crowd counts.
@@ -74,6 +75,7 @@ from opreid_bench.splits.all_faces import covered_share as coverage  # share of 
 from opreid_bench.splits.all_faces import face_sources
 from opreid_bench.splits.mask import OUTSIDE_KIND
 from opreid_bench.splits.mtcnn import WEIGHTS_ENV
+from opreid_bench.splits.yunet import OFF_ENV as YUNET_OFF_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -139,11 +141,11 @@ def on_head(mask: Box, heads: list[Box]) -> float:
 
 
 def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bool,
-             labels: Path = LABELS, mtcnn: bool = True, spec: str = "blur",
+             labels: Path = LABELS, mtcnn: bool = True, yunet: bool = True, spec: str = "blur",
              bodies: Path | None = None) -> dict[str, object]:
     """Mask every labelled crop with the defaults (or the mask mode ``spec``) and score the masks against the
     hand-boxed heads (and the hand-boxed main bodies of ``bodies``); ``mtcnn=False`` masks without MTCNN
-    (``OPREID_MTCNN_WEIGHTS=off``)."""
+    (``OPREID_MTCNN_WEIGHTS=off``), ``yunet=False`` without YuNet (``OPREID_YUNET=off``)."""
     import os
     import time
 
@@ -168,9 +170,10 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
     kinds: Counter[str] = Counter()
     left_visible, off_head, face_region_left = [], [], 0
     n_faces = n_heads = 0
-    saved = os.environ.get(WEIGHTS_ENV)
-    if not mtcnn:
-        os.environ[WEIGHTS_ENV] = "off"
+    saved = {name: os.environ.get(name) for name in (WEIGHTS_ENV, YUNET_OFF_ENV)}
+    for name, on in ((WEIGHTS_ENV, mtcnn), (YUNET_OFF_ENV, yunet)):
+        if not on:
+            os.environ[name] = "off"
     seconds = 0.0
     results = {}
     try:
@@ -182,10 +185,11 @@ def evaluate(data_root: Path, cache: Path, pose: str, workers: int, progress: bo
             results[f] = mask_face_detailed(rgb, kps.get(paths[f]), spec)
             seconds += time.perf_counter() - start
     finally:
-        if saved is None:
-            os.environ.pop(WEIGHTS_ENV, None)
-        else:
-            os.environ[WEIGHTS_ENV] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     area, kept = [], []
     for f in sorted(heads):
         res = results[f]
@@ -316,6 +320,8 @@ def haar_where_the_pose_ran(anywhere: bool) -> Iterator[None]:
 @click.option("--outside-body-too", "outside", is_flag=True,
               help="also mask with --mask-outside-body (every face and everything outside the main person's body), "
               "in the same run: its row and the share of the crop's area it masks")
+@click.option("--without-yunet-too", "compare_yunet", is_flag=True,
+              help="also mask without YuNet, in the same run: its row, and the faces YuNet's masks cover")
 @click.option("--haar-too", "haar_variants", is_flag=True,
               help="also mask with the Haar cascade asked for the main face where the pose placed no head, its boxes "
                    "in the crop's upper half and anywhere, in the same run (alternatives the masking does not use)")
@@ -326,7 +332,8 @@ def haar_where_the_pose_ran(anywhere: bool) -> Iterator[None]:
               help="also time the review sheet's ranking of this many PRID 2011 crops, 1 and 2 processes (0: skip)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | None, compare: bool,
-         outside: bool, haar_variants: bool, bodies: Path | None, review_speed: int, as_json: bool) -> None:
+         compare_yunet: bool, outside: bool, haar_variants: bool, bodies: Path | None, review_speed: int,
+         as_json: bool) -> None:
     """Faces left visible and masks off heads, default masking, on hand-boxed crowded crops."""
     import torch
     from rich.console import Console
@@ -344,6 +351,10 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
         result["without_mtcnn"] = {k: v for k, v in without.items() if k not in ("left_visible", "off_head")}
         if without["masking_ms_per_crop"]:
             result["masking_time_ratio"] = round(result["masking_ms_per_crop"] / without["masking_ms_per_crop"], 2)
+    if compare_yunet:
+        without = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, yunet=False, bodies=bodies)
+        rows.append(("without YuNet", without))
+        result["without_yunet"] = {k: v for k, v in without.items() if k not in ("review",)}
     if outside:
         around = evaluate(data_root, cache, pose, workers, progress=False, labels=labels, spec=f"blur+{OUTSIDE_KIND}",
                           bodies=bodies)

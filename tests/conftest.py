@@ -55,6 +55,20 @@ def mtcnn_weights() -> Path:
     pytest.skip("MTCNN's weights not installed")
 
 
+@pytest.fixture(scope="session")
+def yunet_installed() -> str:
+    """The installed yuface version (YuNet, face masking's second small-face detector; the ``pose`` extra installs it
+    on x86-64 Linux); skips when absent unless CI requires it."""
+    from opreid_bench.splits.yunet import version
+
+    found = version()
+    if found is not None:
+        return found
+    if os.environ.get("OPREID_REQUIRE_SHARED_DATA") == "1":
+        pytest.fail("YuNet is missing (pip install yuface==2023.5.1) but OPREID_REQUIRE_SHARED_DATA=1 requires it")
+    pytest.skip("yuface not installed")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """One torch intra-op thread for the whole suite: the tests use tiny tensors, where a second OpenMP thread only
     adds hand-off cost (and on a busy 2-core machine spin-waiting makes it many times slower)."""

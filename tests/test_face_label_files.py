@@ -12,8 +12,8 @@ from PIL import Image
 LABELS = Path(__file__).resolve().parents[1] / "benchmarks" / "labels"
 SETS = ("faces_heads.csv", "faces_heads_heldout.csv", "faces_heads_heldout2.csv", "faces_heads_heldout3.csv",
         "faces_heads_heldout4.csv", "faces_heads_heldout5.csv", "faces_heads_heldout6.csv",
-        "faces_heads_heldout7.csv")
-BODIES = {f"faces_heads_heldout{k}.csv": f"body_heldout{k}.csv" for k in (3, 4, 5, 6, 7)}
+        "faces_heads_heldout7.csv", "faces_heads_heldout8.csv")
+BODIES = {f"faces_heads_heldout{k}.csv": f"body_heldout{k}.csv" for k in (3, 4, 5, 6, 7, 8)}
 BODY_COLUMNS = ["file", "left", "top", "right", "bottom", "note"]
 COLUMNS = ["file", "n_heads", "person", "left", "top", "right", "bottom", "face_visible", "note"]
 

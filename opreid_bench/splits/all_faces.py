@@ -16,7 +16,15 @@ Candidates (the *kind* names counted in ``masks.csv``, the manifest and the data
   BlazeFace's are, found no face more on the hand-boxed crops and put two more masks off heads;
 - ``person``: the head of another person found by the person detector (``Keypoints.people``): where that person's
   body alignment puts its head (:mod:`opreid_bench.splits.people`), masked whether or not a face detector fires there
-  (where a head is plausible, like every other candidate).
+  (where a head is plausible, like every other candidate);
+- ``yunet``: YuNet, a face detector trained on small and crowded faces, on the crop upscaled 2x, boxes scoring at
+  least :data:`YUNET_CONFIDENCE` (:mod:`opreid_bench.splits.yunet`; only where the ``yuface`` wheel is installed),
+  each scaled by :data:`YUNET_GROW` about its centre (its box is the face; the mask must hide the head around it). A
+  box scoring at least :data:`YUNET_CONFIDENT` passes the body rule below: bystanders walking in front of the main
+  person show their faces over its body, and YuNet's confident boxes there were faces on the hand-boxed crops.
+  These four settings were chosen on the first five hand-boxed sets (``faces_heads.csv`` to
+  ``faces_heads_heldout4.csv``: the fewest faces left visible with masks off every head in at most 2% of their
+  crops); ``faces_heads_heldout8.csv`` was boxed blind and scored after the choice (docs/concepts/occlusion-rule.md).
 
 Plausible head (:func:`plausible_head`): the box's height lies within [:data:`MIN_HEAD_SCALE`, :data:`MAX_HEAD_SCALE`]
 times the main person's head height (its keypoint face box, else a seventh of the crop's height), and the box's centre
@@ -24,8 +32,9 @@ is not on the main person's body below the shoulders: the column spanned by the 
 (shoulders to ankles, arms included, grown by a quarter of its width on each side), from :data:`BODY_MARGIN` of the
 crop's height under the shoulder line down. Without keypoints the main body is taken as the crop's central half from
 :data:`NO_POSE_SHOULDER` of its height down. A bystander in front of the main person's legs is not masked unless the
-person detector found it or BlazeFace scores it at least :data:`CONFIDENT_FACE` (a clear face): the gate trades the
-faint cases for clothing, bags and hands, where face detectors fire most, with low scores.
+person detector found it, BlazeFace scores it at least :data:`CONFIDENT_FACE` (a clear face) or YuNet at least
+:data:`YUNET_CONFIDENT`: the gate trades the faint cases for clothing, bags and hands, where face detectors fire
+most, with low scores.
 
 Measured and left out, on the same crops: OpenCV's frontal-face cascade and BlazeFace's short-range model (on 3x
 upscaled crops) each found one more face and put masks on clothing in four to five more crops; OpenCV's profile-face
@@ -65,8 +74,10 @@ from opreid_bench.splits.mtcnn import detect_faces_mtcnn
 from opreid_bench.splits.mtcnn import weights_digest as mtcnn_weights_digest
 from opreid_bench.splits.mtcnn import weights_dir as mtcnn_weights_dir
 from opreid_bench.splits.people import expected_xy, main_person
+from opreid_bench.splits.yunet import detect_faces_yunet
+from opreid_bench.splits.yunet import version as yunet_version
 
-FACE_KINDS = ("blazeface", "person", "mtcnn", "verify")
+FACE_KINDS = ("blazeface", "person", "mtcnn", "yunet", "verify")
 BLAZEFACE_CONFIDENCE = 0.5
 VERIFY_BLAZEFACE_CONFIDENCE = 0.3
 CONFIDENT_FACE = 0.7  # a BlazeFace score this high is a face even on the main person's body (someone in front)
@@ -77,6 +88,9 @@ BODY_MARGIN = 0.05  # x the crop's height below the shoulder line where the main
 NO_POSE_SHOULDER = 0.25  # x the crop's height: the shoulder line when no keypoints are known
 PERSON_HEAD = 0.3  # x a detected person's R: the side of its head box
 SAME_PERSON = 0.5  # x the main person's R: a detection whose hips lie nearer is the main person found twice
+YUNET_CONFIDENCE = 0.7  # YuNet's score floor
+YUNET_CONFIDENT: float | None = 0.9  # a YuNet score this high passes the body rule (None: never)
+YUNET_GROW = 1.5  # YuNet's face box is scaled about its centre by this much: the head around the face
 COVERED = 0.9  # a candidate at least this much under boxes already masked adds nothing (half a face is a face)
 _BODY = [COCO17_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
                                     "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
@@ -215,6 +229,16 @@ def person_heads(kp: Keypoints | None, size: tuple[int, int]) -> list[Box]:
     return out
 
 
+def _scaled(box: Box, factor: float, size: tuple[int, int]) -> Box:
+    """``box`` scaled about its centre by ``factor`` in width and height, inside the crop."""
+    if factor == 1.0:
+        return box
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    hw, hh = factor * (box[2] - box[0]) / 2, factor * (box[3] - box[1]) / 2
+    return (max(0, int(cx - hw)), max(0, int(cy - hh)), min(size[0], int(np.ceil(cx + hw))),
+            min(size[1], int(np.ceil(cy + hh))))
+
+
 def covered_share(box: Box, masks: list[Box]) -> float:
     """Share of ``box``'s pixels already under the union of ``masks``."""
     left, top, right, bottom = box
@@ -235,11 +259,25 @@ MTCNN_MISSING = ("MTCNN's weights were not installed (or OPREID_MTCNN_WEIGHTS=of
                  "OPREID_MTCNN_WEIGHTS to a folder with pnet.pt, rnet.pt and onet.pt) and mask again.")
 
 
+YUNET_MISSING = ("YuNet (the yuface package) was not installed (or OPREID_YUNET=off), so bystanders' small faces in "
+                 "front of or beside the main person were searched for without it, which misses more of them. Install "
+                 "it (`pip install yuface==2023.5.1`; Linux and Windows, x86-64, Python up to 3.11) and mask again.")
+
+
+def missing_face_detectors(sources: str) -> list[str]:
+    """The warning of each small-face detector that :func:`face_sources` text ``sources`` lacks (MTCNN, YuNet)."""
+    names = {part.split(":")[0] for part in sources.split("+")}
+    return [text for name, text in (("mtcnn", MTCNN_MISSING), ("yunet", YUNET_MISSING)) if name not in names]
+
+
 def face_sources() -> str:
     """The candidate sources :func:`find_faces` runs on this installation, as one text for options, fingerprints and
-    the data card: ``blazeface+person+mtcnn:<weights digest>``, or ``blazeface+person`` without MTCNN's weights."""
+    the data card: ``blazeface+person+mtcnn:<weights digest>+yunet:<yuface version>``, each of the last two left out
+    where it is not installed."""
     folder = mtcnn_weights_dir()
-    return "blazeface+person" + (f"+mtcnn:{mtcnn_weights_digest(folder)}" if folder is not None else "")
+    yunet = yunet_version()
+    return ("blazeface+person" + (f"+mtcnn:{mtcnn_weights_digest(folder)}" if folder is not None else "")
+            + (f"+yunet:{yunet}" if yunet is not None else ""))
 
 
 def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | None = None,
@@ -257,6 +295,10 @@ def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | 
             min_face = MTCNN_MIN_FACE * main_head_height(kp, size)
             found += [(b, "mtcnn", 0.0) for b, _ in detect_faces_mtcnn(rgb, folder, min_face=min_face)
                       if b[3] - b[1] >= min_face]
+        if yunet_version() is not None:
+            found += [(_scaled(b, YUNET_GROW, size), "yunet",
+                       1.0 if YUNET_CONFIDENT is not None and score >= YUNET_CONFIDENT else 0.0)
+                      for b, score in detect_faces_yunet(rgb, min_confidence=YUNET_CONFIDENCE)]
     plausible = head_gate(kp, size)
     accepted = [(b, k) for b, k, score in found if plausible(b, score)]
     taken = list(masked or [])

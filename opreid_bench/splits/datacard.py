@@ -124,15 +124,15 @@ def _masking_lines(mask: str | None, faces: str | None) -> list[str]:
 
 
 def _face_source_lines(faces: str | None) -> list[str]:
-    """The face detectors that ran, and a warning when MTCNN (the small-face detector) was not installed."""
+    """The face detectors that ran, and a warning for each small-face detector (MTCNN, YuNet) that was not installed."""
     if not faces:
         return []
+    from opreid_bench.splits.all_faces import missing_face_detectors
+
     names = [part.split(":")[0] for part in faces.split("+")]
     lines = ["", f"Face detectors: {', '.join(names)} (`{faces}`)."]
-    if "mtcnn" not in names:
-        from opreid_bench.splits.all_faces import MTCNN_MISSING
-
-        lines += ["", f"**Warning: {MTCNN_MISSING}**"]
+    for warning in missing_face_detectors(faces):
+        lines += ["", f"**Warning: {warning}**"]
     return lines
 
 
@@ -315,24 +315,25 @@ STABILITY_MEASURED = (
 # What benchmarks/bench_faces.py measured for the default masking on the hand-boxed crowded crops
 # (benchmarks/labels/faces_heads*.csv); docs/concepts/occlusion-rule.md has the tables.
 FACES_MEASURED = (
-    "Face detectors miss faces, above all bystanders' heads cut by the crop's border: on hand-boxed crowded crops of "
-    "GRID, Partial-REID, CUHK03, PRID 2011 and VIPeR the default masking left 7 of 50, 5 of 27, 20 of 61, 14 of "
-    "58, 16 of 58 and 19 of 70 faces visible (`benchmarks/bench_faces.py`, 2026-12-07, opreid-bench 0.2.0, with "
-    "MTCNN). Before publishing a crowded split, look at every crop on the sheet of `opreid-bench mask --review-faces`, box what is left, and build again "
-    "with `--face-boxes` (counted above as kind `hand`)."
+    "Face detectors miss faces, above all bystanders' heads cut by the crop's border or in front of the main "
+    "person: on hand-boxed crowded crops of GRID, Partial-REID, CUHK03, PRID 2011 and VIPeR the default masking left "
+    "5 of 50, 5 of 27, 19 of 61, 13 of 58, 14 of 58, 15 of 70 and 15 of 52 faces visible (`benchmarks/bench_faces.py`, "
+    "2026-12-07, opreid-bench 0.2.0, with MTCNN and YuNet). Before publishing a crowded split, look at every crop on "
+    "the sheet of `opreid-bench mask --review-faces`, box what is left, and build again with `--face-boxes` (counted "
+    "above as kind `hand`)."
 )
 
 
 # The same crops masked with --mask-outside-body (benchmarks/bench_faces.py --outside-body-too).
 FACES_OUTSIDE_MEASURED = (
-    "On the same hand-boxed crowded crops it left 3 of 50, 3 of 27, 6 of 61, 9 of 58, 11 of 58 and 11 of 70 faces "
-    "visible by the head box (all of them bystanders' beside, over or in front of the main person's body) where the"
-    " default left 7, 5, 20, 14, 17 and 19, and masked 24-35% of a crop's area on average; below the shoulders it "
-    "kept at least half the crop's width in every crop (median 83-100% by set); on the last three sets it masked a "
-    "median 5.4% (in-sample), 6.8% and 5.4% of the main person's hand-boxed body (the top of the shoulders, and a "
-    "limb or bag beyond the column), more than a tenth in 10, 9 and 6 of 52 crops (`benchmarks/bench_faces.py "
-    "--outside-body-too --bodies`, 2026-12-07, opreid-bench 0.2.0, with MTCNN). Look at the sheet of `opreid-bench "
-    "mask --review-faces` all the same."
+    "On the same hand-boxed crowded crops it left 3 of 50, 3 of 27, 6 of 61, 9 of 58, 10 of 58, 11 of 70 and 7 of 52 "
+    "faces visible by the head box (all but one of them bystanders' beside, over or in front of the main person's "
+    "body) where the default left 5, 5, 19, 13, 14, 15 and 15, and masked 25-35% of a crop's area on average; below "
+    "the shoulders it kept at least half the crop's width in every crop (median 83-100% by set); on the last four "
+    "sets it masked a median 5.6% (in-sample), 6.9%, 5.6% and 8.1% of the main person's hand-boxed body (the top of "
+    "the shoulders, and a limb or bag beyond the column), more than a tenth in 10 of 52, 10 of 52, 6 of 52 and 17 of "
+    "50 crops (`benchmarks/bench_faces.py --outside-body-too --bodies`, 2026-12-07, opreid-bench 0.2.0, with MTCNN "
+    "and YuNet). Look at the sheet of `opreid-bench mask --review-faces` all the same."
 )
 
 

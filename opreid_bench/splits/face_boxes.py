@@ -33,7 +33,7 @@ HAND_KIND = "hand"
 REVIEWED_KIND = "reviewed"  # a mask of the reviewed masking that the new masking did not cover
 # Every kind a mask is recorded with (masks.csv, face_masks.csv): the main face's (keypoints, haar, prior), the other
 # faces' (all_faces.FACE_KINDS), mask.OUTSIDE_KIND, and these two; a test keeps the list complete.
-MASK_KINDS = ("keypoints", "haar", "prior", "blazeface", "person", "mtcnn", "verify", "outside", HAND_KIND,
+MASK_KINDS = ("keypoints", "haar", "prior", "blazeface", "person", "mtcnn", "yunet", "verify", "outside", HAND_KIND,
               REVIEWED_KIND)
 COLUMNS = ("source_path", "left", "top", "right", "bottom")
 

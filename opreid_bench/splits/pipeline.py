@@ -544,12 +544,12 @@ def _face_sources(mask: str | None) -> str | None:
 
 
 def face_masking_warning(mask: str | None) -> str | None:
-    """The warning that masking every face with ``mask`` gives here: MTCNN is not installed (or turned off), so
-    bystanders' small faces are more often missed; None when MTCNN runs or not every face is masked."""
-    from opreid_bench.splits.all_faces import MTCNN_MISSING
+    """The warning that masking every face with ``mask`` gives here: MTCNN or YuNet is not installed (or turned off),
+    so bystanders' small faces are more often missed; None when both run or not every face is masked."""
+    from opreid_bench.splits.all_faces import missing_face_detectors
 
     sources = _face_sources(mask)
-    return MTCNN_MISSING if sources is not None and "mtcnn" not in sources else None
+    return " ".join(missing_face_detectors(sources)) or None if sources is not None else None
 
 
 def _refuse_dry_run_over_built_split(out: Path) -> None:

@@ -204,8 +204,8 @@ def mask_cmd(pool_path: Path | None, pool_format: str, pattern: str | None, keyp
 
     The main person's face from the head keypoints (for a crop without keypoints OpenCV's Haar face detector; else a
     head prior: the top of the person's box, method "prior": check those crops); every other face that BlazeFace,
-    MTCNN or the person detector finds where a head is plausible (MTCNN with its weights installed; a warning
-    otherwise); then a closing verification on the masked crop. Writes the masked crops under OUT (paths relative to the folder that holds all
+    MTCNN, YuNet or the person detector finds where a head is plausible (MTCNN with its weights installed, YuNet
+    with the yuface wheel; a warning otherwise); then a closing verification on the masked crop. Writes the masked crops under OUT (paths relative to the folder that holds all
     the pool's crops, as .jpg) and OUT/masks.csv (source_path,path,face_masked,method,masks). Refused: an OUT that
     is the pool's image folder or inside it, and two crops that would get one name (a.jpg and a.png); rename one.
     --verify looks for plausible faces in the images under OUT outside the masks recorded there (masks.csv, or a
