@@ -321,7 +321,7 @@ def haar_where_the_pose_ran(anywhere: bool) -> Iterator[None]:
               help="also mask with --mask-outside-body (every face and everything outside the main person's body), "
               "in the same run: its row and the share of the crop's area it masks")
 @click.option("--without-yunet-too", "compare_yunet", is_flag=True,
-              help="also mask without YuNet, in the same run: its row, and the faces YuNet's masks cover")
+              help="also mask without YuNet, in the same run: its row, and the faces covered only with it")
 @click.option("--haar-too", "haar_variants", is_flag=True,
               help="also mask with the Haar cascade asked for the main face where the pose placed no head, its boxes "
                    "in the crop's upper half and anywhere, in the same run (alternatives the masking does not use)")
@@ -389,6 +389,11 @@ def main(data_root: Path, labels: Path, pose: str, workers: int, cache: Path | N
     for row in result["left_visible"]:
         console.print(f"face left visible: {row['file']} ({row['person']}, head {row['head']}, "
                       f"{row['covered']:.0%} covered)")
+    if compare_yunet:
+        still = {(row["file"], tuple(row["head"])) for row in result["left_visible"]}
+        for row in result["without_yunet"]["left_visible"]:
+            if (row["file"], tuple(row["head"])) not in still:
+                console.print(f"face covered only with YuNet: {row['file']} ({row['person']}, head {row['head']})")
     rev = result.get("review")
     if rev:
         shares = ", ".join(f"first {float(s):.0%}: {v} (random {rev['random_expected'][s]})"

@@ -143,7 +143,7 @@ def test_face_boxes_enter_the_split_and_its_fingerprint(tmp_path: Path, capsys: 
     assert "hand@" not in (tmp_path / "plain" / "face_masks.csv").read_text()
     card = (tmp_path / "boxed" / "DATA_CARD.md").read_text()
     assert "hand " in card  # "Masks by kind: ..., hand N, ..."
-    assert "mask --review-faces" in card and "15 of 70" in card  # the residual risk, and what to do about it
+    assert "mask --review-faces" in card and "16 of 70" in card  # the residual risk, and what to do about it
     code, _, err = _cli([*base, "none", "--out", str(tmp_path / "none"), "--face-boxes", str(boxes)], capsys)
     assert code == 2 and "--mask none" in err and not (tmp_path / "none").exists()
     from opreid_bench.outputs import content_digest

@@ -67,11 +67,51 @@ def test_face_sources_name_yunet_and_the_data_card_warns_without_it(yunet_instal
     assert any("Warning: YuNet" in line for line in _face_source_lines(face_sources()))
 
 
-def test_the_installed_detector_finds_nothing_on_a_plain_image_and_repeats_itself(yunet_installed: str):
-    blank = Image.new("RGB", (64, 128), (128, 128, 128))
-    assert yunet.detect_faces_yunet(blank) == []
-    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8))
-    assert yunet.detect_faces_yunet(noise, min_confidence=0.0) == yunet.detect_faces_yunet(noise, min_confidence=0.0)
+@pytest.mark.shared_data
+def test_the_installed_detector_finds_a_real_face_the_same_way_twice(yunet_installed: str, partial_reid_root):
+    # Partial-REID whole_body 001_001: one person facing the camera, the head hand-measured at about (23-48, 6-36)
+    with Image.open(partial_reid_root / "whole_body_images" / "001_001.jpg") as im:
+        rgb = im.convert("RGB")
+    found = yunet.detect_faces_yunet(rgb)
+    assert len(found) == 1
+    (box, score), = found
+    assert 20 <= (box[0] + box[2]) / 2 <= 48 and 6 <= (box[1] + box[3]) / 2 <= 36 and score >= 0.7
+    assert yunet.detect_faces_yunet(rgb) == found
+    assert yunet.detect_faces_yunet(Image.new("RGB", (64, 128), (128, 128, 128))) == []
+
+
+def test_the_warnings_name_each_missing_small_face_detector(monkeypatch):
+    from opreid_bench.splits import all_faces, pipeline
+    from opreid_bench.splits.datacard import _face_source_lines
+
+    assert all_faces.missing_face_detectors("blazeface+person+mtcnn:0+yunet:1") == []
+    assert all_faces.missing_face_detectors("blazeface+person+mtcnn:0") == [all_faces.YUNET_MISSING]
+    lines = " ".join(_face_source_lines("blazeface+person+mtcnn:0"))
+    assert "Warning: YuNet" in lines and "Warning: MTCNN" not in lines
+    monkeypatch.setattr(all_faces, "face_sources", lambda: "blazeface+person")
+    warning = pipeline.face_masking_warning("blur")
+    assert warning is not None and "MTCNN" in warning and "YuNet" in warning
+    assert pipeline.face_masking_warning("blur+main") is None  # only the main face: no detector asked
+    monkeypatch.setattr(all_faces, "face_sources", lambda: "blazeface+person+mtcnn:0+yunet:1")
+    assert pipeline.face_masking_warning("blur") is None
+
+
+def test_a_head_already_masked_gets_no_second_mask_from_yunet(monkeypatch):
+    # YuNet's box is grown to the head; whether the face is already hidden is asked of its face box, so the main
+    # person's head, masked from its keypoints, is not masked twice
+    from split_helpers import STANDING
+
+    from opreid_bench.splits import all_faces
+    from opreid_bench.splits.keypoints import Keypoints
+
+    monkeypatch.setenv("OPREID_MTCNN_WEIGHTS", "off")
+    kp = Keypoints(STANDING, np.full(17, 0.95), image_size=(64, 128))
+    image = Image.new("RGB", (64, 128), (128, 128, 128))
+    face = (26, 8, 38, 20)
+    monkeypatch.setattr(all_faces, "detect_faces_yunet", lambda rgb, min_confidence: [(face, 0.95)])
+    monkeypatch.setattr(all_faces, "yunet_version", lambda: "test")
+    assert all_faces.find_faces(image, kp, masked=[(24, 6, 40, 22)]) == []
+    assert all_faces.find_faces(image, kp, masked=[]) == [((23, 5, 41, 23), "yunet")]
 
 
 def test_a_yunet_face_on_the_main_body_counts_only_when_confident_and_is_grown_to_the_head(monkeypatch):

@@ -44,7 +44,8 @@ the upper-body cascade, BlazePose's landmark model on regions centred on the sid
 the crop's halves each found few of them, or put masks off heads, or both (the last found none held out).
 
 A candidate counts as already masked only when :data:`COVERED` of it lies under earlier masks: the main person's
-mask can cover the chin of a face just above it and leave its eyes in view.
+mask can cover the chin of a face just above it and leave its eyes in view. For YuNet's grown box the question is
+asked of the face it boxed, so a head already masked (most often the main person's) is not masked twice.
 
 The settings were chosen on the hand-boxed crops of ``benchmarks/labels/faces_heads.csv``; ``benchmarks/bench_faces.py``
 measures them there (in-sample) and on ``faces_heads_heldout.csv`` (docs/concepts/occlusion-rule.md has both; the
@@ -287,24 +288,25 @@ def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | 
     rgb = image.convert("RGB")
     size = rgb.size
     conf = VERIFY_BLAZEFACE_CONFIDENCE if verify else BLAZEFACE_CONFIDENCE
-    found = [(b, "blazeface", score) for b, score in detect_faces_mediapipe_scored(rgb, min_confidence=conf)]
+    # (mask, kind, score for the gate, the face the detector boxed: already hidden when that is under the masks)
+    found = [(b, "blazeface", score, b) for b, score in detect_faces_mediapipe_scored(rgb, min_confidence=conf)]
     if not verify:
-        found += [(b, "person", 0.0) for b in person_heads(kp, size)]
+        found += [(b, "person", 0.0, b) for b in person_heads(kp, size)]
         folder = mtcnn_weights_dir()
         if folder is not None:  # smaller faces are not searched: most of MTCNN's time, and its false finds
             min_face = MTCNN_MIN_FACE * main_head_height(kp, size)
-            found += [(b, "mtcnn", 0.0) for b, _ in detect_faces_mtcnn(rgb, folder, min_face=min_face)
+            found += [(b, "mtcnn", 0.0, b) for b, _ in detect_faces_mtcnn(rgb, folder, min_face=min_face)
                       if b[3] - b[1] >= min_face]
-        if yunet_version() is not None:
+        if yunet_version() is not None:  # a confident YuNet box passes the body rule as a confident BlazeFace one
             found += [(_scaled(b, YUNET_GROW, size), "yunet",
-                       1.0 if YUNET_CONFIDENT is not None and score >= YUNET_CONFIDENT else 0.0)
+                       CONFIDENT_FACE if YUNET_CONFIDENT is not None and score >= YUNET_CONFIDENT else 0.0, b)
                       for b, score in detect_faces_yunet(rgb, min_confidence=YUNET_CONFIDENCE)]
     plausible = head_gate(kp, size)
-    accepted = [(b, k) for b, k, score in found if plausible(b, score)]
+    accepted = [(b, k, face) for b, k, score, face in found if plausible(b, score)]
     taken = list(masked or [])
     out: list[tuple[Box, str]] = []
-    for box, kind in accepted:
-        if covered_share(box, taken) >= COVERED:
+    for box, kind, face in accepted:
+        if covered_share(box, taken) >= COVERED or covered_share(face, taken) >= COVERED:
             continue
         out.append((box, "verify" if verify else kind))
         taken.append(box)

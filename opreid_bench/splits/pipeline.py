@@ -549,7 +549,9 @@ def face_masking_warning(mask: str | None) -> str | None:
     from opreid_bench.splits.all_faces import missing_face_detectors
 
     sources = _face_sources(mask)
-    return " ".join(missing_face_detectors(sources)) or None if sources is not None else None
+    if sources is None:
+        return None
+    return " ".join(missing_face_detectors(sources)) or None
 
 
 def _refuse_dry_run_over_built_split(out: Path) -> None:

@@ -14,10 +14,12 @@ the environment variable :data:`OFF_ENV` set to ``off`` turns it off where it is
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib.util
 import os
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,15 +32,25 @@ Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, right/b
 OFF_ENV = "OPREID_YUNET"
 PACKAGE = "yuface"
 UPSCALE = 2.0  # a crop is upscaled this much first, so that faces of 5-10 px reach the detector's smallest anchors
-MAX_SIDE = 960  # px: the longest side the detector is given after upscaling (libfacedetection's own limit)
+MAX_SIDE = 960  # px: the longest side the detector is given after upscaling (above it yuface warns of worse finds)
 MIN_CONFIDENCE = 0.5
 
 
 def version() -> str | None:
-    """The installed ``yuface`` version, or ``None`` when it is not installed (or :data:`OFF_ENV` is ``off``)."""
+    """The installed ``yuface`` version, or ``None`` when it is not installed, cannot be loaded here (a wheel of
+    another platform or Python), or :data:`OFF_ENV` is ``off``: masking then runs without it and warns."""
     if os.environ.get(OFF_ENV, "").strip().lower() == "off":
         return None
+    return _installed()
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> str | None:
     if importlib.util.find_spec(PACKAGE) is None:
+        return None
+    try:
+        _detector()
+    except OpreidError:
         return None
     try:
         return metadata.version(PACKAGE)
@@ -49,11 +61,33 @@ def version() -> str | None:
 @functools.lru_cache(maxsize=1)
 def _detector() -> Any:
     try:
+        import yuface
         from yuface import c_detect
     except ImportError as exc:  # installed for another platform or Python
         raise OpreidError(f"the yuface package could not be loaded ({exc}); reinstall it "
                           f"(pip install yuface==2023.5.1) or set {OFF_ENV}=off") from None
-    return c_detect
+    set_threads = _openmp_threads_setter(Path(yuface.__file__).parent)
+
+    def one_thread(image: np.ndarray) -> Any:
+        if set_threads is not None:
+            set_threads(1)  # per calling thread: OpenMP keeps the setting per thread
+        return c_detect(image)
+
+    return one_thread
+
+
+def _openmp_threads_setter(package: Path) -> Any:
+    """``omp_set_num_threads`` of the OpenMP runtime the wheel bundles (not torch's), or None where it is not found
+    (another build of the wheel): libfacedetection then keeps its default, which changes its speed only (the boxes
+    are the same on one thread or several). It is run on one thread: on every core it would oversubscribe the
+    machine when masking runs one crop per core (on a busy 2-core machine a call took 111 ms on both cores against
+    20 ms on one)."""
+    for lib in sorted((package.parent / f"{PACKAGE}.libs").glob("libgomp*.so*")):
+        try:
+            return ctypes.CDLL(str(lib)).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 def detect(image_bgr: np.ndarray) -> np.ndarray:
