@@ -97,3 +97,16 @@ def image_pool(root: Path, n_ids: int = 40, per_id: int = 10, seed: int = 0) -> 
         w.writerow(["source_path"] + [f"{n}_{c}" for n in COCO17_NAMES for c in ("x", "y", "score")])
         w.writerows(kp_rows)
     return root / "manifest.csv", root / "keypoints.csv"
+
+
+def real_crop_with_pose(path: Path) -> tuple[Image.Image, object]:
+    """A real crop as RGB and the default pose backend's keypoints of it (BlazePose, run here)."""
+    from opreid_bench.splits.pose_backends.mediapipe import MediaPipePose
+
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    backend = MediaPipePose()
+    try:
+        return rgb, backend.predict(np.asarray(rgb), path.stem)
+    finally:
+        backend.close()

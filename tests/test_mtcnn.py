@@ -105,17 +105,12 @@ def test_detector_finds_the_half_face_at_the_border(mtcnn_weights: Path, cuhk03_
 
 @pytest.mark.shared_data
 def test_masking_covers_that_face_only_with_mtcnn(mtcnn_weights: Path, cuhk03_root: Path, monkeypatch):
+    from split_helpers import real_crop_with_pose
+
     from opreid_bench.splits.all_faces import covered_share
     from opreid_bench.splits.mask import mask_face_detailed
-    from opreid_bench.splits.pose_backends.mediapipe import MediaPipePose
 
-    with Image.open(cuhk03_root / "val" / "0063_02.jpg") as im:
-        rgb = im.convert("RGB")
-    backend = MediaPipePose()
-    try:
-        kp = backend.predict(np.asarray(rgb), "0063_02")
-    finally:
-        backend.close()
+    rgb, kp = real_crop_with_pose(cuhk03_root / "val" / "0063_02.jpg")
     face = (87, 42, 97, 69)  # the hand-boxed head below the hair: his face
     res = mask_face_detailed(rgb, kp, "blur")
     assert "mtcnn" in res.kinds
