@@ -48,6 +48,8 @@ Examples:
   python benchmarks/bench_faces.py
   python benchmarks/bench_faces.py --json
   python benchmarks/bench_faces.py --without-mtcnn-too --labels benchmarks/labels/faces_heads_heldout.csv
+  python benchmarks/bench_faces.py --without-yunet-too --labels benchmarks/labels/faces_heads_heldout8.csv \\
+      --bodies benchmarks/labels/body_heldout8.csv
   python benchmarks/bench_faces.py --review-speed 400
   python benchmarks/bench_faces.py --outside-body-too --labels benchmarks/labels/faces_heads_heldout2.csv
   python benchmarks/bench_faces.py --outside-body-too --labels benchmarks/labels/faces_heads_heldout3.csv \\

@@ -59,17 +59,19 @@ def mtcnn_weights() -> Path:
 def yunet_installed() -> str:
     """The installed yuface version (YuNet, face masking's second small-face detector; the ``pose`` extra installs it
     on x86-64 Linux); skips when absent unless CI requires it."""
-    import platform
-    import sys
+    import tomllib
+    from packaging.requirements import Requirement
 
-    from opreid_bench.splits.yunet import version
+    from opreid_bench.splits.yunet import PACKAGE, version
 
     found = version()
     if found is not None:
         return found
-    wheel_here = sys.version_info < (3, 12) and (sys.platform, platform.machine()) in {("linux", "x86_64"),
-                                                                                         ("win32", "AMD64")}
-    if wheel_here and os.environ.get("OPREID_REQUIRE_SHARED_DATA") == "1":  # the pose extra's marker holds here
+    with (REPO_ROOT / "pyproject.toml").open("rb") as fh:
+        pose = tomllib.load(fh)["project"]["optional-dependencies"]["pose"]
+    marker = next(Requirement(r).marker for r in pose if Requirement(r).name == PACKAGE)
+    wheel_here = marker is None or marker.evaluate()  # the pose extra installs it on this platform and Python
+    if wheel_here and os.environ.get("OPREID_REQUIRE_SHARED_DATA") == "1":
         pytest.fail("YuNet is missing (pip install yuface==2023.5.1) but OPREID_REQUIRE_SHARED_DATA=1 requires it")
     pytest.skip("yuface not installed (or no wheel of it for this platform and Python)")
 
