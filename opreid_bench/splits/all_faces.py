@@ -265,9 +265,15 @@ YUNET_MISSING = ("YuNet (the yuface package) was not installed (or OPREID_YUNET=
                  "it (`pip install yuface==2023.5.1`; Linux and Windows, x86-64, Python up to 3.11) and mask again.")
 
 
+def face_source_names(sources: str) -> list[str]:
+    """The detector names in a :func:`face_sources` text (``blazeface+person+mtcnn:<digest>`` -> blazeface, person,
+    mtcnn)."""
+    return [part.split(":")[0] for part in sources.split("+")]
+
+
 def missing_face_detectors(sources: str) -> list[str]:
     """The warning of each small-face detector that :func:`face_sources` text ``sources`` lacks (MTCNN, YuNet)."""
-    names = {part.split(":")[0] for part in sources.split("+")}
+    names = face_source_names(sources)
     return [text for name, text in (("mtcnn", MTCNN_MISSING), ("yunet", YUNET_MISSING)) if name not in names]
 
 
@@ -306,7 +312,7 @@ def find_faces(image: Image.Image, kp: Keypoints | None, *, masked: list[Box] | 
     taken = list(masked or [])
     out: list[tuple[Box, str]] = []
     for box, kind, face in accepted:
-        if covered_share(box, taken) >= COVERED or covered_share(face, taken) >= COVERED:
+        if any(covered_share(b, taken) >= COVERED for b in {box, face}):
             continue
         out.append((box, "verify" if verify else kind))
         taken.append(box)

@@ -127,9 +127,9 @@ def _face_source_lines(faces: str | None) -> list[str]:
     """The face detectors that ran, and a warning for each small-face detector (MTCNN, YuNet) that was not installed."""
     if not faces:
         return []
-    from opreid_bench.splits.all_faces import missing_face_detectors
+    from opreid_bench.splits.all_faces import face_source_names, missing_face_detectors
 
-    names = [part.split(":")[0] for part in faces.split("+")]
+    names = face_source_names(faces)
     lines = ["", f"Face detectors: {', '.join(names)} (`{faces}`)."]
     for warning in missing_face_detectors(faces):
         lines += ["", f"**Warning: {warning}**"]
